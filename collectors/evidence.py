@@ -1,0 +1,141 @@
+"""The serialisable vocabulary shared by every collector and by the daemon.
+
+A collector receives a source model and a list of :class:`EvidenceRequest`
+and returns a :class:`CollectResult`: one :class:`Evidence` per request, each
+either a ``value`` or an ``error``. A fault in a source (a missing repository,
+a malformed document) is data, never an exception; only bugs raise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ErrorKind = Literal[
+    "timeout",
+    "http_status",
+    "rate_limited",
+    "malformed",
+    "not_found",
+    "unreachable",
+    "auth",
+    "unsafe",
+    "unsupported",
+]
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace: stable input for hashes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def evidence_key(source: str, signal: str, params: dict[str, Any]) -> str:
+    """The identity of one requested fact: source, signal and parameters."""
+    return f"{source}:{signal}:{canonical_json(params)}"
+
+
+class EvidenceError(BaseModel):
+    """Why a requested fact could not be observed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: ErrorKind
+    message: str
+    retryable: bool = False
+
+
+class Provenance(BaseModel):
+    """Where a fact came from, so that every score can be explained."""
+
+    model_config = ConfigDict(frozen=True)
+
+    commit: str | None = None
+    path: str | None = None
+    line: int | None = None
+    url: str | None = None
+
+
+class EvidenceRequest(BaseModel):
+    """One fact asked of a source: a signal name and its parameters."""
+
+    model_config = ConfigDict(frozen=True)
+
+    signal: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Evidence(BaseModel):
+    """One observed fact (``value``) or the reason it is missing (``error``)."""
+
+    source: str
+    signal: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    value: dict[str, Any] | None = None
+    error: EvidenceError | None = None
+    provenance: Provenance = Field(default_factory=Provenance)
+    observed_at: datetime
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def key(self) -> str:
+        return evidence_key(self.source, self.signal, self.params)
+
+    def content_hash(self) -> str:
+        """Hash of what was observed, ignoring when: equal facts share a row."""
+        body = self.model_dump(mode="json", exclude={"observed_at"})
+        return hashlib.sha256(canonical_json(body).encode()).hexdigest()[:32]
+
+
+class CollectResult(BaseModel):
+    """Everything one collection of one source produced.
+
+    ``error`` is set when the source as a whole did not answer (a missing
+    repository, an unreachable server); each evidence item then carries it too.
+    ``fingerprint`` identifies the state that was read (a HEAD SHA, a
+    document hash) so that an unchanged source can be recognised.
+    """
+
+    source: str
+    evidence: list[Evidence] = Field(default_factory=list)
+    error: EvidenceError | None = None
+    fingerprint: str | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.error is None
+
+
+def failed(
+    source: str,
+    requests: list[EvidenceRequest],
+    error: EvidenceError,
+    *,
+    now: datetime,
+) -> CollectResult:
+    """A result for a source that did not answer: every item carries the error."""
+    return CollectResult(
+        source=source,
+        error=error,
+        evidence=[
+            Evidence(source=source, signal=r.signal, params=r.params, error=error, observed_at=now)
+            for r in requests
+        ],
+    )
+
+
+class SourceFault(Exception):
+    """Raised inside a collector, caught at its ``collect`` boundary.
+
+    It never leaves a collector: ``collect`` turns it into evidence errors.
+    """
+
+    def __init__(self, kind: ErrorKind, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.error = EvidenceError(kind=kind, message=message, retryable=retryable)

@@ -1,0 +1,533 @@
+"""Git collector: facts read from one commit of a repository.
+
+Everything is read from the commit object (trees and blobs), never from a
+working tree, so uncommitted files are invisible and nothing is checked out.
+Remote repositories are kept as bare mirrors in a cache folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import posixpath
+import re
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Callable, ClassVar, Literal, NamedTuple
+from urllib.parse import urlsplit
+
+from git import Git, Repo
+from git.exc import GitCommandError, GitError, InvalidGitRepositoryError, NoSuchPathError
+from gitdb.exc import ODBError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from wcmatch import glob
+
+from collectors.evidence import (
+    CollectResult,
+    ErrorKind,
+    Evidence,
+    EvidenceError,
+    EvidenceRequest,
+    Provenance,
+    SourceFault,
+    failed,
+)
+
+_GLOB_FLAGS = glob.GLOBSTAR | glob.BRACE | glob.DOTGLOB
+_LIST_LIMIT = 20
+_LINK_MODE = "120000"
+_LINK_HOPS = 8
+_BINARY_PROBE = 8000  # git's own heuristic: a NUL byte in the first 8000 bytes
+_SCHEMES = ("https", "http", "ssh", "git", "file")
+_HELPER = re.compile(r"^([A-Za-z0-9][A-Za-z0-9+.-]*)?::")  # <transport>::<address>
+_SCP = re.compile(r"^[A-Za-z0-9._~+-]+@[A-Za-z0-9][A-Za-z0-9.-]*:.+$")
+_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _redact(text: str) -> str:
+    """Drop user:password@ from any URL in a message."""
+    return _CREDENTIALS.sub("", text)
+
+
+def _url_problem(url: str) -> str | None:
+    """Why `url` must not be handed to git, or None when it is safe."""
+    shown = f"unsafe git URL '{_redact(url)}'"
+    if url.startswith("-"):
+        return f"{shown}: looks like a command-line option"
+    helper = _HELPER.match(url)
+    if helper:
+        return f"{shown}: remote helpers ({helper.group(0)}) are refused"
+    if _CONTROL.search(url):
+        return f"{shown}: contains control characters"
+    if "://" in url:
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in _SCHEMES:
+            return f"{shown}: scheme '{parts.scheme}' is not one of {', '.join(_SCHEMES)}"
+        host = parts.hostname or ""
+        if parts.scheme.lower() != "file" and (not host or host.startswith("-")):
+            return f"{shown}: missing or invalid host"
+        return None
+    if _SCP.match(url):
+        return None
+    return f"{shown}: not a {', '.join(_SCHEMES)} or user@host:path URL"
+
+
+def _repo_path(value: str) -> str:
+    """Normalise a path relative to the repository root; refuse ones leaving it."""
+    norm = posixpath.normpath(value.lstrip("/"))
+    if norm in (".", "") or norm == ".." or norm.startswith("../"):
+        raise ValueError(f"path '{value}' does not name a file inside the repository")
+    return norm
+
+
+_RepoPath = Annotated[str, AfterValidator(_repo_path)]
+
+
+class GitSource(BaseModel):
+    """A git repository: a local path or a remote URL, read at one branch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["git"] = "git"
+    id: str
+    url: str | None = None
+    path: str | None = None
+    branch: str = "HEAD"
+    max_file_bytes: int = Field(default=1_000_000, gt=0)
+    timeout_seconds: float = Field(default=120, gt=0)
+
+    @model_validator(mode="after")
+    def _one_location(self) -> GitSource:
+        if self.url and self.path:
+            raise ValueError("give either url or path, not both")
+        if not self.url and not self.path:
+            raise ValueError("give url or path")
+        problem = _url_problem(self.url) if self.url else None
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    default_field: ClassVar[str]
+    default_transform: ClassVar[str | None]
+
+
+class FileExists(_Params):
+    signal: Literal["file_exists"] = "file_exists"
+    path: _RepoPath | None = None
+    glob: str | None = Field(default=None, min_length=1)
+    default_field: ClassVar[str] = "exists"
+    default_transform: ClassVar[str | None] = "bool"
+
+    @model_validator(mode="after")
+    def _path_or_glob(self) -> FileExists:
+        if (self.path is None) == (self.glob is None):
+            raise ValueError("give exactly one of path or glob")
+        return self
+
+
+class FileCount(_Params):
+    signal: Literal["file_count"] = "file_count"
+    glob: str = Field(min_length=1)
+    default_field: ClassVar[str] = "count"
+    default_transform: ClassVar[str | None] = "bool"
+
+
+class ContentMatch(_Params):
+    signal: Literal["content_match"] = "content_match"
+    glob: str = Field(min_length=1)
+    regex: str
+    default_field: ClassVar[str] = "matches"
+    default_transform: ClassVar[str | None] = "bool"
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regex '{value}': {exc}") from None
+        return value
+
+
+class FileAge(_Params):
+    signal: Literal["file_age"] = "file_age"
+    path: _RepoPath
+    default_field: ClassVar[str] = "days"
+    default_transform: ClassVar[str | None] = None
+
+
+class CommitsSince(_Params):
+    signal: Literal["commits_since"] = "commits_since"
+    days: float = Field(gt=0)
+    path: _RepoPath | None = None
+    default_field: ClassVar[str] = "count"
+    default_transform: ClassVar[str | None] = "bool"
+
+
+class Head(_Params):
+    signal: Literal["head"] = "head"
+    default_field: ClassVar[str] = "age_days"
+    default_transform: ClassVar[str | None] = None
+
+
+SIGNALS: dict[str, type[BaseModel]] = {
+    m.model_fields["signal"].default: m
+    for m in (FileExists, FileCount, ContentMatch, FileAge, CommitsSince, Head)
+}
+
+
+class _Entry(NamedTuple):
+    mode: str
+    sha: str
+    size: int
+
+
+def _env() -> dict[str, str]:
+    # Never prompt (a daemon has no terminal), only the transports we allow, and
+    # paths are literal paths, not pathspec magic.
+    env = {
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ALLOW_PROTOCOL": ":".join(_SCHEMES),
+        "GIT_LITERAL_PATHSPECS": "1",
+    }
+    if "GIT_SSH_COMMAND" not in os.environ and "GIT_SSH" not in os.environ:
+        env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
+    return env
+
+
+def _exec(cmd: Git, *args: str, timeout: float) -> tuple[int, str, str]:
+    status, out, err = cmd.execute(
+        [Git.GIT_PYTHON_GIT_EXECUTABLE or "git", *args],
+        with_extended_output=True,
+        with_exceptions=False,
+        kill_after_timeout=timeout,
+        env=_env(),
+    )
+    return status, str(out), str(err)
+
+
+def _fail(status: int, err: str, *, what: str, timeout: float, kind: ErrorKind = "malformed") -> SourceFault:
+    """The fault for a failed git command, from its stderr."""
+    if err.startswith("Timeout:"):  # GitPython's watchdog killed it
+        return SourceFault("timeout", f"{what}: timed out after {timeout:g}s", retryable=True)
+    lines = [line.strip() for line in err.splitlines() if line.strip()]
+    # clone prints "Cloning into ..." first; the reason is the fatal/error line.
+    line = next((ln for ln in lines if ln.startswith(("fatal:", "error:"))), lines[0] if lines else "")
+    message = _redact(f"{what}: {line or f'git exited with {status}'}")
+    return SourceFault(kind, message, retryable=kind == "unreachable")
+
+
+def _run(cmd: Git, *args: str, timeout: float, what: str, kind: ErrorKind = "malformed") -> str:
+    """Run one git command; a failure becomes a SourceFault naming `what`."""
+    status, out, err = _exec(cmd, *args, timeout=timeout)
+    if status != 0:
+        raise _fail(status, err, what=what, timeout=timeout, kind=kind)
+    return out
+
+
+def _where(source: GitSource) -> str:
+    return _redact(source.url) if source.url else str(source.path)
+
+
+def _check(source: GitSource) -> None:
+    # The model validates too, but a source built with model_construct skips that.
+    problem = _url_problem(source.url) if source.url else None
+    if problem:
+        raise SourceFault("unsafe", problem)
+    if not source.url and not source.path:
+        raise SourceFault("malformed", f"git source '{source.id}': give url or path")
+
+
+def _mirror(source: GitSource, cache_dir: Path, *, sync: bool) -> Path:
+    """The bare mirror of a URL source: cloned on first use, fetched when `sync`."""
+    url = str(source.url)
+    Git.check_unsafe_protocols(url)  # GitPython's own guard, kept on
+    dest = cache_dir / (hashlib.sha256(url.encode()).hexdigest()[:16] + ".git")
+    where, timeout = _where(source), source.timeout_seconds
+    if dest.exists():
+        try:
+            Repo(dest).close()
+        except (InvalidGitRepositoryError, NoSuchPathError):
+            shutil.rmtree(dest, ignore_errors=True)  # a broken cache is rebuilt, not reported
+    if dest.exists():
+        if sync:
+            _run(Git(dest), "fetch", "--prune", "origin", timeout=timeout, what=f"fetch {where}", kind="unreachable")
+        return dest
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # Clone beside the target and rename, so an interrupted clone never looks like a mirror.
+    tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=cache_dir))
+    try:
+        _run(Git(cache_dir), "clone", "--mirror", "--", url, str(tmp), timeout=timeout,
+             what=f"clone {where}", kind="unreachable")
+        try:
+            tmp.rename(dest)
+        except OSError:
+            if not dest.exists():  # otherwise a concurrent clone won the race
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def _open(source: GitSource, cache_dir: Path, *, sync: bool) -> Repo:
+    _check(source)
+    if source.url:
+        return Repo(_mirror(source, cache_dir, sync=sync))
+    path = str(source.path)
+    if not os.path.exists(path):
+        raise SourceFault("not_found", f"repository not found: {path}")
+    try:
+        return Repo(path)
+    except (InvalidGitRepositoryError, NoSuchPathError):
+        raise SourceFault("malformed", f"not a git repository: {path}") from None
+
+
+def _resolve(repo: Repo, rev: str, source: GitSource, what: str = "branch") -> tuple[str, int]:
+    """(commit SHA, commit time) of `rev`; a corrupt commit is malformed, not missing."""
+    git, timeout, where = repo.git, source.timeout_seconds, _where(source)
+    status, ref, err = _exec(git, "rev-parse", "--verify", "--quiet", "--end-of-options", rev, timeout=timeout)
+    if status != 0 and not err.strip():  # --quiet: an unknown name fails silently
+        raise SourceFault("not_found", f"{what} '{rev}' not found in {where}")
+    if status != 0:
+        raise _fail(status, err, what=where, timeout=timeout)
+    # Peeling to the commit reads the object, so corruption surfaces here.
+    out = _run(git, "log", "-1", "--format=%H %ct", ref.strip(), "--", timeout=timeout, what=where)
+    sha, stamp = out.split()
+    return sha, int(stamp)
+
+
+def _follow(path: str, lookup: Callable[[str], _Entry | None], read: Callable[[str], bytes]) -> tuple[str, str]:
+    """Follow symlinks from `path` inside the tree: ("ok"|"outside"|"broken", final path).
+
+    Only the tree is consulted, never the filesystem, so a link cannot read outside.
+    """
+    current, hops = path, 0
+    while True:
+        entry = lookup(current)
+        if entry is None:
+            return "broken", current
+        if entry.mode != _LINK_MODE:
+            return "ok", current
+        if hops == _LINK_HOPS:
+            return "broken", current
+        hops += 1
+        target = os.fsdecode(read(entry.sha))
+        current = posixpath.normpath(posixpath.join(posixpath.dirname(current), target))
+        if target.startswith("/") or current == ".." or current.startswith("../"):
+            return "outside", current
+
+
+def _ls_tree(repo: Repo, sha: str, source: GitSource, *paths: str) -> dict[str, _Entry]:
+    """Blob entries at `sha`: the whole tree (no paths) or just the given paths."""
+    flags = ("-r",) if not paths else ()
+    out = _run(repo.git, "ls-tree", *flags, "-l", "-z", "--full-tree", sha, "--", *paths,
+               timeout=source.timeout_seconds, what=_where(source))
+    entries: dict[str, _Entry] = {}
+    for record in out.split("\0"):
+        if not record:
+            continue
+        meta, path = record.split("\t", 1)
+        mode, kind, obj, size = meta.split()
+        if kind == "blob":  # trees and submodule commits are not files
+            entries[path] = _Entry(mode, obj, int(size))
+    return entries
+
+
+def _read_blob(repo: Repo, sha: str, source: GitSource, path: str) -> bytes:
+    try:
+        return repo.odb.stream(bytes.fromhex(sha)).read()
+    except (ValueError, ODBError):  # GitPython reports a missing/corrupt object as ValueError
+        raise SourceFault("malformed", f"{_where(source)}: cannot read {path}: object {sha[:12]} is corrupt") from None
+
+
+def _utc(when: datetime) -> datetime:
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
+
+
+class _Reader:
+    """Answers requests against one commit; the tree is walked at most once."""
+
+    def __init__(self, repo: Repo, source: GitSource, sha: str, committed: int, now: datetime):
+        self.repo, self.source, self.sha, self.committed = repo, source, sha, committed
+        self.now = now.timestamp()
+
+    @cached_property
+    def _tree(self) -> tuple[dict[str, _Entry], frozenset[str]]:
+        """(files, links escaping the repository); in-tree links map to their target blob."""
+        raw = _ls_tree(self.repo, self.sha, self.source)
+        files: dict[str, _Entry] = {}
+        outside: set[str] = set()
+        for path, entry in raw.items():
+            if entry.mode != _LINK_MODE:
+                files[path] = entry
+                continue
+            state, final = _follow(path, raw.get, lambda sha: _read_blob(self.repo, sha, self.source, path))
+            if state == "outside":
+                outside.add(path)
+            else:  # a broken link stays a link entry: content reads skip it
+                files[path] = raw[final] if state == "ok" else entry
+        return files, frozenset(outside)
+
+    @cached_property
+    def _sorted(self) -> list[str]:
+        return sorted(self._tree[0])
+
+    def _glob(self, pattern: str, names: list[str] | None = None) -> list[str]:
+        matcher = glob.compile(pattern, flags=_GLOB_FLAGS)
+        return [name for name in (self._sorted if names is None else names) if matcher.match(name)]
+
+    def _git(self, *args: str) -> str:
+        return _run(self.repo.git, *args, timeout=self.source.timeout_seconds, what=_where(self.source))
+
+    def evidence(self, request: EvidenceRequest, observed_at: datetime) -> Evidence:
+        def item(value: dict[str, Any] | None, error: EvidenceError | None = None, path: str | None = None) -> Evidence:
+            return Evidence(source=self.source.id, signal=request.signal, params=request.params, value=value,
+                            error=error, provenance=Provenance(commit=self.sha, path=path), observed_at=observed_at)
+
+        model = SIGNALS.get(request.signal)
+        if model is None:
+            return item(None, EvidenceError(kind="unsupported", message=f"unknown git signal '{request.signal}'"))
+        try:
+            params = model.model_validate({"signal": request.signal, **request.params})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "params"
+            message = f"invalid params for git signal '{request.signal}': {where}: {first['msg']}"
+            return item(None, EvidenceError(kind="malformed", message=message))
+        value, path = getattr(self, "_" + request.signal)(params)
+        return item(value, path=path)
+
+    def _file_exists(self, p: FileExists) -> tuple[dict[str, Any], str | None]:
+        if p.path is not None:
+            present = [p.path] if p.path in self._tree[0] else []
+        else:
+            present = self._glob(str(p.glob))
+        value = {"exists": bool(present), "count": len(present), "paths": present[:_LIST_LIMIT]}
+        return value, present[0] if present else p.path
+
+    def _file_count(self, p: FileCount) -> tuple[dict[str, Any], str | None]:
+        present = self._glob(p.glob)
+        return {"count": len(present), "paths": present[:_LIST_LIMIT]}, present[0] if present else None
+
+    def _content_match(self, p: ContentMatch) -> tuple[dict[str, Any], str | None]:
+        files, outside = self._tree
+        regex = re.compile(p.regex, re.MULTILINE)
+        matched: list[str] = []
+        skipped: list[dict[str, str]] = []
+        total = 0
+        for path in self._glob(p.glob, sorted(set(files) | outside)):
+            entry = files.get(path)
+            if entry is None:
+                skipped.append({"path": path, "reason": "symlink_outside"})
+            elif entry.mode == _LINK_MODE:
+                skipped.append({"path": path, "reason": "symlink_broken"})
+            elif entry.size > self.source.max_file_bytes:
+                skipped.append({"path": path, "reason": "too_large"})
+            else:
+                data = _read_blob(self.repo, entry.sha, self.source, path)
+                if b"\0" in data[:_BINARY_PROBE]:
+                    skipped.append({"path": path, "reason": "binary"})
+                    continue
+                count = sum(1 for _ in regex.finditer(data.decode("utf-8", errors="replace")))
+                if count:
+                    matched.append(path)
+                    total += count
+        value = {"files": len(matched), "matches": total, "paths": matched[:_LIST_LIMIT],
+                 "skipped": skipped[:_LIST_LIMIT]}
+        return value, matched[0] if matched else None
+
+    def _file_age(self, p: FileAge) -> tuple[dict[str, Any], str | None]:
+        out = self._git("log", "-1", "--format=%H %ct", self.sha, "--", p.path).split()
+        value: dict[str, Any] = {"exists": p.path in self._tree[0], "days": None, "last_commit": None}
+        if out:
+            value["days"] = (self.now - int(out[1])) / 86400
+            value["last_commit"] = out[0]
+        return value, p.path
+
+    def _commits_since(self, p: CommitsSince) -> tuple[dict[str, Any], str | None]:
+        # Window (now - days, now] on whole-second commit times, from `now`, never
+        # the wall clock. Like `git log --since`, the walk stops at the first
+        # commit older than the window, so clock-skewed history may undercount.
+        oldest = math.floor(self.now - p.days * 86400) + 1
+        args = ["rev-list", "--count", f"--max-age={oldest}", f"--min-age={math.floor(self.now)}", self.sha]
+        out = self._git(*args, *(["--", p.path] if p.path else []))
+        return {"count": int(out.strip())}, p.path
+
+    def _head(self, p: Head) -> tuple[dict[str, Any], str | None]:
+        stamp = datetime.fromtimestamp(self.committed, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"sha": self.sha, "committed_at": stamp, "age_days": (self.now - self.committed) / 86400}, None
+
+
+def _fault(exc: Exception, source: GitSource) -> EvidenceError:
+    if isinstance(exc, SourceFault):
+        return exc.error
+    # GitCommandError's str() is a multi-line report; its stderr holds the reason.
+    text = str(exc.stderr).strip().removeprefix("stderr: '") if isinstance(exc, GitCommandError) else str(exc)
+    first = (text.strip().rstrip("'").splitlines() or [type(exc).__name__])[0]
+    return EvidenceError(kind="malformed", message=_redact(f"{_where(source)}: {first}"))
+
+
+def collect(source: GitSource, requests: list[EvidenceRequest], *, now: datetime, cache_dir: Path) -> CollectResult:
+    """Answer every request from the tip of `source.branch`; never raises for source faults."""
+    now = _utc(now)
+    try:
+        with _open(source, cache_dir, sync=True) as repo:
+            sha, committed = _resolve(repo, source.branch, source)
+            reader = _Reader(repo, source, sha, committed, now)
+            # A corrupt object met while answering fails the whole source: the
+            # repository, not the request, is at fault.
+            evidence = [reader.evidence(request, now) for request in requests]
+    except (SourceFault, GitError, ODBError) as exc:
+        return failed(source.id, requests, _fault(exc, source), now=now)
+    return CollectResult(source=source.id, evidence=evidence, fingerprint=sha)
+
+
+def read_text(
+    source: GitSource, path: str, *, cache_dir: Path, commit: str | None = None, max_bytes: int | None = None
+) -> tuple[str, str]:
+    """(text, commit SHA) of the file `path` at `commit` (default: the branch tip).
+
+    Raises SourceFault (not_found, malformed, unsafe, unreachable, timeout).
+    """
+    limit = source.max_file_bytes if max_bytes is None else max_bytes
+    try:
+        name = _repo_path(path)
+    except ValueError as exc:
+        raise SourceFault("unsafe", f"{_where(source)}: {exc}") from None
+    try:
+        repo = _open(source, cache_dir, sync=commit is None)
+        if commit is not None and source.url:
+            try:  # a commit the mirror has not seen yet: fetch once
+                _resolve(repo, commit, source, "commit")
+            except SourceFault:
+                repo.close()
+                repo = _open(source, cache_dir, sync=True)
+        with repo:
+            sha, _ = _resolve(repo, commit or source.branch, source, "commit" if commit else "branch")
+            where = f"{_where(source)} at {sha[:12]}"
+
+            def lookup(candidate: str) -> _Entry | None:
+                return _ls_tree(repo, sha, source, candidate).get(candidate)
+
+            state, final = _follow(name, lookup, lambda blob: _read_blob(repo, blob, source, name))
+            if state == "outside":
+                raise SourceFault("unsafe", f"{where}: {name} is a symlink pointing outside the repository")
+            entry = lookup(final) if state == "ok" else None
+            if entry is None:
+                raise SourceFault("not_found", f"{where}: no file {name}")
+            if entry.size > limit:
+                raise SourceFault("malformed", f"{where}: {name} is too large ({entry.size} > {limit} bytes)")
+            data = _read_blob(repo, entry.sha, source, name)
+    except (GitError, ODBError) as exc:
+        raise SourceFault("malformed", _fault(exc, source).message) from None
+    if b"\0" in data[:_BINARY_PROBE]:
+        raise SourceFault("malformed", f"{where}: {name} is a binary file")
+    return data.decode("utf-8", errors="replace"), sha

@@ -1,0 +1,262 @@
+"""The `pillarwatch` command: a thin layer over the library.
+
+Each command loads the configuration, opens the store, calls one library
+function and prints the result (a table, or JSON with ``--json``). A
+:class:`PillarwatchError` becomes one line on stderr and exit status 2 here,
+and only here. Exit statuses: 0 success, 1 a finding (a figure that disagrees,
+an overall below ``--fail-under``), 2 bad usage, configuration or input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+from . import __version__, views
+from .arithmetic import display
+from .config import Config, Project, load_config
+from .errors import ConfigError, InputError, NotFound, PillarwatchError
+from .progress_doc import parse_progress_document, verify
+from .report import build_report, render_markdown, report_json
+from .runner import run_project
+from .snapshot import Snapshot
+from .store import Store
+
+app = typer.Typer(
+    name="pillarwatch",
+    help="Keeps a target-architecture progress snapshot true by itself: evidence in, scores out, history kept.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+DEFAULT_CONFIG = "config/pillarwatch.yaml"
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="PILLARWATCH_CONFIG",
+        help=f"Configuration file (default {DEFAULT_CONFIG}, or $PILLARWATCH_CONFIG).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ProjectOption = Annotated[Optional[str], typer.Option("--project", "-p", help="Only this project (by id).")]
+
+
+def _config(path: Path) -> Config:
+    return load_config(path)
+
+
+def _projects(config: Config, project: str | None) -> list[Project]:
+    return [config.project(project)] if project else list(config.projects)
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def _latest(config: Config, project: str | None) -> tuple[Snapshot, Project]:
+    chosen = _projects(config, project)[0] if project or len(config.projects) == 1 else None
+    if chosen is None:
+        raise InputError(f"several projects are configured; choose one with --project ({', '.join(p.id for p in config.projects)})")
+    with Store.open(config.store_path, readonly=True) as store:
+        snapshot = store.latest(chosen.id)
+    if snapshot is None:
+        raise NotFound(f"no snapshot of project {chosen.id!r} yet (run `pillarwatch collect` first)")
+    return snapshot, chosen
+
+
+@app.command()
+def check(config: ConfigOption = Path(DEFAULT_CONFIG), as_json: JsonOption = False) -> None:
+    """Validate the configuration; errors name the file, line and field."""
+    cfg = _config(config)
+    summary = [
+        {"id": p.id, "sources": len(p.sources), "pillars": len(p.expanded_pillars),
+         "criteria": sum(len(x.criteria) for x in p.expanded_pillars), "rules_hash": p.rules_hash()}
+        for p in cfg.projects
+    ]
+    if as_json:
+        _print_json({"config": str(config), "ok": True, "projects": summary})
+        return
+    for s in summary:
+        out.print(f"{config}: ok: project {s['id']}: {s['sources']} sources, {s['pillars']} pillars, {s['criteria']} criteria (rules {s['rules_hash']})")
+
+
+@app.command()
+def collect(
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+    project: ProjectOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Score with the current rules without storing anything.")] = False,
+    fail_under: Annotated[Optional[float], typer.Option("--fail-under", help="Exit 1 when an overall % is below this.", min=0, max=100)] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Collect every source once, score, store a snapshot and print the summary."""
+    cfg = _config(config)
+    projects = _projects(cfg, project)
+    if dry_run:
+        store = Store.open(cfg.store_path, readonly=True) if cfg.store_path.exists() else None
+    else:
+        store = Store.open(cfg.store_path)
+    snapshots = []
+    try:
+        with err.status("collecting…") if err.is_terminal and not as_json else _nothing() as status:
+            for p in projects:
+                snapshots.append(
+                    run_project(cfg, p, store=store, save=not dry_run,
+                                progress=(lambda what: status.update(f"collecting {what}…")) if status else None)
+                )
+    finally:
+        if store is not None:
+            store.close()
+    if as_json:
+        _print_json([s.to_json() for s in snapshots] if len(snapshots) > 1 else snapshots[0].to_json())
+    else:
+        for s in snapshots:
+            out.print(views.snapshot_summary(s, cfg.display.decimals))
+        if dry_run:
+            out.print("dry run: nothing was stored")
+        else:
+            out.print(f"stored in {cfg.store_path}")
+    if fail_under is not None:
+        below = [s for s in snapshots if s.overall is None or s.overall < fail_under]
+        for s in below:
+            err.print(f"pillarwatch: {s.project}: overall {display(s.overall, 2)}% is below --fail-under {fail_under:g}")
+        if below:
+            raise typer.Exit(1)
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@app.command()
+def status(config: ConfigOption = Path(DEFAULT_CONFIG), project: ProjectOption = None, as_json: JsonOption = False) -> None:
+    """The latest snapshot: overall, pillars, criteria."""
+    cfg = _config(config)
+    snapshot, _ = _latest(cfg, project)
+    if as_json:
+        _print_json(snapshot.to_json())
+    else:
+        out.print(views.snapshot_detail(snapshot, cfg.display.decimals))
+
+
+@app.command()
+def report(
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+    project: ProjectOption = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="markdown or json.")] = "markdown",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """The full progress snapshot document, with what is missing next."""
+    if format not in ("markdown", "json"):
+        raise InputError(f"--format {format!r}: use markdown or json")
+    cfg = _config(config)
+    snapshot, chosen = _latest(cfg, project)
+    built = build_report(snapshot, decimals=cfg.display.decimals)
+    text = (
+        json.dumps(report_json(built), indent=2, ensure_ascii=False) + "\n"
+        if format == "json"
+        else render_markdown(built, title=chosen.title)
+    )
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+@app.command()
+def explain(
+    criterion: Annotated[str, typer.Argument(help="A criterion id, or PILLAR/CRITERION when ids repeat.")],
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The evidence behind one criterion's score."""
+    cfg = _config(config)
+    snapshot, _ = _latest(cfg, project)
+    pillar_id, _, criterion_id = criterion.rpartition("/")
+    matches = [
+        (p, c) for p in snapshot.pillars for c in p.criteria
+        if c.id == criterion_id and (not pillar_id or p.id == pillar_id)
+    ]
+    if not matches:
+        known = ", ".join(f"{p.id}/{c.id}" for p in snapshot.pillars for c in p.criteria)
+        raise NotFound(f"no criterion {criterion!r} in project {snapshot.project!r} (have: {known})")
+    if len(matches) > 1:
+        raise InputError(f"criterion {criterion!r} is in several pillars; write PILLAR/CRITERION ({', '.join(p.id + '/' + c.id for p, c in matches)})")
+    pillar, found = matches[0]
+    if as_json:
+        _print_json({"project": snapshot.project, "snapshot": snapshot.id, "pillar": pillar.id, **found.model_dump(mode="json")})
+    else:
+        out.print(views.explanation(pillar, found, snapshot))
+
+
+@app.command("verify-doc")
+def verify_doc(
+    file: Annotated[Path, typer.Argument(help="A hand-written progress snapshot (Markdown or copied text).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Recompute a hand-written progress document; exit 1 if any figure disagrees."""
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{file}: cannot read: {exc.strerror or exc}") from None
+    if b"\0" in raw[:8000]:
+        raise InputError(f"{file}: binary file, not a progress document")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{file}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        result = verify(parse_progress_document(text))
+    except InputError as exc:
+        raise InputError(f"{file}: {exc}") from None
+    if as_json:
+        _print_json({"file": str(file), **result.model_dump(mode="json")})
+    else:
+        out.print(views.verification(result, str(file)))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@app.callback(invoke_without_command=True)
+def _root(version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False) -> None:
+    if version:
+        out.print(f"pillarwatch {__version__}")
+        raise typer.Exit(0)
+
+
+def main() -> None:
+    """Console entry point: library errors become one line and exit status 2."""
+    try:
+        app(standalone_mode=True)
+    except ConfigError as exc:
+        # Each problem already names its file, line and field.
+        for problem in exc.problems:
+            err.print(problem, markup=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except PillarwatchError as exc:
+        err.print(f"pillarwatch: error: {exc}", markup=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,318 @@
+"""The store: the one module that speaks SQL.
+
+One SQLite file (WAL mode) holds evidence, snapshots and their pillar and
+criterion scores. Schema changes are numbered forward migrations recorded in
+``PRAGMA user_version``. A snapshot is written in one transaction; one equal
+to the project's previous snapshot is recorded as a cheap repeat (a row of a
+timestamp) instead of a copy. Evidence rows are content-addressed, so equal
+facts observed again cost nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from collectors.evidence import Evidence
+
+from .errors import NotFound, StoreError
+from .snapshot import CriterionScore, PillarScore, Snapshot, SourceState, rfc3339
+
+
+def _migration_1(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE snapshots (
+            id INTEGER PRIMARY KEY,
+            project TEXT NOT NULL,
+            taken_at TEXT NOT NULL,
+            rules_hash TEXT NOT NULL,
+            complete INTEGER NOT NULL,
+            overall REAL,
+            content_hash TEXT NOT NULL,
+            origin TEXT NOT NULL DEFAULT 'collected',
+            sources TEXT NOT NULL
+        );
+        CREATE INDEX snapshots_by_project_time ON snapshots (project, taken_at);
+        CREATE TABLE snapshot_repeats (
+            snapshot_id INTEGER NOT NULL REFERENCES snapshots (id),
+            seen_at TEXT NOT NULL,
+            PRIMARY KEY (snapshot_id, seen_at)
+        ) WITHOUT ROWID;
+        CREATE TABLE pillar_scores (
+            snapshot_id INTEGER NOT NULL REFERENCES snapshots (id),
+            pillar TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            title TEXT NOT NULL,
+            weight REAL NOT NULL,
+            score REAL,
+            coverage REAL NOT NULL,
+            PRIMARY KEY (snapshot_id, pillar)
+        ) WITHOUT ROWID;
+        CREATE TABLE criterion_scores (
+            snapshot_id INTEGER NOT NULL REFERENCES snapshots (id),
+            pillar TEXT NOT NULL,
+            criterion TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            title TEXT NOT NULL,
+            weight REAL NOT NULL,
+            score REAL,
+            status TEXT NOT NULL,
+            reason TEXT,
+            scored_at TEXT,
+            checks TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            PRIMARY KEY (snapshot_id, pillar, criterion)
+        ) WITHOUT ROWID;
+        CREATE TABLE evidence (
+            hash TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            signal TEXT NOT NULL,
+            params TEXT NOT NULL,
+            value TEXT,
+            error TEXT,
+            provenance TEXT NOT NULL,
+            observed_at TEXT NOT NULL
+        ) WITHOUT ROWID;
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Store:
+    """Snapshots of every project, in one SQLite file."""
+
+    def __init__(self, db: sqlite_utils.Database, path: Path | None = None):
+        self.db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path | str, *, readonly: bool = False) -> Store:
+        """Open (and, unless read-only, create and migrate) the database at ``path``."""
+        path = Path(path)
+        try:
+            if readonly:
+                if not path.exists():
+                    raise StoreError(f"{path}: no database yet (run `pillarwatch collect` first)")
+                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+                store = cls(sqlite_utils.Database(conn), path)
+                store._check_version()
+                return store
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite_utils.Database(path)
+            db.execute("PRAGMA busy_timeout = 5000")
+            db.enable_wal()
+            store = cls(db, path)
+            store._migrate()
+            return store
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: cannot open database: {exc}") from None
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot create database: {exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _check_version(self) -> None:
+        if self.version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: database schema {self.version} is newer than this pillarwatch understands ({SCHEMA_VERSION}); upgrade pillarwatch"
+            )
+
+    def _migrate(self) -> None:
+        self._check_version()
+        for number in range(self.version + 1, SCHEMA_VERSION + 1):
+            with self.db.atomic():
+                MIGRATIONS[number - 1](self.db)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    # --- writing ---------------------------------------------------------------------
+
+    def save_snapshot(self, snapshot: Snapshot) -> Snapshot:
+        """Store a snapshot atomically; returns it with its ``id``.
+
+        When it equals the project's latest snapshot, only the time it was seen
+        again is recorded, and the latest snapshot is returned with that time.
+        """
+        content_hash = snapshot.content_hash()
+        seen_at = rfc3339(snapshot.taken_at)
+        with self.db.atomic():
+            row = self._latest_row(snapshot.project)
+            if row is not None and row["content_hash"] == content_hash and row["taken_at"] <= seen_at:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO snapshot_repeats (snapshot_id, seen_at) VALUES (?, ?)", [row["id"], seen_at]
+                )
+                return snapshot.model_copy(update={"id": row["id"], "taken_at": _time(row["taken_at"]), "last_seen_at": snapshot.taken_at})
+            snapshot_id = self._insert(snapshot, content_hash)
+        return snapshot.model_copy(update={"id": snapshot_id})
+
+    def _insert(self, snapshot: Snapshot, content_hash: str) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO snapshots (project, taken_at, rules_hash, complete, overall, content_hash, origin, sources)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                snapshot.project,
+                rfc3339(snapshot.taken_at),
+                snapshot.rules_hash,
+                int(snapshot.complete),
+                snapshot.overall,
+                content_hash,
+                snapshot.origin,
+                _dumps([s.model_dump(mode="json") for s in snapshot.sources]),
+            ],
+        )
+        snapshot_id = int(cursor.lastrowid or 0)
+        for position, pillar in enumerate(snapshot.pillars):
+            self.db.execute(
+                "INSERT INTO pillar_scores VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [snapshot_id, pillar.id, position, pillar.title, pillar.weight, pillar.score, pillar.coverage],
+            )
+            for cpos, c in enumerate(pillar.criteria):
+                hashes = [self._save_evidence(e) for e in c.evidence]
+                self.db.execute(
+                    "INSERT INTO criterion_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        snapshot_id, pillar.id, c.id, cpos, c.title, c.weight, c.score, c.status, c.reason,
+                        rfc3339(c.scored_at) if c.scored_at else None,
+                        _dumps([k.model_dump(mode="json") for k in c.checks]),
+                        _dumps(hashes),
+                    ],
+                )
+        return snapshot_id
+
+    def _save_evidence(self, evidence: Evidence) -> str:
+        digest = evidence.content_hash()
+        body = evidence.model_dump(mode="json")
+        self.db.execute(
+            "INSERT OR IGNORE INTO evidence VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                digest, evidence.source, evidence.signal, _dumps(body["params"]),
+                _dumps(body["value"]) if body["value"] is not None else None,
+                _dumps(body["error"]) if body["error"] is not None else None,
+                _dumps(body["provenance"]), body["observed_at"],
+            ],
+        )
+        return digest
+
+    # --- reading ---------------------------------------------------------------------
+
+    def projects(self) -> list[str]:
+        return [r["project"] for r in self.db.query("SELECT DISTINCT project FROM snapshots ORDER BY project")]
+
+    def latest(self, project: str) -> Snapshot | None:
+        row = self._latest_row(project)
+        return self._load(row) if row else None
+
+    def get(self, snapshot_id: int) -> Snapshot:
+        rows = list(self.db.query("SELECT * FROM snapshots WHERE id = ?", [snapshot_id]))
+        if not rows:
+            raise NotFound(f"no snapshot {snapshot_id}")
+        return self._load(rows[0])
+
+    def previous(self, snapshot: Snapshot) -> Snapshot | None:
+        """The snapshot of the same project stored just before this one."""
+        rows = list(
+            self.db.query(
+                "SELECT * FROM snapshots WHERE project = ? AND (taken_at, id) < (?, ?) ORDER BY taken_at DESC, id DESC LIMIT 1",
+                [snapshot.project, rfc3339(snapshot.taken_at), snapshot.id],
+            )
+        )
+        return self._load(rows[0]) if rows else None
+
+    def history(self, project: str, *, since: datetime | None = None, limit: int | None = None) -> list[Snapshot]:
+        """Snapshots of a project, oldest first, with pillar scores but without criteria."""
+        sql = "SELECT * FROM snapshots WHERE project = ?"
+        params: list[Any] = [project]
+        if since is not None:
+            sql += " AND taken_at >= ?"
+            params.append(rfc3339(since))
+        sql += " ORDER BY taken_at DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        rows = list(self.db.query(sql, params))
+        return [self._load(row, with_criteria=False) for row in reversed(rows)]
+
+    def _latest_row(self, project: str) -> dict[str, Any] | None:
+        rows = list(
+            self.db.query(
+                "SELECT * FROM snapshots WHERE project = ? ORDER BY taken_at DESC, id DESC LIMIT 1", [project]
+            )
+        )
+        return rows[0] if rows else None
+
+    def _load(self, row: dict[str, Any], *, with_criteria: bool = True) -> Snapshot:
+        sid = row["id"]
+        last_seen = self.db.execute("SELECT max(seen_at) FROM snapshot_repeats WHERE snapshot_id = ?", [sid]).fetchone()[0]
+        criteria: dict[str, list[CriterionScore]] = {}
+        if with_criteria:
+            for c in self.db.query("SELECT * FROM criterion_scores WHERE snapshot_id = ? ORDER BY pillar, position", [sid]):
+                criteria.setdefault(c["pillar"], []).append(
+                    CriterionScore(
+                        id=c["criterion"], title=c["title"], weight=c["weight"], score=c["score"], status=c["status"],
+                        reason=c["reason"], scored_at=_time(c["scored_at"]) if c["scored_at"] else None,
+                        checks=json.loads(c["checks"]), evidence=list(self._evidence(json.loads(c["evidence"]))),
+                    )
+                )
+        pillars = [
+            PillarScore(
+                id=p["pillar"], title=p["title"], weight=p["weight"], score=p["score"], coverage=p["coverage"],
+                criteria=criteria.get(p["pillar"], []),
+            )
+            for p in self.db.query("SELECT * FROM pillar_scores WHERE snapshot_id = ? ORDER BY position", [sid])
+        ]
+        return Snapshot(
+            id=sid,
+            project=row["project"],
+            taken_at=_time(row["taken_at"]),
+            last_seen_at=_time(last_seen) if last_seen else None,
+            rules_hash=row["rules_hash"],
+            complete=bool(row["complete"]),
+            overall=row["overall"],
+            pillars=pillars,
+            sources=[SourceState.model_validate(s) for s in json.loads(row["sources"])],
+            origin=row["origin"],
+        )
+
+    def _evidence(self, hashes: list[str]) -> Iterator[Evidence]:
+        if not hashes:
+            return
+        marks = ",".join("?" * len(hashes))
+        found = {r["hash"]: r for r in self.db.query(f"SELECT * FROM evidence WHERE hash IN ({marks})", hashes)}
+        for digest in hashes:
+            r = found.get(digest)
+            if r is None:
+                continue
+            yield Evidence(
+                source=r["source"], signal=r["signal"], params=json.loads(r["params"]),
+                value=json.loads(r["value"]) if r["value"] else None,
+                error=json.loads(r["error"]) if r["error"] else None,
+                provenance=json.loads(r["provenance"]), observed_at=_time(r["observed_at"]),
+            )
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -1,0 +1,128 @@
+"""Terminal renderings (rich) of snapshots, explanations and verifications."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from collectors.evidence import Evidence
+
+from .arithmetic import display
+from .progress_doc import Verification
+from .snapshot import CriterionScore, PillarScore, Snapshot
+
+_STATUS_STYLE = {"ok": "green", "stale": "yellow", "unknown": "red", "manual": "cyan", "not_applicable": "dim"}
+
+
+def _percent(value: float | None, decimals: int) -> str:
+    return display(value, decimals, suffix="%")
+
+
+def snapshot_summary(snapshot: Snapshot, decimals: int) -> RenderableType:
+    """Overall and one line per pillar: what `collect` prints."""
+    state = "complete" if snapshot.complete else "[yellow]partial[/]"
+    repeat = f", unchanged since {snapshot.taken_at:%Y-%m-%d %H:%M}Z" if snapshot.last_seen_at else ""
+    table = Table(
+        title=f"{snapshot.project}: overall {_percent(snapshot.overall, decimals)} ({state}, snapshot #{snapshot.id if snapshot.id is not None else '-'}{repeat})",
+        title_justify="left",
+    )
+    table.add_column("pillar")
+    table.add_column("score", justify="right")
+    table.add_column("coverage", justify="right")
+    table.add_column("criteria")
+    for pillar in snapshot.pillars:
+        counts: dict[str, int] = {}
+        for c in pillar.criteria:
+            counts[c.status] = counts.get(c.status, 0) + 1
+        table.add_row(
+            pillar.title,
+            _percent(pillar.score, decimals),
+            _percent(pillar.coverage * 100, 0),
+            ", ".join(f"[{_STATUS_STYLE[k]}]{n} {k}[/]" for k, n in sorted(counts.items())),
+        )
+    return table
+
+
+def snapshot_detail(snapshot: Snapshot, decimals: int) -> RenderableType:
+    """The summary plus every criterion with its status and why: what `status` prints."""
+    parts: list[RenderableType] = [snapshot_summary(snapshot, decimals)]
+    for pillar in snapshot.pillars:
+        parts.append(_pillar_table(pillar, decimals))
+    unanswered = [s for s in snapshot.sources if not s.answered]
+    for s in unanswered:
+        parts.append(Text(f"source {s.id} did not answer: {s.error.message if s.error else 'unknown reason'}", style="yellow"))
+    return Group(*parts)
+
+
+def _pillar_table(pillar: PillarScore, decimals: int) -> Table:
+    table = Table(title=f"{pillar.title}: {_percent(pillar.score, decimals)}", title_justify="left", show_edge=False)
+    table.add_column("criterion")
+    table.add_column("score", justify="right")
+    table.add_column("status")
+    table.add_column("why", overflow="fold")
+    for c in pillar.criteria:
+        table.add_row(
+            f"{c.title} [dim]({pillar.id}/{c.id})[/]",
+            f"{c.score:.2f}" if c.score is not None else "–",
+            f"[{_STATUS_STYLE[c.status]}]{c.status}[/]",
+            c.reason or "",
+        )
+    return table
+
+
+def provenance(evidence: Evidence) -> str:
+    p = evidence.provenance
+    parts = []
+    if p.commit:
+        parts.append(p.commit[:12])
+    if p.path:
+        parts.append(p.path + (f":{p.line}" if p.line else ""))
+    if p.url:
+        parts.append(p.url)
+    return " ".join(parts)
+
+
+def explanation(pillar: PillarScore, criterion: CriterionScore, snapshot: Snapshot) -> RenderableType:
+    head = Text.from_markup(
+        f"[bold]{criterion.title}[/] ({pillar.id}/{criterion.id}) in {snapshot.project}, snapshot #{snapshot.id}\n"
+        f"score {criterion.score if criterion.score is not None else '–'} · status [{_STATUS_STYLE[criterion.status]}]{criterion.status}[/]"
+        + (f" · {criterion.reason}" if criterion.reason else "")
+        + (f" · last fresh score at {criterion.scored_at:%Y-%m-%d %H:%M}Z" if criterion.scored_at else "")
+    )
+    if not criterion.checks:
+        return head
+    table = Table(show_edge=False)
+    for column in ("check", "source", "value", "transform", "score", "evidence"):
+        table.add_column(column, overflow="fold")
+    by_key = {e.key: e for e in criterion.evidence}
+    for check in criterion.checks:
+        from collectors.evidence import evidence_key
+
+        found = by_key.get(evidence_key(check.source, check.signal, check.params))
+        params = ", ".join(f"{k}={v}" for k, v in check.params.items())
+        table.add_row(
+            f"{check.signal}({params}).{check.field}",
+            check.source,
+            "[red]" + check.error.kind + "[/]: " + check.error.message if check.error else repr(check.value),
+            str(check.transform),
+            f"{check.score:.2f}" if check.score is not None else "–",
+            provenance(found) if found else "",
+        )
+    return Group(head, table)
+
+
+def verification(result: Verification, path: str) -> RenderableType:
+    table = Table(title=f"{path}: {'every figure agrees' if result.ok else f'{len(result.disagreements)} figure(s) disagree'}", title_justify="left")
+    for column in ("line", "figure", "claimed", "recomputed", ""):
+        table.add_column(column)
+    for f in result.figures:
+        mark = "" if f.agrees is None else ("[green]ok[/]" if f.agrees else "[red]disagrees[/]")
+        table.add_row(
+            str(f.line or ""),
+            f"{f.what}: {f.title}",
+            "–" if f.claimed is None else f"{f.claimed:g}%",
+            f.computed_display,
+            mark,
+        )
+    return table

@@ -1,0 +1,125 @@
+"""The store on a real SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from collectors.evidence import Evidence
+from daemon.errors import NotFound, StoreError
+from daemon.snapshot import CriterionScore, PillarScore, Snapshot, SourceState
+from daemon.store import SCHEMA_VERSION, Store
+
+T0 = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
+
+
+def make_snapshot(score: float = 0.5, at: datetime = T0, project: str = "p") -> Snapshot:
+    ev = Evidence(
+        source="repo", signal="file_exists", params={"path": "README.md"},
+        value={"exists": score > 0}, provenance={"commit": "a" * 40, "path": "README.md"}, observed_at=at,
+    )
+    crit = CriterionScore(id="c", title="C", score=score, status="ok", evidence=[ev],
+                          checks=[{"source": "repo", "signal": "file_exists", "params": {"path": "README.md"}, "field": "exists", "transform": "bool", "score": score}])
+    return Snapshot(
+        project=project, taken_at=at, rules_hash="r1", complete=True, overall=score * 100,
+        pillars=[PillarScore(id="a", title="A", score=score * 100, coverage=1.0, criteria=[crit])],
+        sources=[SourceState(id="repo", kind="git", answered=True, fingerprint="a" * 40)],
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store.open(tmp_path / "db" / "pw.db") as s:
+        yield s
+
+
+def test_round_trip_keeps_full_precision_and_evidence(store):
+    saved = store.save_snapshot(make_snapshot(score=2 / 3))
+    loaded = store.latest("p")
+    assert loaded.id == saved.id
+    assert loaded.overall == 2 / 3 * 100
+    assert loaded.pillars[0].criteria[0].score == 2 / 3
+    ev = loaded.pillars[0].criteria[0].evidence[0]
+    assert ev.provenance.commit == "a" * 40 and ev.value == {"exists": True}
+    assert loaded.taken_at == T0
+
+
+def test_equal_snapshot_is_a_cheap_repeat(store):
+    first = store.save_snapshot(make_snapshot())
+    again = store.save_snapshot(make_snapshot(at=T0 + timedelta(minutes=15)))
+    assert again.id == first.id
+    assert again.last_seen_at == T0 + timedelta(minutes=15)
+    rows = store.db.execute("SELECT count(*) FROM snapshots").fetchone()[0]
+    assert rows == 1
+    assert store.db.execute("SELECT count(*) FROM snapshot_repeats").fetchone()[0] == 1
+    latest = store.latest("p")
+    assert latest.taken_at == T0 and latest.last_seen_at == T0 + timedelta(minutes=15)
+
+
+def test_changed_snapshot_is_a_new_row_and_evidence_is_shared(store):
+    store.save_snapshot(make_snapshot(0.5))
+    store.save_snapshot(make_snapshot(0.5, at=T0 + timedelta(hours=1)))
+    changed = store.save_snapshot(make_snapshot(0.0, at=T0 + timedelta(hours=2)))
+    assert store.latest("p").id == changed.id
+    assert [s.overall for s in store.history("p")] == [50.0, 0.0]
+    assert store.previous(changed).overall == 50.0
+    # Two distinct facts (exists true / false), however often they were observed.
+    assert store.db.execute("SELECT count(*) FROM evidence").fetchone()[0] == 2
+
+
+def test_history_since_and_projects(store):
+    for i in range(4):
+        store.save_snapshot(make_snapshot(i / 4, at=T0 + timedelta(days=i)))
+    store.save_snapshot(make_snapshot(1.0, project="q"))
+    assert store.projects() == ["p", "q"]
+    since = store.history("p", since=T0 + timedelta(days=2))
+    assert [s.overall for s in since] == [50.0, 75.0]
+    assert since[0].pillars[0].criteria == []  # history carries pillar figures only
+
+
+def test_migrations_recorded_and_reopen_is_idempotent(tmp_path):
+    path = tmp_path / "pw.db"
+    Store.open(path).close()
+    with Store.open(path) as again:
+        assert again.version == SCHEMA_VERSION
+        assert again.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_newer_schema_is_refused_with_one_line(tmp_path):
+    path = tmp_path / "pw.db"
+    Store.open(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer than this pillarwatch"):
+        Store.open(path)
+
+
+def test_corrupt_database_is_a_store_error(tmp_path):
+    path = tmp_path / "pw.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot open database"):
+        Store.open(path)
+
+
+def test_readonly_store_sees_data_and_unknown_id_is_not_found(tmp_path):
+    path = tmp_path / "pw.db"
+    with Store.open(path) as s:
+        saved = s.save_snapshot(make_snapshot())
+    with Store.open(path, readonly=True) as ro:
+        assert ro.get(saved.id).overall == 50.0
+        with pytest.raises(NotFound):
+            ro.get(999)
+        with pytest.raises(sqlite3.OperationalError):
+            ro.db.execute("DELETE FROM snapshots")
+
+
+def test_failed_write_leaves_nothing_half_written(store):
+    bad = make_snapshot()
+    bad.pillars.append(bad.pillars[0])  # duplicate pillar id violates the primary key mid-write
+    with pytest.raises(sqlite3.IntegrityError):
+        store.save_snapshot(bad)
+    assert store.db.execute("SELECT count(*) FROM snapshots").fetchone()[0] == 0
+    assert store.db.execute("SELECT count(*) FROM criterion_scores").fetchone()[0] == 0
