@@ -126,18 +126,22 @@ def _markdown() -> MarkdownIt:
     return MarkdownIt("commonmark")
 
 
+def _lines_of(inline: Token) -> list[str]:
+    """The visible text of a parsed inline token, one string per source line."""
+    lines: list[str] = [""]
+    for child in inline.children or []:
+        if child.type in ("softbreak", "hardbreak"):
+            lines.append("")
+        elif child.type in ("text", "code_inline"):
+            lines[-1] += child.content
+        elif child.type == "image":  # its alt text is in its children
+            lines[-1] += "".join(c.content for c in child.children or [])
+    return lines
+
+
 def plain_text(text: str) -> str:
-    """The text a reader sees in one line of inline Markdown (no emphasis, code ticks, link targets)."""
-    parts: list[str] = []
-    for block in _markdown().parseInline(text):
-        for child in block.children or []:
-            if child.type in ("text", "code_inline"):
-                parts.append(child.content)
-            elif child.type in ("softbreak", "hardbreak"):
-                parts.append("\n")
-            elif child.type == "image":  # its alt text is in its children
-                parts.extend(c.content for c in child.children or [])
-    return "".join(parts)
+    """The text a reader sees in inline Markdown: no emphasis, code ticks or link targets."""
+    return "\n".join(line for block in _markdown().parseInline(text) for line in _lines_of(block))
 
 
 def normalise_title(text: str) -> str:
@@ -181,9 +185,11 @@ def _parse(text: str) -> _Parsed:
         if tok.type != "inline" or tok.map is None:
             continue
         # Paragraph content keeps one source line per "\n", so offsets map to lines.
-        for offset, raw in enumerate(tok.content.split("\n")):
-            # Only a line with a colon can hold a figure; skip re-parsing the rest.
-            lines.append((tok.map[0] + offset + 1, plain_text(raw) if ":" in raw else raw))
+        raw_content = tok.content.split("\n")
+        visible = _lines_of(tok)
+        if len(visible) != len(raw_content):  # a code span or HTML across lines: go line by line
+            visible = [plain_text(raw) for raw in raw_content]
+        lines.extend((tok.map[0] + offset + 1, text) for offset, text in enumerate(visible))
         opener = tokens[i - 1] if i else None
         if opener is not None and opener.type == "heading_open":
             open_headings.append((tok.map[0] + 1, int(opener.tag[1]), normalise_title(tok.content)))
@@ -331,7 +337,8 @@ def _read_git(source: DocSource, repo: GitSource, commit: str | None, cache_dir:
     # Imported here so that this module loads even where git support is absent.
     from collectors.git import read_text
 
-    return read_text(repo, source.path, cache_dir=cache_dir, commit=commit, max_bytes=source.max_bytes)
+    # The runner always passes cache_dir; a local repository (tests) needs none.
+    return read_text(repo, source.path, cache_dir=cache_dir, commit=commit, max_bytes=source.max_bytes)  # type: ignore[arg-type]
 
 
 def _answer(parsed: _Parsed, request: EvidenceRequest, path: str) -> tuple[dict[str, Any], int | None]:

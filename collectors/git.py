@@ -294,6 +294,9 @@ def _resolve(repo: Repo, rev: str, source: GitSource, what: str = "branch") -> t
     """(commit SHA, commit time) of `rev`; a corrupt commit is malformed, not missing."""
     git, timeout, where = repo.git, source.timeout_seconds, _where(source)
     status, ref, err = _exec(git, "rev-parse", "--verify", "--quiet", "--end-of-options", rev, timeout=timeout)
+    if status == 0 and ref.strip() == rev.lower():
+        # A full SHA "verifies" without existing; a missing ref target is corruption instead.
+        status, _, err = _exec(git, "cat-file", "-e", ref.strip(), timeout=timeout)
     if status != 0 and not err.strip():  # --quiet: an unknown name fails silently
         raise SourceFault("not_found", f"{what} '{rev}' not found in {where}")
     if status != 0:
@@ -336,8 +339,8 @@ def _ls_tree(repo: Repo, sha: str, source: GitSource, *paths: str) -> dict[str, 
             continue
         meta, path = record.split("\t", 1)
         mode, kind, obj, size = meta.split()
-        if kind == "blob":  # trees and submodule commits are not files
-            entries[path] = _Entry(mode, obj, int(size))
+        if kind == "blob":  # trees and submodule commits are not files; "BAD" size: a corrupt blob
+            entries[path] = _Entry(mode, obj, int(size) if size.isdigit() else -1)
     return entries
 
 

@@ -13,9 +13,9 @@ import hashlib
 import re
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model, TypeAdapter, ValidationError, field_validator, model_validator
 
 from collectors import docs, git
 from collectors.evidence import EvidenceRequest, canonical_json
@@ -119,9 +119,19 @@ SIGNAL_KINDS: dict[str, str] = {
 }
 
 
+# Parameters the configuration may leave out because the criterion supplies them:
+# a declared score is looked up by the criterion's own title (see _cross_check).
+_FILLED_FROM_CRITERION: dict[str, dict[str, Any]] = {"declared_score": {"title": (Optional[str], None)}}
+
+
 def _check_model(params_model: type[BaseModel]) -> type[CheckFields]:
-    name = "Check_" + params_model.__name__
-    return type(name, (CheckFields, params_model), {"__module__": __name__})  # type: ignore[return-value]
+    signal = params_model.model_fields["signal"].default
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "Check_" + params_model.__name__,
+        __base__=(CheckFields, params_model),
+        __module__=__name__,
+        **_FILLED_FROM_CRITERION.get(signal, {}),
+    )
 
 
 _CHECK_MODELS = [_check_model(m) for m in (*git.SIGNALS.values(), *docs.SIGNALS.values())]
@@ -177,13 +187,20 @@ class PillarFromTemplate(_Strict):
 
 Source = Annotated[Union[git.GitSource, docs.DocSource], Field(discriminator="kind")]
 
+# A pillar entry is a template reference exactly when it has a `template` key;
+# deciding up front keeps errors about one shape, not both.
+PillarEntry = Annotated[
+    Union[Annotated[PillarFromTemplate, Tag("template")], Annotated[Pillar, Tag("pillar")]],
+    Discriminator(lambda v: "template" if isinstance(v, dict) and "template" in v or isinstance(v, PillarFromTemplate) else "pillar"),
+]
+
 
 class Project(_Strict):
     id: str = Field(pattern=_ID)
     title: str | None = None
     complete_share: float = Field(default=1.0, ge=0, le=1)
     sources: list[Source] = Field(min_length=1)
-    pillars: list[Union[PillarFromTemplate, Pillar]] = Field(min_length=1)
+    pillars: list[PillarEntry] = Field(min_length=1)
 
     @property
     def expanded_pillars(self) -> list[Pillar]:
@@ -258,7 +275,7 @@ def load_config(path: Path | str) -> Config:
     return config
 
 
-_TAGS = set(SIGNAL_KINDS) | {"git", "doc"}
+_TAGS = set(SIGNAL_KINDS) | {"git", "doc", "template", "pillar"}
 
 
 def _strip_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -125,22 +125,22 @@ class _Builder:
 
     def markdown_heading(self, level: int, text: str, line: int) -> None:
         numbered = _NUMBERED.match(text)
-        # A deeper heading inside a pillar ("#### Evidence") is one of its sections.
-        if self.current is not None and self.level is not None and level > self.level and not self._empty():
+        # A deeper heading inside a pillar ("#### Evidence") is one of its sections;
+        # only an unnumbered, still empty one ("# Progress snapshot") gives way.
+        deeper = self.current is not None and self.level is not None and level > self.level
+        if deeper and (self.number is not None or not self._empty()):
             return
         self._open(_title(numbered, text), line, level, _number(numbered))
 
-    def numbered_line(self, match: re.Match[str], line: int) -> bool:
-        """A copied "2) Title" line: a new pillar, unless it reads as a list inside the current one."""
+    def numbered_line(self, match: re.Match[str], line: int) -> None:
+        """A copied "2) Title" line: a new pillar, unless it reads as a list item or a footer link."""
         number = _number(match)
-        if self.closed and number is not None and self.number is not None and number <= self.number:
-            return False  # a numbered footer link, not a further pillar
-        if not self._empty() and self.number is not None and number is not None and number <= self.number:
-            return False
-        if not self._empty() and self.level is not None:
-            return False  # Markdown pillars start at headings only
+        settled = self.closed or not self._empty()
+        if settled and number is not None and self.number is not None and number <= self.number:
+            return  # numbering restarted: a list ("Main gaps") or footer, not a further pillar
+        if settled and self.level is not None:
+            return  # Markdown pillars start at headings only
         self._open(_title(match, match.group(0)), line, None, number)
-        return True
 
     def _open(self, title: str, line: int, level: int | None, number: int | None) -> None:
         if self.pillars and self._empty():

@@ -353,6 +353,18 @@ def test_document_read_at_an_older_commit(git_repo) -> None:
     assert (at_old.fingerprint, at_tip.fingerprint) == (old, tip)
 
 
+def test_document_missing_from_the_commit_fails_the_source(git_repo, tmp_path: Path) -> None:
+    git = pytest.importorskip("collectors.git")
+    git_repo.write("README.md", "hello\n")
+    sha = git_repo.commit("first")
+    repo = git.GitSource(id="repo", path=str(git_repo.path))
+    source = DocSource(id="status", path="docs/STATUS.md", git="repo")
+    result = collect(source, _requests(), now=NOW, repo=repo, commit=sha, cache_dir=tmp_path / "cache")
+    assert not result.answered and result.error is not None
+    assert result.error.kind == "not_found" and "docs/STATUS.md" in result.error.message
+    assert all(e.error == result.error for e in result.evidence)
+
+
 def test_document_in_git_without_its_repository_fails_cleanly(tmp_path: Path) -> None:
     source = DocSource(id="status", path="docs/STATUS.md", git="repo")
     result = collect(source, _requests(), now=NOW)
