@@ -187,34 +187,23 @@ SIGNALS: dict[str, type[BaseModel]] = {
 class _Entry(NamedTuple):
     mode: str
     sha: str
-    size: int
+    size: int  # -1 when git cannot read the blob (corrupt)
 
 
-def _env() -> dict[str, str]:
+def _exec(cwd: Path | str, *args: str, timeout: float) -> tuple[int, str, str]:
     # Never prompt (a daemon has no terminal), only the transports we allow, and
     # paths are literal paths, not pathspec magic.
-    env = {
-        "GIT_TERMINAL_PROMPT": "0",
-        "GIT_ALLOW_PROTOCOL": ":".join(_SCHEMES),
-        "GIT_LITERAL_PATHSPECS": "1",
-    }
+    env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ALLOW_PROTOCOL": ":".join(_SCHEMES), "GIT_LITERAL_PATHSPECS": "1"}
     if "GIT_SSH_COMMAND" not in os.environ and "GIT_SSH" not in os.environ:
         env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
-    return env
-
-
-def _exec(cmd: Git, *args: str, timeout: float) -> tuple[int, str, str]:
-    status, out, err = cmd.execute(
+    status, out, err = Git(cwd).execute(
         [Git.GIT_PYTHON_GIT_EXECUTABLE or "git", *args],
-        with_extended_output=True,
-        with_exceptions=False,
-        kill_after_timeout=timeout,
-        env=_env(),
+        with_extended_output=True, with_exceptions=False, kill_after_timeout=timeout, env=env,
     )
     return status, str(out), str(err)
 
 
-def _fail(status: int, err: str, *, what: str, timeout: float, kind: ErrorKind = "malformed") -> SourceFault:
+def _fail(status: int, err: str, what: str, timeout: float, kind: ErrorKind = "malformed") -> SourceFault:
     """The fault for a failed git command, from its stderr."""
     if err.startswith("Timeout:"):  # GitPython's watchdog killed it
         return SourceFault("timeout", f"{what}: timed out after {timeout:g}s", retryable=True)
@@ -225,25 +214,15 @@ def _fail(status: int, err: str, *, what: str, timeout: float, kind: ErrorKind =
     return SourceFault(kind, message, retryable=kind == "unreachable")
 
 
-def _run(cmd: Git, *args: str, timeout: float, what: str, kind: ErrorKind = "malformed") -> str:
-    """Run one git command; a failure becomes a SourceFault naming `what`."""
-    status, out, err = _exec(cmd, *args, timeout=timeout)
+def _run(cwd: Path | str, *args: str, timeout: float, what: str, kind: ErrorKind = "malformed") -> str:
+    status, out, err = _exec(cwd, *args, timeout=timeout)
     if status != 0:
-        raise _fail(status, err, what=what, timeout=timeout, kind=kind)
+        raise _fail(status, err, what, timeout, kind)
     return out
 
 
 def _where(source: GitSource) -> str:
     return _redact(source.url) if source.url else str(source.path)
-
-
-def _check(source: GitSource) -> None:
-    # The model validates too, but a source built with model_construct skips that.
-    problem = _url_problem(source.url) if source.url else None
-    if problem:
-        raise SourceFault("unsafe", problem)
-    if not source.url and not source.path:
-        raise SourceFault("malformed", f"git source '{source.id}': give url or path")
 
 
 def _mirror(source: GitSource, cache_dir: Path, *, sync: bool) -> Path:
@@ -259,14 +238,14 @@ def _mirror(source: GitSource, cache_dir: Path, *, sync: bool) -> Path:
             shutil.rmtree(dest, ignore_errors=True)  # a broken cache is rebuilt, not reported
     if dest.exists():
         if sync:
-            _run(Git(dest), "fetch", "--prune", "origin", timeout=timeout, what=f"fetch {where}", kind="unreachable")
+            _run(dest, "fetch", "--prune", "origin", timeout=timeout, what=f"fetch {where}", kind="unreachable")
         return dest
     cache_dir.mkdir(parents=True, exist_ok=True)
     # Clone beside the target and rename, so an interrupted clone never looks like a mirror.
     tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=cache_dir))
     try:
-        _run(Git(cache_dir), "clone", "--mirror", "--", url, str(tmp), timeout=timeout,
-             what=f"clone {where}", kind="unreachable")
+        _run(cache_dir, "clone", "--mirror", "--", url, str(tmp), timeout=timeout, what=f"clone {where}",
+             kind="unreachable")
         try:
             tmp.rename(dest)
         except OSError:
@@ -277,37 +256,63 @@ def _mirror(source: GitSource, cache_dir: Path, *, sync: bool) -> Path:
     return dest
 
 
-def _open(source: GitSource, cache_dir: Path, *, sync: bool) -> Repo:
-    _check(source)
-    if source.url:
-        return Repo(_mirror(source, cache_dir, sync=sync))
-    path = str(source.path)
-    if not os.path.exists(path):
-        raise SourceFault("not_found", f"repository not found: {path}")
-    try:
-        return Repo(path)
-    except (InvalidGitRepositoryError, NoSuchPathError):
-        raise SourceFault("malformed", f"not a git repository: {path}") from None
+class _Repo:
+    """An opened repository and what every git call on it needs."""
+
+    def __init__(self, source: GitSource, cache_dir: Path, *, sync: bool):
+        problem = _url_problem(source.url) if source.url else None
+        if problem:  # the model checks too, but model_construct skips validation
+            raise SourceFault("unsafe", problem)
+        self.source, self.where, self.timeout = source, _where(source), source.timeout_seconds
+        path = _mirror(source, cache_dir, sync=sync) if source.url else Path(str(source.path))
+        if not path.exists():
+            raise SourceFault("not_found", f"repository not found: {path}")
+        try:
+            self.repo = Repo(path)
+        except (InvalidGitRepositoryError, NoSuchPathError):
+            raise SourceFault("malformed", f"not a git repository: {path}") from None
+        self.cwd = self.repo.working_dir
+
+    def close(self) -> None:
+        self.repo.close()  # ends GitPython's persistent cat-file processes
+
+    def run(self, *args: str) -> str:
+        return _run(self.cwd, *args, timeout=self.timeout, what=self.where)
+
+    def resolve(self, rev: str, what: str = "branch") -> tuple[str, int]:
+        """(commit SHA, commit time) of `rev`; a corrupt commit is malformed, not missing."""
+        cwd = self.cwd
+        status, ref, err = _exec(cwd, "rev-parse", "--verify", "--quiet", "--end-of-options", rev, timeout=self.timeout)
+        if status == 0 and ref.strip() == rev.lower():
+            # A full SHA "verifies" without existing; a missing ref target is corruption instead.
+            status, _, err = _exec(cwd, "cat-file", "-e", ref.strip(), timeout=self.timeout)
+        if status != 0 and not err.strip():  # --quiet: an unknown name fails silently
+            raise SourceFault("not_found", f"{what} '{rev}' not found in {self.where}")
+        if status != 0:
+            raise _fail(status, err, self.where, self.timeout)
+        sha, stamp = self.run("log", "-1", "--format=%H %ct", ref.strip(), "--").split()
+        return sha, int(stamp)
+
+    def ls_tree(self, sha: str, *paths: str) -> dict[str, _Entry]:
+        """Blob entries at `sha`: the whole tree (no paths) or just the given paths."""
+        flags = () if paths else ("-r",)
+        entries: dict[str, _Entry] = {}
+        for record in self.run("ls-tree", *flags, "-l", "-z", "--full-tree", sha, "--", *paths).split("\0"):
+            if record:
+                meta, path = record.split("\t", 1)
+                mode, kind, obj, size = meta.split()
+                if kind == "blob":  # trees and submodule commits are not files
+                    entries[path] = _Entry(mode, obj, int(size) if size.isdigit() else -1)
+        return entries
+
+    def blob(self, sha: str, path: str) -> bytes:
+        try:
+            return self.repo.odb.stream(bytes.fromhex(sha)).read()
+        except (ValueError, ODBError):  # GitPython reports a missing/corrupt object as ValueError
+            raise SourceFault("malformed", f"{self.where}: cannot read {path}: object {sha[:12]} is corrupt") from None
 
 
-def _resolve(repo: Repo, rev: str, source: GitSource, what: str = "branch") -> tuple[str, int]:
-    """(commit SHA, commit time) of `rev`; a corrupt commit is malformed, not missing."""
-    git, timeout, where = repo.git, source.timeout_seconds, _where(source)
-    status, ref, err = _exec(git, "rev-parse", "--verify", "--quiet", "--end-of-options", rev, timeout=timeout)
-    if status == 0 and ref.strip() == rev.lower():
-        # A full SHA "verifies" without existing; a missing ref target is corruption instead.
-        status, _, err = _exec(git, "cat-file", "-e", ref.strip(), timeout=timeout)
-    if status != 0 and not err.strip():  # --quiet: an unknown name fails silently
-        raise SourceFault("not_found", f"{what} '{rev}' not found in {where}")
-    if status != 0:
-        raise _fail(status, err, what=where, timeout=timeout)
-    # Peeling to the commit reads the object, so corruption surfaces here.
-    out = _run(git, "log", "-1", "--format=%H %ct", ref.strip(), "--", timeout=timeout, what=where)
-    sha, stamp = out.split()
-    return sha, int(stamp)
-
-
-def _follow(path: str, lookup: Callable[[str], _Entry | None], read: Callable[[str], bytes]) -> tuple[str, str]:
+def _follow(path: str, lookup: Callable[[str], _Entry | None], read: Callable[[_Entry], bytes]) -> tuple[str, str]:
     """Follow symlinks from `path` inside the tree: ("ok"|"outside"|"broken", final path).
 
     Only the tree is consulted, never the filesystem, so a link cannot read outside.
@@ -322,57 +327,26 @@ def _follow(path: str, lookup: Callable[[str], _Entry | None], read: Callable[[s
         if hops == _LINK_HOPS:
             return "broken", current
         hops += 1
-        target = os.fsdecode(read(entry.sha))
+        target = os.fsdecode(read(entry))
         current = posixpath.normpath(posixpath.join(posixpath.dirname(current), target))
         if target.startswith("/") or current == ".." or current.startswith("../"):
             return "outside", current
 
 
-def _ls_tree(repo: Repo, sha: str, source: GitSource, *paths: str) -> dict[str, _Entry]:
-    """Blob entries at `sha`: the whole tree (no paths) or just the given paths."""
-    flags = ("-r",) if not paths else ()
-    out = _run(repo.git, "ls-tree", *flags, "-l", "-z", "--full-tree", sha, "--", *paths,
-               timeout=source.timeout_seconds, what=_where(source))
-    entries: dict[str, _Entry] = {}
-    for record in out.split("\0"):
-        if not record:
-            continue
-        meta, path = record.split("\t", 1)
-        mode, kind, obj, size = meta.split()
-        if kind == "blob":  # trees and submodule commits are not files; "BAD" size: a corrupt blob
-            entries[path] = _Entry(mode, obj, int(size) if size.isdigit() else -1)
-    return entries
-
-
-def _read_blob(repo: Repo, sha: str, source: GitSource, path: str) -> bytes:
-    try:
-        return repo.odb.stream(bytes.fromhex(sha)).read()
-    except (ValueError, ODBError):  # GitPython reports a missing/corrupt object as ValueError
-        raise SourceFault("malformed", f"{_where(source)}: cannot read {path}: object {sha[:12]} is corrupt") from None
-
-
-def _utc(when: datetime) -> datetime:
-    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when
-
-
 class _Reader:
     """Answers requests against one commit; the tree is walked at most once."""
 
-    def __init__(self, repo: Repo, source: GitSource, sha: str, committed: int, now: datetime):
-        self.repo, self.source, self.sha, self.committed = repo, source, sha, committed
-        self.now = now.timestamp()
+    def __init__(self, repo: _Repo, sha: str, committed: int, now: datetime):
+        self.repo, self.sha, self.committed, self.now = repo, sha, committed, now.timestamp()
 
     @cached_property
     def _tree(self) -> tuple[dict[str, _Entry], frozenset[str]]:
         """(files, links escaping the repository); in-tree links map to their target blob."""
-        raw = _ls_tree(self.repo, self.sha, self.source)
+        raw = self.repo.ls_tree(self.sha)
         files: dict[str, _Entry] = {}
         outside: set[str] = set()
         for path, entry in raw.items():
-            if entry.mode != _LINK_MODE:
-                files[path] = entry
-                continue
-            state, final = _follow(path, raw.get, lambda sha: _read_blob(self.repo, sha, self.source, path))
+            state, final = _follow(path, raw.get, lambda e: self.repo.blob(e.sha, path))
             if state == "outside":
                 outside.add(path)
             else:  # a broken link stays a link entry: content reads skip it
@@ -387,12 +361,9 @@ class _Reader:
         matcher = glob.compile(pattern, flags=_GLOB_FLAGS)
         return [name for name in (self._sorted if names is None else names) if matcher.match(name)]
 
-    def _git(self, *args: str) -> str:
-        return _run(self.repo.git, *args, timeout=self.source.timeout_seconds, what=_where(self.source))
-
     def evidence(self, request: EvidenceRequest, observed_at: datetime) -> Evidence:
         def item(value: dict[str, Any] | None, error: EvidenceError | None = None, path: str | None = None) -> Evidence:
-            return Evidence(source=self.source.id, signal=request.signal, params=request.params, value=value,
+            return Evidence(source=self.repo.source.id, signal=request.signal, params=request.params, value=value,
                             error=error, provenance=Provenance(commit=self.sha, path=path), observed_at=observed_at)
 
         model = SIGNALS.get(request.signal)
@@ -428,32 +399,26 @@ class _Reader:
         total = 0
         for path in self._glob(p.glob, sorted(set(files) | outside)):
             entry = files.get(path)
-            if entry is None:
-                skipped.append({"path": path, "reason": "symlink_outside"})
-            elif entry.mode == _LINK_MODE:
-                skipped.append({"path": path, "reason": "symlink_broken"})
-            elif entry.size > self.source.max_file_bytes:
-                skipped.append({"path": path, "reason": "too_large"})
-            else:
-                data = _read_blob(self.repo, entry.sha, self.source, path)
-                if b"\0" in data[:_BINARY_PROBE]:
-                    skipped.append({"path": path, "reason": "binary"})
-                    continue
-                count = sum(1 for _ in regex.finditer(data.decode("utf-8", errors="replace")))
-                if count:
-                    matched.append(path)
-                    total += count
+            reason = ("symlink_outside" if entry is None else "symlink_broken" if entry.mode == _LINK_MODE
+                      else "too_large" if entry.size > self.repo.source.max_file_bytes else None)
+            data = b"" if entry is None or reason else self.repo.blob(entry.sha, path)
+            if not reason and b"\0" in data[:_BINARY_PROBE]:
+                reason = "binary"
+            if reason:
+                skipped.append({"path": path, "reason": reason})
+                continue
+            count = sum(1 for _ in regex.finditer(data.decode("utf-8", errors="replace")))
+            if count:
+                matched.append(path)
+                total += count
         value = {"files": len(matched), "matches": total, "paths": matched[:_LIST_LIMIT],
                  "skipped": skipped[:_LIST_LIMIT]}
         return value, matched[0] if matched else None
 
     def _file_age(self, p: FileAge) -> tuple[dict[str, Any], str | None]:
-        out = self._git("log", "-1", "--format=%H %ct", self.sha, "--", p.path).split()
-        value: dict[str, Any] = {"exists": p.path in self._tree[0], "days": None, "last_commit": None}
-        if out:
-            value["days"] = (self.now - int(out[1])) / 86400
-            value["last_commit"] = out[0]
-        return value, p.path
+        out = self.repo.run("log", "-1", "--format=%H %ct", self.sha, "--", p.path).split()
+        days = (self.now - int(out[1])) / 86400 if out else None
+        return {"exists": p.path in self._tree[0], "days": days, "last_commit": out[0] if out else None}, p.path
 
     def _commits_since(self, p: CommitsSince) -> tuple[dict[str, Any], str | None]:
         # Window (now - days, now] on whole-second commit times, from `now`, never
@@ -461,35 +426,40 @@ class _Reader:
         # commit older than the window, so clock-skewed history may undercount.
         oldest = math.floor(self.now - p.days * 86400) + 1
         args = ["rev-list", "--count", f"--max-age={oldest}", f"--min-age={math.floor(self.now)}", self.sha]
-        out = self._git(*args, *(["--", p.path] if p.path else []))
-        return {"count": int(out.strip())}, p.path
+        return {"count": int(self.repo.run(*args, *(["--", p.path] if p.path else [])))}, p.path
 
     def _head(self, p: Head) -> tuple[dict[str, Any], str | None]:
         stamp = datetime.fromtimestamp(self.committed, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         return {"sha": self.sha, "committed_at": stamp, "age_days": (self.now - self.committed) / 86400}, None
 
 
-def _fault(exc: Exception, source: GitSource) -> EvidenceError:
+def _fault(exc: Exception, source: GitSource) -> SourceFault:
     if isinstance(exc, SourceFault):
-        return exc.error
+        return exc
     # GitCommandError's str() is a multi-line report; its stderr holds the reason.
     text = str(exc.stderr).strip().removeprefix("stderr: '") if isinstance(exc, GitCommandError) else str(exc)
     first = (text.strip().rstrip("'").splitlines() or [type(exc).__name__])[0]
-    return EvidenceError(kind="malformed", message=_redact(f"{_where(source)}: {first}"))
+    return SourceFault("malformed", _redact(f"{_where(source)}: {first}"))
+
+
+_FAULTS = (SourceFault, GitError, ODBError, OSError)
 
 
 def collect(source: GitSource, requests: list[EvidenceRequest], *, now: datetime, cache_dir: Path) -> CollectResult:
     """Answer every request from the tip of `source.branch`; never raises for source faults."""
-    now = _utc(now)
+    now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
     try:
-        with _open(source, cache_dir, sync=True) as repo:
-            sha, committed = _resolve(repo, source.branch, source)
-            reader = _Reader(repo, source, sha, committed, now)
+        repo = _Repo(source, cache_dir, sync=True)
+        try:
+            sha, committed = repo.resolve(source.branch)
+            reader = _Reader(repo, sha, committed, now)
             # A corrupt object met while answering fails the whole source: the
             # repository, not the request, is at fault.
             evidence = [reader.evidence(request, now) for request in requests]
-    except (SourceFault, GitError, ODBError) as exc:
-        return failed(source.id, requests, _fault(exc, source), now=now)
+        finally:
+            repo.close()
+    except _FAULTS as exc:
+        return failed(source.id, requests, _fault(exc, source).error, now=now)
     return CollectResult(source=source.id, evidence=evidence, fingerprint=sha)
 
 
@@ -506,31 +476,33 @@ def read_text(
     except ValueError as exc:
         raise SourceFault("unsafe", f"{_where(source)}: {exc}") from None
     try:
-        repo = _open(source, cache_dir, sync=commit is None)
-        if commit is not None and source.url:
-            try:  # a commit the mirror has not seen yet: fetch once
-                _resolve(repo, commit, source, "commit")
-            except SourceFault:
-                repo.close()
-                repo = _open(source, cache_dir, sync=True)
-        with repo:
-            sha, _ = _resolve(repo, commit or source.branch, source, "commit" if commit else "branch")
-            where = f"{_where(source)} at {sha[:12]}"
+        repo = _Repo(source, cache_dir, sync=commit is None)
+        try:
+            if commit is not None and source.url:
+                try:  # a commit the mirror has not seen yet: fetch once
+                    repo.resolve(commit, "commit")
+                except SourceFault:
+                    repo.close()
+                    repo = _Repo(source, cache_dir, sync=True)
+            sha, _ = repo.resolve(commit or source.branch, "commit" if commit else "branch")
+            where = f"{repo.where} at {sha[:12]}"
 
             def lookup(candidate: str) -> _Entry | None:
-                return _ls_tree(repo, sha, source, candidate).get(candidate)
+                return repo.ls_tree(sha, candidate).get(candidate)
 
-            state, final = _follow(name, lookup, lambda blob: _read_blob(repo, blob, source, name))
+            state, final = _follow(name, lookup, lambda e: repo.blob(e.sha, name))
+            entry = lookup(final) if state == "ok" else None
             if state == "outside":
                 raise SourceFault("unsafe", f"{where}: {name} is a symlink pointing outside the repository")
-            entry = lookup(final) if state == "ok" else None
             if entry is None:
                 raise SourceFault("not_found", f"{where}: no file {name}")
             if entry.size > limit:
                 raise SourceFault("malformed", f"{where}: {name} is too large ({entry.size} > {limit} bytes)")
-            data = _read_blob(repo, entry.sha, source, name)
-    except (GitError, ODBError) as exc:
-        raise SourceFault("malformed", _fault(exc, source).message) from None
+            data = repo.blob(entry.sha, name)
+        finally:
+            repo.close()
+    except _FAULTS as exc:
+        raise _fault(exc, source) from None
     if b"\0" in data[:_BINARY_PROBE]:
         raise SourceFault("malformed", f"{where}: {name} is a binary file")
     return data.decode("utf-8", errors="replace"), sha
