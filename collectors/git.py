@@ -21,20 +21,12 @@ from typing import Annotated, Any, Callable, ClassVar, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from git import Git, Repo
-from git.exc import GitCommandError, GitError, InvalidGitRepositoryError, NoSuchPathError
-from gitdb.exc import ODBError
+from git.exc import GitCommandError, GitError, InvalidGitRepositoryError, NoSuchPathError, ODBError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from wcmatch import glob
 
 from collectors.evidence import (
-    CollectResult,
-    ErrorKind,
-    Evidence,
-    EvidenceError,
-    EvidenceRequest,
-    Provenance,
-    SourceFault,
-    failed,
+    CollectResult, ErrorKind, Evidence, EvidenceError, EvidenceRequest, Provenance, SourceFault, failed,
 )
 
 _GLOB_FLAGS = glob.GLOBSTAR | glob.BRACE | glob.DOTGLOB
@@ -56,7 +48,7 @@ def _redact(text: str) -> str:
 
 def _url_problem(url: str) -> str | None:
     """Why `url` must not be handed to git, or None when it is safe."""
-    shown = f"unsafe git URL '{_redact(url)}'"
+    shown = f"unsafe git URL '{_CONTROL.sub('?', _redact(url))}'"  # messages stay one line
     if url.startswith("-"):
         return f"{shown}: looks like a command-line option"
     helper = _HELPER.match(url)
@@ -123,8 +115,7 @@ class FileExists(_Params):
     signal: Literal["file_exists"] = "file_exists"
     path: _RepoPath | None = None
     glob: str | None = Field(default=None, min_length=1)
-    default_field: ClassVar[str] = "exists"
-    default_transform: ClassVar[str | None] = "bool"
+    default_field, default_transform = "exists", "bool"
 
     @model_validator(mode="after")
     def _path_or_glob(self) -> FileExists:
@@ -136,16 +127,14 @@ class FileExists(_Params):
 class FileCount(_Params):
     signal: Literal["file_count"] = "file_count"
     glob: str = Field(min_length=1)
-    default_field: ClassVar[str] = "count"
-    default_transform: ClassVar[str | None] = "bool"
+    default_field, default_transform = "count", "bool"
 
 
 class ContentMatch(_Params):
     signal: Literal["content_match"] = "content_match"
     glob: str = Field(min_length=1)
     regex: str
-    default_field: ClassVar[str] = "matches"
-    default_transform: ClassVar[str | None] = "bool"
+    default_field, default_transform = "matches", "bool"
 
     @field_validator("regex")
     @classmethod
@@ -160,27 +149,23 @@ class ContentMatch(_Params):
 class FileAge(_Params):
     signal: Literal["file_age"] = "file_age"
     path: _RepoPath
-    default_field: ClassVar[str] = "days"
-    default_transform: ClassVar[str | None] = None
+    default_field, default_transform = "days", None
 
 
 class CommitsSince(_Params):
     signal: Literal["commits_since"] = "commits_since"
     days: float = Field(gt=0)
     path: _RepoPath | None = None
-    default_field: ClassVar[str] = "count"
-    default_transform: ClassVar[str | None] = "bool"
+    default_field, default_transform = "count", "bool"
 
 
 class Head(_Params):
     signal: Literal["head"] = "head"
-    default_field: ClassVar[str] = "age_days"
-    default_transform: ClassVar[str | None] = None
+    default_field, default_transform = "age_days", None
 
 
 SIGNALS: dict[str, type[BaseModel]] = {
-    m.model_fields["signal"].default: m
-    for m in (FileExists, FileCount, ContentMatch, FileAge, CommitsSince, Head)
+    m.model_fields["signal"].default: m for m in (FileExists, FileCount, ContentMatch, FileAge, CommitsSince, Head)
 }
 
 
@@ -190,7 +175,7 @@ class _Entry(NamedTuple):
     size: int  # -1 when git cannot read the blob (corrupt)
 
 
-def _exec(cwd: Path | str, *args: str, timeout: float) -> tuple[int, str, str]:
+def _exec(cwd: str | os.PathLike[str], *args: str, timeout: float) -> tuple[int, str, str]:
     # Never prompt (a daemon has no terminal), only the transports we allow, and
     # paths are literal paths, not pathspec magic.
     env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ALLOW_PROTOCOL": ":".join(_SCHEMES), "GIT_LITERAL_PATHSPECS": "1"}
@@ -214,7 +199,7 @@ def _fail(status: int, err: str, what: str, timeout: float, kind: ErrorKind = "m
     return SourceFault(kind, message, retryable=kind == "unreachable")
 
 
-def _run(cwd: Path | str, *args: str, timeout: float, what: str, kind: ErrorKind = "malformed") -> str:
+def _run(cwd: str | os.PathLike[str], *args: str, timeout: float, what: str, kind: ErrorKind = "malformed") -> str:
     status, out, err = _exec(cwd, *args, timeout=timeout)
     if status != 0:
         raise _fail(status, err, what, timeout, kind)
@@ -281,11 +266,11 @@ class _Repo:
 
     def resolve(self, rev: str, what: str = "branch") -> tuple[str, int]:
         """(commit SHA, commit time) of `rev`; a corrupt commit is malformed, not missing."""
-        cwd = self.cwd
-        status, ref, err = _exec(cwd, "rev-parse", "--verify", "--quiet", "--end-of-options", rev, timeout=self.timeout)
+        status, ref, err = _exec(self.cwd, "rev-parse", "--verify", "--quiet", "--end-of-options", rev,
+                                 timeout=self.timeout)
         if status == 0 and ref.strip() == rev.lower():
             # A full SHA "verifies" without existing; a missing ref target is corruption instead.
-            status, _, err = _exec(cwd, "cat-file", "-e", ref.strip(), timeout=self.timeout)
+            status, _, err = _exec(self.cwd, "cat-file", "-e", ref.strip(), timeout=self.timeout)
         if status != 0 and not err.strip():  # --quiet: an unknown name fails silently
             raise SourceFault("not_found", f"{what} '{rev}' not found in {self.where}")
         if status != 0:
@@ -307,7 +292,7 @@ class _Repo:
 
     def blob(self, sha: str, path: str) -> bytes:
         try:
-            return self.repo.odb.stream(bytes.fromhex(sha)).read()
+            return bytes(self.repo.odb.stream(bytes.fromhex(sha)).read())
         except (ValueError, ODBError):  # GitPython reports a missing/corrupt object as ValueError
             raise SourceFault("malformed", f"{self.where}: cannot read {path}: object {sha[:12]} is corrupt") from None
 

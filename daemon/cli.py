@@ -10,8 +10,8 @@ an overall below ``--fail-under``), 2 bad usage, configuration or input.
 from __future__ import annotations
 
 import json
-import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -111,7 +111,7 @@ def collect(
         store = Store.open(cfg.store_path)
     snapshots = []
     try:
-        with err.status("collecting…") if err.is_terminal and not as_json else _nothing() as status:
+        with err.status("collecting…") if err.is_terminal and not as_json else nullcontext() as status:
             for p in projects:
                 snapshots.append(
                     run_project(cfg, p, store=store, save=not dry_run,
@@ -135,14 +135,6 @@ def collect(
             err.print(f"pillarwatch: {s.project}: overall {display(s.overall, 2)}% is below --fail-under {fail_under:g}")
         if below:
             raise typer.Exit(1)
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 @app.command()

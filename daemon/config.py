@@ -95,10 +95,9 @@ class CheckFields(_Strict):
     weight: float = Field(default=1.0, ge=0)
     field: str | None = None
     transform: Transform | None = None
-    label: str | None = None
 
     # Fields that are not the signal's parameters.
-    _own: ClassVar[frozenset[str]] = frozenset({"source", "weight", "field", "transform", "label", "signal"})
+    _own: ClassVar[frozenset[str]] = frozenset({"source", "weight", "field", "transform", "signal"})
 
     def request(self) -> EvidenceRequest:
         params = self.model_dump(mode="json", exclude=set(self._own), exclude_none=True)

@@ -177,3 +177,15 @@ def test_example_has_the_reference_pillars_and_exact_criteria_titles():
             "OSS baseline without paid SaaS",
         ],
     }
+
+
+def test_every_signal_parameter_reaches_the_request(tmp_path):
+    text = GOOD.replace(
+        "- {source: status, signal: declared_score}",
+        "- {source: status, signal: ratio, label: Scheduler stress tests, weight: 2, field: ratio}\n"
+        "              - {source: status, signal: mentions, regex: TODO, heading: Gaps, transform: {thresholds: [[0, 1], [1, 0]]}}",
+    )
+    cfg = load_config(write(tmp_path, text))
+    ratio, mentions = cfg.projects[0].expanded_pillars[1].criteria[0].checks
+    assert ratio.request().model_dump() == {"signal": "ratio", "params": {"label": "Scheduler stress tests"}}
+    assert mentions.request().params == {"regex": "TODO", "heading": "Gaps"}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import socket
+import time
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -474,3 +476,24 @@ def test_read_text_limits_and_unknown_commit(fx: Fixture, cache: Path) -> None:
     with pytest.raises(SourceFault) as missing:
         read_text(GitSource(id="x", path=str(fx.repo.path / "nope")), "a", cache_dir=cache)
     assert missing.value.error.kind == "not_found"
+
+
+def test_unsafe_url_message_is_one_line_without_credentials() -> None:
+    with pytest.raises(ValidationError) as info:
+        GitSource(id="x", url="ftp://bob:hunter2@example.com/r\n.git")
+    message = info.value.errors()[0]["msg"]
+    assert "unsafe git URL" in message and "hunter2" not in message and "\n" not in message
+
+
+def test_clone_timeout(tmp_path: Path, cache: Path) -> None:
+    # A server that accepts the connection and never answers: only the timeout ends the clone.
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        src = GitSource(id="slow", url=f"git://127.0.0.1:{port}/repo.git", timeout_seconds=1)
+        started = time.monotonic()
+        result = run(src, cache, ("head", {}))
+    assert time.monotonic() - started < 30
+    assert result.error.kind == "timeout" and result.error.retryable is True
+    assert "127.0.0.1" in result.error.message and not any(cache.iterdir())
