@@ -21,12 +21,26 @@ from typing import Annotated, Any, Callable, ClassVar, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from git import Git, Repo
-from git.exc import GitCommandError, GitError, InvalidGitRepositoryError, NoSuchPathError, ODBError
+from git.exc import (
+    GitCommandError,
+    GitError,
+    InvalidGitRepositoryError,
+    NoSuchPathError,
+    ODBError,
+    UnsafeProtocolError,
+)
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from wcmatch import glob
 
 from collectors.evidence import (
-    CollectResult, ErrorKind, Evidence, EvidenceError, EvidenceRequest, Provenance, SourceFault, failed,
+    CollectResult,
+    ErrorKind,
+    Evidence,
+    EvidenceError,
+    EvidenceRequest,
+    Provenance,
+    SourceFault,
+    failed,
 )
 
 _GLOB_FLAGS = glob.GLOBSTAR | glob.BRACE | glob.DOTGLOB
@@ -212,18 +226,18 @@ def _where(source: GitSource) -> str:
 
 def _mirror(source: GitSource, cache_dir: Path, *, sync: bool) -> Path:
     """The bare mirror of a URL source: cloned on first use, fetched when `sync`."""
-    url = str(source.url)
-    Git.check_unsafe_protocols(url)  # GitPython's own guard, kept on
+    url, cache_dir = str(source.url), cache_dir.resolve()  # git runs in other folders: no relative paths
+    try:
+        Git.check_unsafe_protocols(url)  # GitPython's own guard, kept on
+    except UnsafeProtocolError as exc:
+        raise SourceFault("unsafe", _redact(f"unsafe git URL: {exc}")) from None
     dest = cache_dir / (hashlib.sha256(url.encode()).hexdigest()[:16] + ".git")
     where, timeout = _where(source), source.timeout_seconds
     if dest.exists():
-        try:
-            Repo(dest).close()
-        except (InvalidGitRepositoryError, NoSuchPathError):
-            shutil.rmtree(dest, ignore_errors=True)  # a broken cache is rebuilt, not reported
-    if dest.exists():
         if sync:
-            _run(dest, "fetch", "--prune", "origin", timeout=timeout, what=f"fetch {where}", kind="unreachable")
+            # An explicit --git-dir: a damaged mirror must fail, not let git find an enclosing repository.
+            _run(dest, f"--git-dir={dest}", "fetch", "--prune", "origin", timeout=timeout, what=f"fetch {where}",
+                 kind="unreachable")
         return dest
     cache_dir.mkdir(parents=True, exist_ok=True)
     # Clone beside the target and rename, so an interrupted clone never looks like a mirror.
@@ -256,21 +270,22 @@ class _Repo:
             self.repo = Repo(path)
         except (InvalidGitRepositoryError, NoSuchPathError):
             raise SourceFault("malformed", f"not a git repository: {path}") from None
-        self.cwd = self.repo.working_dir
+        # Name the repository explicitly: a GIT_DIR in the environment must not redirect us.
+        self.cwd, self.git_dir = self.repo.working_dir, f"--git-dir={self.repo.git_dir}"
 
     def close(self) -> None:
         self.repo.close()  # ends GitPython's persistent cat-file processes
 
     def run(self, *args: str) -> str:
-        return _run(self.cwd, *args, timeout=self.timeout, what=self.where)
+        return _run(self.cwd, self.git_dir, *args, timeout=self.timeout, what=self.where)
 
     def resolve(self, rev: str, what: str = "branch") -> tuple[str, int]:
         """(commit SHA, commit time) of `rev`; a corrupt commit is malformed, not missing."""
-        status, ref, err = _exec(self.cwd, "rev-parse", "--verify", "--quiet", "--end-of-options", rev,
-                                 timeout=self.timeout)
+        status, ref, err = _exec(self.cwd, self.git_dir, "rev-parse", "--verify", "--quiet", "--end-of-options",
+                                 rev, timeout=self.timeout)
         if status == 0 and ref.strip() == rev.lower():
             # A full SHA "verifies" without existing; a missing ref target is corruption instead.
-            status, _, err = _exec(self.cwd, "cat-file", "-e", ref.strip(), timeout=self.timeout)
+            status, _, err = _exec(self.cwd, self.git_dir, "cat-file", "-e", ref.strip(), timeout=self.timeout)
         if status != 0 and not err.strip():  # --quiet: an unknown name fails silently
             raise SourceFault("not_found", f"{what} '{rev}' not found in {self.where}")
         if status != 0:
@@ -297,7 +312,7 @@ class _Repo:
             raise SourceFault("malformed", f"{self.where}: cannot read {path}: object {sha[:12]} is corrupt") from None
 
 
-def _follow(path: str, lookup: Callable[[str], _Entry | None], read: Callable[[_Entry], bytes]) -> tuple[str, str]:
+def _follow(path: str, lookup: Callable[[str], _Entry | None], read: Callable[[str, str], bytes]) -> tuple[str, str]:
     """Follow symlinks from `path` inside the tree: ("ok"|"outside"|"broken", final path).
 
     Only the tree is consulted, never the filesystem, so a link cannot read outside.
@@ -312,7 +327,7 @@ def _follow(path: str, lookup: Callable[[str], _Entry | None], read: Callable[[_
         if hops == _LINK_HOPS:
             return "broken", current
         hops += 1
-        target = os.fsdecode(read(entry))
+        target = os.fsdecode(read(entry.sha, current))
         current = posixpath.normpath(posixpath.join(posixpath.dirname(current), target))
         if target.startswith("/") or current == ".." or current.startswith("../"):
             return "outside", current
@@ -331,7 +346,7 @@ class _Reader:
         files: dict[str, _Entry] = {}
         outside: set[str] = set()
         for path, entry in raw.items():
-            state, final = _follow(path, raw.get, lambda e: self.repo.blob(e.sha, path))
+            state, final = _follow(path, raw.get, self.repo.blob)
             if state == "outside":
                 outside.add(path)
             else:  # a broken link stays a link entry: content reads skip it
@@ -432,7 +447,7 @@ _FAULTS = (SourceFault, GitError, ODBError, OSError)
 
 def collect(source: GitSource, requests: list[EvidenceRequest], *, now: datetime, cache_dir: Path) -> CollectResult:
     """Answer every request from the tip of `source.branch`; never raises for source faults."""
-    now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+    now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)  # a naive `now` is UTC
     try:
         repo = _Repo(source, cache_dir, sync=True)
         try:
@@ -453,7 +468,8 @@ def read_text(
 ) -> tuple[str, str]:
     """(text, commit SHA) of the file `path` at `commit` (default: the branch tip).
 
-    Raises SourceFault (not_found, malformed, unsafe, unreachable, timeout).
+    A URL source is fetched unless `commit` is already in its mirror. Raises
+    SourceFault (not_found, malformed, unsafe, unreachable, timeout).
     """
     limit = source.max_file_bytes if max_bytes is None else max_bytes
     try:
@@ -475,7 +491,7 @@ def read_text(
             def lookup(candidate: str) -> _Entry | None:
                 return repo.ls_tree(sha, candidate).get(candidate)
 
-            state, final = _follow(name, lookup, lambda e: repo.blob(e.sha, name))
+            state, final = _follow(name, lookup, repo.blob)
             entry = lookup(final) if state == "ok" else None
             if state == "outside":
                 raise SourceFault("unsafe", f"{where}: {name} is a symlink pointing outside the repository")

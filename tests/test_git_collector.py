@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import socket
 import time
-import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -497,3 +497,24 @@ def test_clone_timeout(tmp_path: Path, cache: Path) -> None:
     assert time.monotonic() - started < 30
     assert result.error.kind == "timeout" and result.error.retryable is True
     assert "127.0.0.1" in result.error.message and not any(cache.iterdir())
+
+
+def test_symlink_loops_and_long_chains(git_repo: GitRepo, cache: Path) -> None:
+    git_repo.write("target.txt", "TODO\n")
+    git_repo.symlink("loop_a", "loop_b")
+    git_repo.symlink("loop_b", "loop_a")
+    # hop1 -> hop2 -> ... -> hop8 -> target.txt is eight hops; hop0 adds a ninth.
+    for i in range(9):
+        git_repo.symlink(f"hop{i}", f"hop{i + 1}" if i < 8 else "target.txt")
+    git_repo.commit("links", when=C1)
+    item = one(GitSource(id="l", path=str(git_repo.path)), cache, "content_match", glob="**", regex="TODO")
+    assert item.value["paths"] == [f"hop{i}" for i in range(1, 9)] + ["target.txt"]
+    assert sorted(s["path"] for s in item.value["skipped"]) == ["hop0", "loop_a", "loop_b"]
+    assert {s["reason"] for s in item.value["skipped"]} == {"symlink_broken"}
+
+
+def test_relative_cache_dir(fx: Fixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run(GitSource(id="r", url=fx.repo.path.as_uri()), Path("rel-cache"), ("head", {}))
+    assert result.error is None and result.fingerprint == fx.shas["c4"]
+    assert len(list((tmp_path / "rel-cache").glob("*.git"))) == 1
