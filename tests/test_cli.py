@@ -225,3 +225,23 @@ def test_verify_doc_exit_status_and_json(tmp_path):
     binary.write_bytes(b"\0\1\2")
     assert "binary file" in run("verify-doc", str(binary), cwd=tmp_path, check_code=2).stderr
     assert "cannot read" in run("verify-doc", str(tmp_path / "none.md"), cwd=tmp_path, check_code=2).stderr
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("title: Durability\n", "title: Durability\n        colour: blue\n", "bad.yaml:13: projects[0].pillars[0].colour: unknown key"),
+        ("title: Durability\n", "title: Durability\n        weight: heavy\n", "bad.yaml:13: projects[0].pillars[0].weight: input should be a valid number"),
+        ('regex: "def test_.*retry"', 'regex: "def test_(retry"', "bad.yaml:21: projects[0].pillars[0].criteria[1].checks[0].regex: invalid regex"),
+        ("{source: status, signal: declared_score}", "{source: wiki, signal: declared_score}", "bad.yaml:28: projects[0].pillars[1].criteria[0].checks[0].source: no source 'wiki'"),
+        ("    title: My service\n", "    title: [My service\n", "bad.yaml:7: YAML syntax error"),
+    ],
+    ids=["unknown-key", "wrong-type", "bad-regex", "missing-source", "yaml-syntax"],
+)
+def test_each_bad_config_exits_2_with_one_line_naming_the_line(workspace, old, new, expected):
+    ws, _ = workspace
+    assert old in CONFIG
+    (ws / "bad.yaml").write_text(CONFIG.replace(old, new, 1))
+    proc = run("check", "--config", "bad.yaml", cwd=ws, check_code=2)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(expected), proc.stderr
