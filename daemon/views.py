@@ -6,7 +6,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from collectors.evidence import Evidence
+from collectors.evidence import Evidence, evidence_key
 
 from .arithmetic import display
 from .progress_doc import Verification
@@ -97,19 +97,21 @@ def explanation(pillar: PillarScore, criterion: CriterionScore, snapshot: Snapsh
         table.add_column(column, overflow="fold")
     by_key = {e.key: e for e in criterion.evidence}
     for check in criterion.checks:
-        from collectors.evidence import evidence_key
-
         found = by_key.get(evidence_key(check.source, check.signal, check.params))
         params = ", ".join(f"{k}={v}" for k, v in check.params.items())
         table.add_row(
             f"{check.signal}({params}).{check.field}",
             check.source,
-            "[red]" + check.error.kind + "[/]: " + check.error.message if check.error else repr(check.value),
+            f"[red]{check.error.kind}[/]: {check.error.message}" if check.error else _value(check.value),
             str(check.transform),
             f"{check.score:.2f}" if check.score is not None else "–",
             provenance(found) if found else "",
         )
     return Group(head, table)
+
+
+def _value(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else repr(value)
 
 
 def verification(result: Verification, path: str) -> RenderableType:
