@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.progress import Progress as RichProgress
+from rich.progress import TextColumn
 
 from . import __version__, views
 from .arithmetic import display
@@ -24,7 +27,7 @@ from .config import Config, Project, load_config
 from .errors import ConfigError, InputError, NotFound, PillarwatchError
 from .progress_doc import parse_progress_document, verify
 from .report import build_report, render_markdown, report_json
-from .runner import run_project
+from .runner import Progress, run_projects
 from .snapshot import Snapshot
 from .store import Store
 
@@ -109,14 +112,9 @@ def collect(
         store = Store.open(cfg.store_path, readonly=True) if cfg.store_path.exists() else None
     else:
         store = Store.open(cfg.store_path)
-    snapshots = []
     try:
-        with err.status("collecting…") if err.is_terminal and not as_json else nullcontext() as status:
-            for p in projects:
-                snapshots.append(
-                    run_project(cfg, p, store=store, save=not dry_run,
-                                progress=(lambda what: status.update(f"collecting {what}…")) if status else None)
-                )
+        with _progress(sum(len(p.sources) for p in projects), quiet=as_json) as progress:
+            snapshots = run_projects(cfg, projects, store=store, save=not dry_run, progress=progress)
     finally:
         if store is not None:
             store.close()
@@ -135,6 +133,17 @@ def collect(
             err.print(f"pillarwatch: {s.project}: overall {display(s.overall, 2)}% is below --fail-under {fail_under:g}")
         if below:
             raise typer.Exit(1)
+
+
+@contextmanager
+def _progress(total: int, *, quiet: bool) -> Iterator[Progress | None]:
+    """A progress bar on a terminal when there is more than a handful of sources."""
+    if quiet or not err.is_terminal or total < 5:
+        yield None
+        return
+    with RichProgress(*RichProgress.get_default_columns(), TextColumn("{task.fields[last]}"), console=err, transient=True) as bar:
+        task = bar.add_task("collecting", total=total, last="")
+        yield lambda what, done, _total: bar.update(task, completed=done, last=what)
 
 
 @app.command()

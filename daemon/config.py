@@ -227,6 +227,8 @@ class Config(_Strict):
     version: Literal[1] = 1
     store: str = ".pillarwatch/pillarwatch.db"
     cache_dir: str | None = None
+    concurrency: int = Field(default=8, ge=1, le=256)
+    allow_commands: bool = False
     display: Display = Field(default_factory=Display)
     templates: Templates = Field(default_factory=Templates)
     projects: list[Project] = Field(min_length=1)

@@ -1,25 +1,35 @@
-"""One collection run: ask every source of a project for its evidence, score, store.
+"""One collection run: ask every source for its evidence, score, store.
 
-The runner is the only place that knows which collector serves which source
-kind, and that a document inside a git source is read at the commit the git
-source was just read at.
+Sources of all projects are collected concurrently, at most
+``config.concurrency`` at a time. Every collector enforces its own timeout;
+the runner also stops waiting for a source that overruns it, so one hanging
+source cannot hold the others. A document or JUnit report inside a git source
+is read at the commit that git source was just read at, so those are
+collected in a second phase.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
-from pathlib import Path
 
 from collectors import docs, git
 from collectors.evidence import CollectResult, EvidenceError, EvidenceRequest, failed
 
-from .config import Config, Project
+from .config import Config, Project, Source
 from .scoring import score_project
 from .snapshot import Snapshot
 from .store import Store
 
-Progress = Callable[[str], None]
+# Called with (what finished, how many finished, how many in all).
+Progress = Callable[[str, int, int], None]
+
+# How long past its own timeout the runner still waits for a source.
+_GRACE_SECONDS = 5.0
+_DEFAULT_TIMEOUT = 60.0
 
 
 def requests_by_source(project: Project) -> dict[str, list[EvidenceRequest]]:
@@ -33,50 +43,129 @@ def requests_by_source(project: Project) -> dict[str, list[EvidenceRequest]]:
     return {source: list(requests.values()) for source, requests in wanted.items()}
 
 
-def collect_project(
-    project: Project,
+def _upstream(source: Source) -> str | None:
+    """The git source this one is read through, if any."""
+    return getattr(source, "git", None)
+
+
+def _timeout(source: Source) -> float:
+    return float(getattr(source, "timeout_seconds", _DEFAULT_TIMEOUT))
+
+
+class _Job:
+    def __init__(self, project: Project, source: Source, requests: list[EvidenceRequest]):
+        self.project, self.source, self.requests = project, source, requests
+        self.started: float | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.project.id, self.source.id
+
+
+def collect_sources(
+    config: Config,
+    projects: Sequence[Project],
     *,
-    cache_dir: Path,
     now: datetime,
     progress: Progress | None = None,
-) -> list[CollectResult]:
-    """Collect every source of one project; faults come back as evidence errors."""
-    wanted = requests_by_source(project)
-    results: dict[str, CollectResult] = {}
-    # Git sources first: documents inside them are read at the commit just seen.
-    ordered = sorted(project.sources, key=lambda s: s.kind != "git")
-    for source in ordered:
-        if progress:
-            progress(f"{project.id}/{source.id}")
-        requests = wanted[source.id]
-        if isinstance(source, git.GitSource):
-            results[source.id] = git.collect(source, requests, now=now, cache_dir=cache_dir)
-        elif source.git is None:
-            results[source.id] = docs.collect(source, requests, now=now)
-        else:
-            repo = project.source(source.git)
-            assert isinstance(repo, git.GitSource)
-            at = results[repo.id]
-            if not at.answered or at.fingerprint is None:
-                error = EvidenceError(kind="unreachable", message=f"git source {repo.id!r} did not answer: {at.error.message if at.error else 'no commit'}")
-                results[source.id] = failed(source.id, requests, error, now=now)
-            else:
-                results[source.id] = docs.collect(source, requests, now=now, repo=repo, commit=at.fingerprint, cache_dir=cache_dir)
-    return [results[s.id] for s in project.sources]
+) -> dict[str, list[CollectResult]]:
+    """Collect every source of the given projects; faults come back as evidence errors."""
+    jobs = [
+        _Job(p, s, requests)
+        for p in projects
+        for s, requests in ((s, requests_by_source(p)[s.id]) for s in p.sources)
+    ]
+    results: dict[tuple[str, str], CollectResult] = {}
+    total, done = len(jobs), 0
+    lock = threading.Lock()
+
+    def finished(job: _Job, result: CollectResult) -> None:
+        nonlocal done
+        with lock:
+            results[job.key] = result
+            done += 1
+            if progress:
+                progress(f"{job.project.id}/{job.source.id}", done, total)
+
+    first = [j for j in jobs if _upstream(j.source) is None]
+    second = [j for j in jobs if _upstream(j.source) is not None]
+    pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="collect")
+    try:
+        _run_phase(pool, first, lambda j: _collect(config, j, now, results), finished, now)
+        _run_phase(pool, second, lambda j: _collect(config, j, now, results), finished, now)
+    finally:
+        # Abandoned (overrunning) collections are not waited for.
+        pool.shutdown(wait=False, cancel_futures=True)
+    return {p.id: [results[(p.id, s.id)] for s in p.sources] for p in projects}
 
 
-def run_project(
+def _run_phase(
+    pool: ThreadPoolExecutor,
+    jobs: list[_Job],
+    work: Callable[[_Job], CollectResult],
+    finished: Callable[[_Job, CollectResult], None],
+    now: datetime,
+) -> None:
+    def started(job: _Job) -> CollectResult:
+        job.started = time.monotonic()
+        return work(job)
+
+    pending: dict[Future[CollectResult], _Job] = {pool.submit(started, j): j for j in jobs}
+    while pending:
+        complete, _ = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+        for future in complete:
+            job = pending.pop(future)
+            try:
+                result = future.result()
+            except Exception as exc:  # a collector bug must not sink the whole run
+                error = EvidenceError(kind="malformed", message=f"collector crashed: {type(exc).__name__}: {exc}")
+                result = failed(job.source.id, job.requests, error, now=now)
+            finished(job, result)
+        for future, job in list(pending.items()):
+            limit = _timeout(job.source) + _GRACE_SECONDS
+            if job.started is not None and time.monotonic() - job.started > limit:
+                del pending[future]
+                error = EvidenceError(kind="timeout", message=f"source {job.source.id!r} did not answer within {limit:g}s", retryable=True)
+                finished(job, failed(job.source.id, job.requests, error, now=now))
+
+
+def _collect(config: Config, job: _Job, now: datetime, done: dict[tuple[str, str], CollectResult]) -> CollectResult:
+    """Run the collector that serves this source's kind."""
+    source, requests, cache = job.source, job.requests, config.cache_path
+    upstream_id = _upstream(source)
+    if upstream_id is not None:
+        repo = job.project.source(upstream_id)
+        at = done[(job.project.id, upstream_id)]
+        if not at.answered or at.fingerprint is None or not isinstance(repo, git.GitSource):
+            why = at.error.message if at.error else "no commit"
+            return failed(source.id, requests, EvidenceError(kind="unreachable", message=f"git source {upstream_id!r} did not answer: {why}"), now=now)
+        return _COLLECTORS[source.kind](source, requests, now=now, cache_dir=cache, repo=repo, commit=at.fingerprint)
+    if source.kind == "command":
+        return _COLLECTORS["command"](source, requests, now=now, allowed=config.allow_commands)
+    return _COLLECTORS[source.kind](source, requests, now=now, cache_dir=cache)
+
+
+_COLLECTORS: dict[str, Callable[..., CollectResult]] = {
+    "git": git.collect,
+    "doc": docs.collect,
+}
+
+
+def run_projects(
     config: Config,
-    project: Project,
+    projects: Sequence[Project],
     *,
     store: Store | None,
     now: datetime | None = None,
     progress: Progress | None = None,
     save: bool = True,
-) -> Snapshot:
-    """Collect, score and store one snapshot (``save=False``: a dry run)."""
+) -> list[Snapshot]:
+    """Collect, score and store one snapshot per project (``save=False``: a dry run)."""
     now = now or datetime.now(timezone.utc)
-    results = collect_project(project, cache_dir=config.cache_path, now=now, progress=progress)
-    previous = store.latest(project.id) if store else None
-    snapshot = score_project(project, results, previous=previous, now=now)
-    return store.save_snapshot(snapshot) if store is not None and save else snapshot
+    collected = collect_sources(config, projects, now=now, progress=progress)
+    snapshots = []
+    for project in projects:
+        previous = store.latest(project.id) if store else None
+        snapshot = score_project(project, collected[project.id], previous=previous, now=now)
+        snapshots.append(store.save_snapshot(snapshot) if store is not None and save else snapshot)
+    return snapshots

@@ -41,18 +41,17 @@ def snapshot_summary(snapshot: Snapshot, decimals: int) -> RenderableType:
             _percent(pillar.coverage * 100, 0),
             ", ".join(f"[{_STATUS_STYLE[k]}]{n} {k}[/]" for k, n in sorted(counts.items())),
         )
-    return table
+    failing = [
+        Text(f"source {s.id} did not answer ({s.error.kind}): {s.error.message}" if s.error else f"source {s.id} did not answer", style="yellow")
+        for s in snapshot.sources
+        if not s.answered
+    ]
+    return Group(table, *failing) if failing else table
 
 
 def snapshot_detail(snapshot: Snapshot, decimals: int) -> RenderableType:
     """The summary plus every criterion with its status and why: what `status` prints."""
-    parts: list[RenderableType] = [snapshot_summary(snapshot, decimals)]
-    for pillar in snapshot.pillars:
-        parts.append(_pillar_table(pillar, decimals))
-    unanswered = [s for s in snapshot.sources if not s.answered]
-    for s in unanswered:
-        parts.append(Text(f"source {s.id} did not answer: {s.error.message if s.error else 'unknown reason'}", style="yellow"))
-    return Group(*parts)
+    return Group(snapshot_summary(snapshot, decimals), *(_pillar_table(p, decimals) for p in snapshot.pillars))
 
 
 def _pillar_table(pillar: PillarScore, decimals: int) -> Table:

@@ -179,11 +179,16 @@ def test_bad_config_exits_2_naming_the_line(workspace):
 def test_missing_repository_is_stale_evidence_not_a_crash(workspace):
     ws, repo = workspace
     run("collect", "--config", "pw.yaml", cwd=ws)
+    before = json.loads(run("status", "--config", "pw.yaml", "--json", cwd=ws).stdout)
     (ws / "pw.yaml").write_text(CONFIG.replace("path: repo}", "path: gone}"))
-    out = run("collect", "--config", "pw.yaml", cwd=ws).stdout
+    out = run("collect", "--config", "pw.yaml", cwd=ws).stdout  # exits 0
     assert "partial" in out
+    assert "source repo did not answer (not_found): repository not found" in out
     snap = json.loads(run("status", "--config", "pw.yaml", "--json", cwd=ws).stdout)
     assert snap["complete"] is False
+    # Nothing falls: every pillar keeps its figure from the stale scores.
+    assert [p["score"] for p in snap["pillars"]] == [p["score"] for p in before["pillars"]]
+    assert snap["overall"] == before["overall"]
     statuses = {c["id"]: (c["status"], c["score"]) for p in snap["pillars"] for c in p["criteria"]}
     assert statuses["restart"] == ("stale", 1.0)
     assert statuses["declared"] == ("stale", 0.6)
