@@ -507,3 +507,30 @@ def read_text(
     if b"\0" in data[:_BINARY_PROBE]:
         raise SourceFault("malformed", f"{where}: {name} is a binary file")
     return data.decode("utf-8", errors="replace"), sha
+
+
+def list_files(
+    source: GitSource, pattern: str, *, cache_dir: Path, commit: str | None = None
+) -> tuple[list[str], str]:
+    """(sorted paths matching the glob `pattern`, commit SHA) at `commit` (default: the branch tip).
+
+    Links leaving the repository and broken links are not listed: `read_text`
+    could not read them. Raises SourceFault like `read_text`.
+    """
+    try:
+        repo = _Repo(source, cache_dir, sync=commit is None)
+        try:
+            if commit is not None and source.url:
+                try:  # a commit the mirror has not seen yet: fetch once
+                    repo.resolve(commit, "commit")
+                except SourceFault:
+                    repo.close()
+                    repo = _Repo(source, cache_dir, sync=True)
+            sha, committed = repo.resolve(commit or source.branch, "commit" if commit else "branch")
+            reader = _Reader(repo, sha, committed, datetime.now(timezone.utc))
+            files = reader._tree[0]
+            return [path for path in reader._glob(pattern) if files[path].mode != _LINK_MODE], sha
+        finally:
+            repo.close()
+    except _FAULTS as exc:
+        raise _fault(exc, source) from None
