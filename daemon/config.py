@@ -17,7 +17,7 @@ from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model, TypeAdapter, ValidationError, field_validator, model_validator
 
-from collectors import docs, git
+from collectors.kinds import KINDS, kinds_of_signal, signal_models
 from collectors.evidence import EvidenceRequest, canonical_json
 
 from .errors import ConfigError
@@ -112,10 +112,7 @@ class CheckFields(_Strict):
         return self.transform or self.default_transform  # type: ignore[attr-defined]
 
 
-SIGNAL_KINDS: dict[str, str] = {
-    **{name: "git" for name in git.SIGNALS},
-    **{name: "doc" for name in docs.SIGNALS},
-}
+SIGNAL_KINDS: dict[str, tuple[str, ...]] = kinds_of_signal()
 
 
 # Parameters the configuration may leave out because the criterion supplies them:
@@ -133,7 +130,7 @@ def _check_model(params_model: type[BaseModel]) -> type[CheckFields]:
     )
 
 
-_CHECK_MODELS = [_check_model(m) for m in (*git.SIGNALS.values(), *docs.SIGNALS.values())]
+_CHECK_MODELS = [_check_model(m) for m in signal_models().values()]
 Check = Annotated[Union[tuple(_CHECK_MODELS)], Field(discriminator="signal")]  # type: ignore[valid-type]
 
 
@@ -184,7 +181,7 @@ class PillarFromTemplate(_Strict):
     weight: float | None = Field(default=None, ge=0)
 
 
-Source = Annotated[Union[git.GitSource, docs.DocSource], Field(discriminator="kind")]
+Source = Annotated[Union[tuple(model for model, _ in KINDS.values())], Field(discriminator="kind")]  # type: ignore[valid-type]
 
 # A pillar entry is a template reference exactly when it has a `template` key;
 # deciding up front keeps errors about one shape, not both.
@@ -206,7 +203,7 @@ class Project(_Strict):
         """Pillars with templates resolved (set by :func:`load_config`)."""
         return [p for p in self.pillars if isinstance(p, Pillar)]
 
-    def source(self, source_id: str) -> git.GitSource | docs.DocSource:
+    def source(self, source_id: str) -> Any:
         return next(s for s in self.sources if s.id == source_id)
 
     def rules_hash(self) -> str:
@@ -276,7 +273,7 @@ def load_config(path: Path | str) -> Config:
     return config
 
 
-_TAGS = set(SIGNAL_KINDS) | {"git", "doc", "template", "pillar"}
+_TAGS = set(SIGNAL_KINDS) | set(KINDS) | {"template", "pillar"}
 
 
 def _strip_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -321,8 +318,9 @@ def _cross_check(config: Config) -> list[tuple[tuple[Any, ...], str]]:
                 problems.append((ploc + ("sources", si, "id"), f"duplicate source id {source.id!r}"))
             kinds[source.id] = source.kind
         for si, source in enumerate(project.sources):
-            if isinstance(source, docs.DocSource) and source.git is not None and kinds.get(source.git) != "git":
-                problems.append((ploc + ("sources", si, "git"), f"no git source {source.git!r} in project {project.id!r}"))
+            upstream = getattr(source, "git", None)
+            if upstream is not None and kinds.get(upstream) != "git":
+                problems.append((ploc + ("sources", si, "git"), f"no git source {upstream!r} in project {project.id!r}"))
         expanded: list[Pillar] = []
         for xi, entry in enumerate(project.pillars):
             if isinstance(entry, PillarFromTemplate):
@@ -352,8 +350,9 @@ def _cross_check(config: Config) -> list[tuple[tuple[Any, ...], str]]:
                     kind = kinds.get(check.source)
                     if kind is None:
                         problems.append((kloc + ("source",), f"no source {check.source!r} in project {project.id!r} (have: {', '.join(kinds) or 'none'})"))
-                    elif SIGNAL_KINDS[check.signal] != kind:
-                        problems.append((kloc + ("signal",), f"signal {check.signal!r} needs a {SIGNAL_KINDS[check.signal]} source, but {check.source!r} is a {kind} source"))
+                    elif kind not in SIGNAL_KINDS[check.signal]:
+                        needs = " or ".join(SIGNAL_KINDS[check.signal])
+                        problems.append((kloc + ("signal",), f"signal {check.signal!r} needs a {needs} source, but {check.source!r} is a {kind} source"))
                     elif check.effective_transform is None:
                         problems.append((kloc + ("transform",), "field required for this signal"))
                     # A declared score is looked up by the criterion's own title unless told otherwise.
@@ -363,12 +362,18 @@ def _cross_check(config: Config) -> list[tuple[tuple[Any, ...], str]]:
 
 
 def _resolve_local_paths(config: Config) -> None:
+    """Make paths on this machine absolute, relative to the configuration file."""
     for project in config.projects:
         for source in project.sources:
-            if isinstance(source, git.GitSource) and source.path:
-                source.path = str(config._resolve(source.path))
-            elif isinstance(source, docs.DocSource) and source.git is None:
-                source.path = str(config._resolve(source.path))
+            reads_git = getattr(source, "git", None) is not None
+            for name in _LOCAL_PATHS.get(source.kind, ()):
+                value = getattr(source, name)
+                if value and not reads_git:
+                    setattr(source, name, str(config._resolve(value)))
+
+
+# Fields naming a path on this machine (a path inside a git source is not one).
+_LOCAL_PATHS = {"git": ("path",), "doc": ("path",), "junit": ("path",), "command": ("cwd",)}
 
 
 def config_schema() -> dict[str, Any]:

@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 
-from collectors import docs, git
+from collectors import git
+from collectors.kinds import KINDS
 from collectors.evidence import CollectResult, EvidenceError, EvidenceRequest, failed
 
 from .config import Config, Project, Source
@@ -139,16 +140,14 @@ def _collect(config: Config, job: _Job, now: datetime, done: dict[tuple[str, str
         if not at.answered or at.fingerprint is None or not isinstance(repo, git.GitSource):
             why = at.error.message if at.error else "no commit"
             return failed(source.id, requests, EvidenceError(kind="unreachable", message=f"git source {upstream_id!r} did not answer: {why}"), now=now)
-        return _COLLECTORS[source.kind](source, requests, now=now, cache_dir=cache, repo=repo, commit=at.fingerprint)
+        return _collector(source.kind)(source, requests, now=now, cache_dir=cache, repo=repo, commit=at.fingerprint)
     if source.kind == "command":
-        return _COLLECTORS["command"](source, requests, now=now, allowed=config.allow_commands)
-    return _COLLECTORS[source.kind](source, requests, now=now, cache_dir=cache)
+        return _collector("command")(source, requests, now=now, allowed=config.allow_commands)
+    return _collector(source.kind)(source, requests, now=now, cache_dir=cache)
 
 
-_COLLECTORS: dict[str, Callable[..., CollectResult]] = {
-    "git": git.collect,
-    "doc": docs.collect,
-}
+def _collector(kind: str) -> Callable[..., CollectResult]:
+    return KINDS[kind][1].collect  # type: ignore[no-any-return]
 
 
 def run_projects(

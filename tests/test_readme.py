@@ -12,8 +12,7 @@ import pytest
 from daemon.cli import app
 from daemon.config import CheckFields, Config, Criterion, Display, Manual, Pillar, PillarFromTemplate, Project, Templates
 from daemon.config import FreshWithinDays, Scale, Thresholds
-from collectors.docs import DocSource
-from collectors.git import GitSource
+from collectors.kinds import KINDS
 
 from .conftest import REPO_ROOT
 
@@ -55,7 +54,7 @@ def test_every_command_is_documented_in_the_readme(command):
 
 
 MODELS = [Config, Display, Templates, Project, Pillar, PillarFromTemplate, Criterion, Manual, CheckFields,
-          GitSource, DocSource, Scale, Thresholds, FreshWithinDays]
+          Scale, Thresholds, FreshWithinDays, *(model for model, _ in KINDS.values())]
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
@@ -68,4 +67,9 @@ def test_every_signal_is_documented():
     from daemon.config import SIGNAL_KINDS
 
     for signal in SIGNAL_KINDS:
-        assert f"`{signal}`" in CONFIG_DOC and f"`{signal}`" in README
+        assert f"`{signal}`" in CONFIG_DOC and f"`{signal}`" in README, signal
+
+
+def test_every_source_kind_is_documented():
+    for kind in KINDS:
+        assert f"`kind: {kind}`" in CONFIG_DOC, kind

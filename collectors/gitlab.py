@@ -1,0 +1,163 @@
+"""GitLab CI collector: the completed pipelines of one project, on one ref.
+
+One listing per collection (``GET /projects/{id}/pipelines``, newest first,
+pages followed until enough completed pipelines), plus the test report of the
+newest completed pipeline when asked for; both revalidated with ETags.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from collectors import ci
+from collectors._http import ApiClient, EtagCache, check_api_url, get_json, iter_pages, open_client, resolve_token
+from collectors.evidence import CollectResult, EvidenceRequest, Provenance, SourceFault, failed
+
+__all__ = ["SIGNALS", "GitLabSource", "collect"]
+
+_PROJECT = re.compile(r"^(\d+|[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+)$")
+_COMPLETED = frozenset({"success", "failed", "canceled", "skipped"})
+_COUNTS = ("success", "failed", "skipped", "error")
+_MAX_PAGES = 10
+_MIN_PAGE = 20  # running and pending pipelines sit on top: ask for a few more than needed
+
+
+class GitLabSource(BaseModel):
+    """One GitLab project (gitlab.com or self-managed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["gitlab"] = "gitlab"
+    id: str
+    project: str  # numeric id or "group/project" path
+    ref: str | None = None
+    api_url: str = "https://gitlab.com/api/v4"  # self-managed: https://host/api/v4
+    token_env: str | None = "GITLAB_TOKEN"  # sent as PRIVATE-TOKEN
+    token_file: str | None = None
+    timeout_seconds: float = Field(default=30, gt=0)
+    max_bytes: int = Field(default=5_000_000, gt=0)
+
+    @field_validator("project")
+    @classmethod
+    def _project_shape(cls, value: str) -> str:
+        if not _PROJECT.match(value) or any(part in (".", "..") for part in value.split("/")):
+            raise ValueError(f"project '{value}' is not a numeric id or a group/project path")
+        return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        return check_api_url(value)
+
+
+SIGNALS: dict[str, type[BaseModel]] = {
+    "latest_run": ci.LatestRun,
+    "success_rate": ci.SuccessRate,
+    "test_report": ci.TestReport,
+}
+
+
+def collect(source: GitLabSource, requests: list[EvidenceRequest], *, now: datetime, cache_dir: Path) -> CollectResult:
+    """Answer every request from one listing of the project's pipelines; never raises for source faults."""
+    now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)  # a naive `now` is UTC
+    try:
+        token = resolve_token(source.token_env, source.token_file)
+    except SourceFault as fault:
+        return failed(source.id, requests, fault.error, now=now)
+    where = f"project {source.project}" + (f" on {source.ref}" if source.ref else "")
+    cache = EtagCache(cache_dir / "http")
+    base = f"{source.api_url}/projects/{quote(source.project, safe='')}/pipelines"
+    with open_client(timeout=source.timeout_seconds, token=token, auth_scheme="PRIVATE-TOKEN") as client:
+        reports: dict[int, tuple[dict[str, Any], Provenance] | SourceFault] = {}
+
+        def test_report(params: ci.TestReport, runs: list[ci.Run]) -> tuple[dict[str, Any], Provenance]:
+            latest = runs[0]
+            if latest.run_id not in reports:  # fetched once, however many checks ask
+                try:
+                    reports[latest.run_id] = _test_report(source, client, cache, base, latest)
+                except SourceFault as fault:
+                    reports[latest.run_id] = fault
+            answer = reports[latest.run_id]
+            if isinstance(answer, SourceFault):
+                raise answer
+            return answer
+
+        return ci.collect_runs(source.id, requests, signals=SIGNALS, provider="gitlab", where=where, now=now,
+                               fetch=lambda need: _runs(source, client, cache, base, need),
+                               extra={"test_report": test_report})
+
+
+def _runs(source: GitLabSource, client: ApiClient, cache: EtagCache, url: str, need: int) -> list[ci.Run]:
+    params: dict[str, str | int] = {"per_page": min(100, max(need, _MIN_PAGE)), "order_by": "id", "sort": "desc"}
+    if source.ref:
+        params["ref"] = source.ref
+    runs: list[ci.Run] = []
+    for page in iter_pages(client, url, params=params, cache=cache, max_bytes=source.max_bytes,
+                           max_pages=_MAX_PAGES):
+        if not isinstance(page.data, list):
+            raise SourceFault("malformed", f"GET {client.scrub(url)}: answer is not a list of pipelines")
+        runs += [_run(raw, url, client) for raw in page.data
+                 if isinstance(raw, dict) and raw.get("status") in _COMPLETED]
+        if len(runs) >= need:
+            break
+    return sorted(runs, key=lambda run: run.run_id, reverse=True)  # ids grow: the newest first, as asked
+
+
+def _run(raw: dict[str, Any], url: str, client: ApiClient) -> ci.Run:
+    try:
+        created = raw["created_at"]
+        if ci.parse_time(created) is None or isinstance(raw["id"], bool):
+            raise ValueError(created)
+        number = raw.get("iid")
+        return ci.Run(
+            run_id=int(raw["id"]),
+            run_number=int(number) if isinstance(number, int) else None,
+            conclusion=ci.normalise_conclusion(raw["status"]),
+            url=str(raw.get("web_url") or ""),
+            head_sha=str(raw.get("sha") or ""),
+            created_at=created,
+            duration_seconds=_duration(raw),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise SourceFault("malformed", f"GET {client.scrub(url)}: a pipeline lacks a valid id or created_at") from None
+
+
+def _duration(raw: dict[str, Any]) -> float | None:
+    """GitLab's own `duration` (seconds spent running) when given; else from timestamps."""
+    duration = raw.get("duration")
+    if isinstance(duration, (int, float)) and not isinstance(duration, bool) and duration >= 0:
+        return float(duration)
+    if raw.get("started_at") and raw.get("finished_at"):
+        return ci.seconds_between(raw["started_at"], raw["finished_at"])
+    return ci.seconds_between(raw.get("created_at"), raw.get("updated_at"))
+
+
+def _test_report(
+    source: GitLabSource, client: ApiClient, cache: EtagCache, base: str, run: ci.Run
+) -> tuple[dict[str, Any], Provenance]:
+    url = f"{base}/{run.run_id}/test_report"
+    data = get_json(client, url, cache=cache, max_bytes=source.max_bytes).data
+    if not isinstance(data, dict):
+        raise SourceFault("malformed", f"GET {client.scrub(url)}: answer is not a test report object")
+    value = {name: _count(data, f"{name}_count", url, client) for name in _COUNTS}
+    total = data.get("total_count")
+    value["total"] = sum(value.values()) if total is None else _count(data, "total_count", url, client)
+    ran = value["total"] - value["skipped"]
+    if ran <= 0:
+        raise SourceFault("not_found", f"pipeline {run.run_id} of project {source.project} has no test results")
+    return {**value, "pass_ratio": value["success"] / ran}, run.provenance
+
+
+def _count(data: dict[str, Any], name: str, url: str, client: ApiClient) -> int:
+    value = data.get(name)
+    if value is None:  # some GitLab versions leave counts out or null
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SourceFault("malformed", f"GET {client.scrub(url)}: {name} is not a count: {str(value)[:40]!r}")
+    return value
