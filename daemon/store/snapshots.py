@@ -1,149 +1,24 @@
-"""The store: the one module that speaks SQL.
-
-One SQLite file (WAL mode) holds evidence, snapshots and their pillar and
-criterion scores. Schema changes are numbered forward migrations recorded in
-``PRAGMA user_version``. A snapshot is written in one transaction; one equal
-to the project's previous snapshot is recorded as a cheap repeat (a row of a
-timestamp) instead of a copy. Evidence rows are content-addressed, so equal
-facts observed again cost nothing.
-"""
+"""Snapshot queries: save (or record a cheap repeat), latest, one, history."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from collectors.evidence import Evidence
 
-from .errors import NotFound, StoreError
-from .snapshot import CriterionScore, PillarScore, Snapshot, SourceState, rfc3339
+from ..errors import NotFound
+from ..snapshot import CriterionScore, PillarScore, Snapshot, SourceState, rfc3339
+from ._util import dumps as _dumps
+from ._util import parse_time as _time
 
 
-def _migration_1(db: sqlite_utils.Database) -> None:
-    db.executescript(
-        """
-        CREATE TABLE snapshots (
-            id INTEGER PRIMARY KEY,
-            project TEXT NOT NULL,
-            taken_at TEXT NOT NULL,
-            rules_hash TEXT NOT NULL,
-            complete INTEGER NOT NULL,
-            overall REAL,
-            content_hash TEXT NOT NULL,
-            origin TEXT NOT NULL DEFAULT 'collected',
-            sources TEXT NOT NULL
-        );
-        CREATE INDEX snapshots_by_project_time ON snapshots (project, taken_at);
-        CREATE TABLE snapshot_repeats (
-            snapshot_id INTEGER NOT NULL REFERENCES snapshots (id),
-            seen_at TEXT NOT NULL,
-            PRIMARY KEY (snapshot_id, seen_at)
-        ) WITHOUT ROWID;
-        CREATE TABLE pillar_scores (
-            snapshot_id INTEGER NOT NULL REFERENCES snapshots (id),
-            pillar TEXT NOT NULL,
-            position INTEGER NOT NULL,
-            title TEXT NOT NULL,
-            weight REAL NOT NULL,
-            score REAL,
-            coverage REAL NOT NULL,
-            PRIMARY KEY (snapshot_id, pillar)
-        ) WITHOUT ROWID;
-        CREATE TABLE criterion_scores (
-            snapshot_id INTEGER NOT NULL REFERENCES snapshots (id),
-            pillar TEXT NOT NULL,
-            criterion TEXT NOT NULL,
-            position INTEGER NOT NULL,
-            title TEXT NOT NULL,
-            weight REAL NOT NULL,
-            score REAL,
-            status TEXT NOT NULL,
-            reason TEXT,
-            scored_at TEXT,
-            checks TEXT NOT NULL,
-            evidence TEXT NOT NULL,
-            PRIMARY KEY (snapshot_id, pillar, criterion)
-        ) WITHOUT ROWID;
-        CREATE TABLE evidence (
-            hash TEXT PRIMARY KEY,
-            source TEXT NOT NULL,
-            signal TEXT NOT NULL,
-            params TEXT NOT NULL,
-            value TEXT,
-            error TEXT,
-            provenance TEXT NOT NULL,
-            observed_at TEXT NOT NULL
-        ) WITHOUT ROWID;
-        """
-    )
-
-
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1]
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-class Store:
-    """Snapshots of every project, in one SQLite file."""
-
-    def __init__(self, db: sqlite_utils.Database, path: Path | None = None):
-        self.db = db
-        self.path = path
-
-    @classmethod
-    def open(cls, path: Path | str, *, readonly: bool = False) -> Store:
-        """Open (and, unless read-only, create and migrate) the database at ``path``."""
-        path = Path(path)
-        try:
-            if readonly:
-                if not path.exists():
-                    raise StoreError(f"{path}: no database yet (run `pillarwatch collect` first)")
-                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-                store = cls(sqlite_utils.Database(conn), path)
-                store._check_version()
-                return store
-            path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite_utils.Database(path)
-            db.execute("PRAGMA busy_timeout = 5000")
-            db.enable_wal()
-            store = cls(db, path)
-            store._migrate()
-            return store
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{path}: cannot open database: {exc}") from None
-        except OSError as exc:
-            raise StoreError(f"{path}: cannot create database: {exc.strerror or exc}") from None
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def version(self) -> int:
-        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
-
-    def _check_version(self) -> None:
-        if self.version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path}: database schema {self.version} is newer than this pillarwatch understands ({SCHEMA_VERSION}); upgrade pillarwatch"
-            )
-
-    def _migrate(self) -> None:
-        self._check_version()
-        for number in range(self.version + 1, SCHEMA_VERSION + 1):
-            with self.db.atomic():
-                MIGRATIONS[number - 1](self.db)
-                self.db.execute(f"PRAGMA user_version = {number}")
+class SnapshotQueries:
+    db: sqlite_utils.Database
 
     # --- writing ---------------------------------------------------------------------
 
@@ -309,10 +184,3 @@ class Store:
                 provenance=json.loads(r["provenance"]), observed_at=_time(r["observed_at"]),
             )
 
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -1,0 +1,95 @@
+"""The store: the one place that speaks SQL.
+
+One SQLite file (WAL mode) holds evidence, snapshots and their pillar and
+criterion scores, the schedule state of every source, alerts and the
+delivery outbox. Schema changes are numbered forward migrations
+(:mod:`daemon.store.schema`). There is one writer (the daemon, or one
+command); readers such as the HTTP API open the file read-only.
+
+The queries are grouped by concept in mixins: :mod:`.snapshots`,
+:mod:`.runs` and :mod:`.outbox`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlite_utils
+
+from ..errors import StoreError
+from .outbox import AlertQueries
+from .runs import RunQueries
+from .schema import MIGRATIONS, SCHEMA_VERSION
+from .snapshots import SnapshotQueries
+
+__all__ = ["SCHEMA_VERSION", "Store"]
+
+
+class Store(SnapshotQueries, RunQueries, AlertQueries):
+    """Everything pillarwatch keeps, in one SQLite file."""
+
+    def __init__(self, db: sqlite_utils.Database, path: Path | None = None):
+        self.db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path | str, *, readonly: bool = False) -> Store:
+        """Open (and, unless read-only, create and migrate) the database at ``path``."""
+        path = Path(path)
+        try:
+            if readonly:
+                if not path.exists():
+                    raise StoreError(f"{path}: no database yet (run `pillarwatch collect` first)")
+                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+                store = cls(sqlite_utils.Database(conn), path)
+                store._check_version()
+                return store
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite_utils.Database(path)
+            db.execute("PRAGMA busy_timeout = 5000")
+            db.enable_wal()
+            # Alert state and the outbox must survive a power cut once committed;
+            # the write rate is a few transactions a minute, so FULL costs nothing.
+            db.execute("PRAGMA synchronous = FULL")
+            store = cls(db, path)
+            store._migrate()
+            return store
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: cannot open database: {exc}") from None
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot create database: {exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _check_version(self) -> None:
+        if self.version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: database schema {self.version} is newer than this pillarwatch understands ({SCHEMA_VERSION}); upgrade pillarwatch"
+            )
+
+    def _migrate(self) -> None:
+        self._check_version()
+        for number in range(self.version + 1, SCHEMA_VERSION + 1):
+            with self.db.atomic():
+                MIGRATIONS[number - 1](self.db)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic write; nested calls join the outer transaction."""
+        with self.db.atomic():
+            yield

@@ -1,0 +1,113 @@
+"""Schedule state: which due time of which source was collected, and each source's latest result."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from collectors.evidence import CollectResult
+
+from ..snapshot import rfc3339
+from ._util import parse_time
+
+
+class RunQueries:
+    db: sqlite_utils.Database
+
+    def claim_run(self, project: str, source: str, due_at: datetime, *, now: datetime) -> bool:
+        """Claim the collection of one due time; False when it was already done.
+
+        A claim whose run never finished (the process died) may be taken again.
+        """
+        with self.db.atomic():
+            row = self.db.execute(
+                "SELECT outcome FROM source_runs WHERE project = ? AND source = ? AND due_at = ?",
+                [project, source, rfc3339(due_at)],
+            ).fetchone()
+            if row is not None and row[0] != "running":
+                return False
+            self.db.execute(
+                "INSERT OR REPLACE INTO source_runs (project, source, due_at, started_at, outcome) VALUES (?, ?, ?, ?, 'running')",
+                [project, source, rfc3339(due_at), rfc3339(now)],
+            )
+        return True
+
+    def record_run(
+        self,
+        project: str,
+        source: str,
+        due_at: datetime,
+        *,
+        outcome: str,
+        now: datetime,
+        result: CollectResult | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record how a run ended (``ok``, ``error``, ``missed``, ``skipped``), and its result."""
+        with self.db.atomic():
+            self.db.execute(
+                "INSERT INTO source_runs (project, source, due_at, started_at, finished_at, outcome, error, fingerprint)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (project, source, due_at) DO UPDATE SET finished_at = excluded.finished_at,"
+                " outcome = excluded.outcome, error = excluded.error, fingerprint = excluded.fingerprint",
+                [project, source, rfc3339(due_at), rfc3339(now), rfc3339(now), outcome, error,
+                 result.fingerprint if result else None],
+            )
+            if result is not None:
+                self._save_result(project, result, now)
+
+    def _save_result(self, project: str, result: CollectResult, now: datetime) -> None:
+        previous = self.db.execute(
+            "SELECT failing_since, last_success_at FROM source_results WHERE project = ? AND source = ?",
+            [project, result.source],
+        ).fetchone()
+        failing_since, last_success = previous if previous else (None, None)
+        if result.answered:
+            failing_since, last_success = None, rfc3339(now)
+        elif failing_since is None:
+            failing_since = rfc3339(now)
+        self.db.execute(
+            "INSERT OR REPLACE INTO source_results (project, source, collected_at, result, failing_since, last_success_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [project, result.source, rfc3339(now), result.model_dump_json(), failing_since, last_success],
+        )
+
+    def latest_results(self, project: str) -> dict[str, CollectResult]:
+        """The last result of every source of a project, by source id."""
+        return {
+            row["source"]: CollectResult.model_validate_json(row["result"])
+            for row in self.db.query("SELECT source, result FROM source_results WHERE project = ?", [project])
+        }
+
+    def failing_since(self, project: str) -> dict[str, datetime]:
+        return {
+            row["source"]: parse_time(row["failing_since"])
+            for row in self.db.query(
+                "SELECT source, failing_since FROM source_results WHERE project = ? AND failing_since IS NOT NULL", [project]
+            )
+        }
+
+    def last_due(self, project: str, source: str) -> datetime | None:
+        """The latest due time claimed for a source, finished or not."""
+        row = self.db.execute(
+            "SELECT max(due_at) FROM source_runs WHERE project = ? AND source = ? AND outcome NOT IN ('missed', 'skipped')",
+            [project, source],
+        ).fetchone()
+        return parse_time(row[0]) if row and row[0] else None
+
+    def runs(self, project: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM source_runs"
+        params: list[Any] = []
+        if project:
+            sql += " WHERE project = ?"
+            params.append(project)
+        sql += " ORDER BY started_at DESC LIMIT ?"
+        params.append(limit)
+        return list(self.db.query(sql, params))
+
+    def last_success(self) -> datetime | None:
+        """When any source last answered: what a health check reports."""
+        row = self.db.execute("SELECT max(last_success_at) FROM source_results").fetchone()
+        return parse_time(row[0]) if row and row[0] else None
