@@ -20,7 +20,9 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_mo
 from collectors.kinds import KINDS, kinds_of_signal, signal_models
 from collectors.evidence import EvidenceRequest, canonical_json
 
+from .alerts import AlertRules
 from .errors import ConfigError
+from .schedule import Schedule
 from .yamlsource import YamlDocument, format_loc
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -169,6 +171,7 @@ class Pillar(_Strict):
     id: str = Field(pattern=_ID)
     title: str = Field(min_length=1)
     weight: float = Field(default=1.0, ge=0)
+    below: float | None = Field(default=None, ge=0, le=100)
     criteria: list[Criterion] = Field(min_length=1)
 
 
@@ -181,7 +184,12 @@ class PillarFromTemplate(_Strict):
     weight: float | None = Field(default=None, ge=0)
 
 
-Source = Annotated[Union[tuple(model for model, _ in KINDS.values())], Field(discriminator="kind")]  # type: ignore[valid-type]
+def _scheduled(model: type[BaseModel]) -> type[BaseModel]:
+    """A collector's source model, plus when the daemon collects it (the collector ignores it)."""
+    return create_model("Configured" + model.__name__, __base__=model, __module__=__name__, schedule=(Optional[Schedule], None))
+
+
+Source = Annotated[Union[tuple(_scheduled(model) for model, _ in KINDS.values())], Field(discriminator="kind")]  # type: ignore[valid-type]
 
 # A pillar entry is a template reference exactly when it has a `template` key;
 # deciding up front keeps errors about one shape, not both.
@@ -195,6 +203,8 @@ class Project(_Strict):
     id: str = Field(pattern=_ID)
     title: str | None = None
     complete_share: float = Field(default=1.0, ge=0, le=1)
+    schedule: Schedule = Field(default_factory=lambda: Schedule(every=timedelta(minutes=15)))
+    alerts: AlertRules = Field(default_factory=AlertRules)
     sources: list[Source] = Field(min_length=1)
     pillars: list[PillarEntry] = Field(min_length=1)
 
@@ -206,9 +216,13 @@ class Project(_Strict):
     def source(self, source_id: str) -> Any:
         return next(s for s in self.sources if s.id == source_id)
 
+    def schedule_of(self, source: Any) -> Schedule:
+        return source.schedule or self.schedule
+
     def rules_hash(self) -> str:
         """Identifies the rules: equal hashes score equal evidence equally."""
-        body = [p.model_dump(mode="json", exclude={"title"}) for p in self.expanded_pillars]
+        # Titles and alert floors do not change a score.
+        body = [p.model_dump(mode="json", exclude={"title", "below"}) for p in self.expanded_pillars]
         return hashlib.sha256(canonical_json(body).encode()).hexdigest()[:16]
 
 
@@ -220,6 +234,17 @@ class Templates(_Strict):
     pillars: dict[str, Pillar] = Field(default_factory=dict)
 
 
+class DaemonSettings(_Strict):
+    """How `pillarwatch daemon` behaves."""
+
+    debounce: Duration = timedelta(seconds=2)
+    shutdown_grace: Duration = timedelta(seconds=30)
+    send_interval: Duration = timedelta(seconds=5)
+    health_file: str | None = None
+
+    _parse = field_validator("debounce", "shutdown_grace", "send_interval", mode="before")(lambda cls, v: parse_duration(v))
+
+
 class Config(_Strict):
     version: Literal[1] = 1
     store: str = ".pillarwatch/pillarwatch.db"
@@ -227,6 +252,7 @@ class Config(_Strict):
     concurrency: int = Field(default=8, ge=1, le=256)
     allow_commands: bool = False
     display: Display = Field(default_factory=Display)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     templates: Templates = Field(default_factory=Templates)
     projects: list[Project] = Field(min_length=1)
 
@@ -236,6 +262,10 @@ class Config(_Strict):
     @property
     def store_path(self) -> Path:
         return self._resolve(self.store)
+
+    @property
+    def health_path(self) -> Path:
+        return self._resolve(self.daemon.health_file) if self.daemon.health_file else self.store_path.with_suffix(".health.json")
 
     @property
     def cache_path(self) -> Path:

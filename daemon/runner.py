@@ -131,19 +131,42 @@ def _run_phase(
 
 
 def _collect(config: Config, job: _Job, now: datetime, done: dict[tuple[str, str], CollectResult]) -> CollectResult:
-    """Run the collector that serves this source's kind."""
-    source, requests, cache = job.source, job.requests, config.cache_path
+    upstream = _upstream(job.source)
+    at = done[(job.project.id, upstream)] if upstream else None
+    return collect_one(config, job.project, job.source, job.requests, now=now, upstream=at)
+
+
+def collect_one(
+    config: Config,
+    project: Project,
+    source: Source,
+    requests: list[EvidenceRequest],
+    *,
+    now: datetime,
+    upstream: CollectResult | None = None,
+) -> CollectResult:
+    """Run the collector that serves this source's kind.
+
+    ``upstream`` is the latest result of the git source a document or report
+    is read through: it is read at that commit.
+    """
+    cache = config.cache_path
     upstream_id = _upstream(source)
     if upstream_id is not None:
-        repo = job.project.source(upstream_id)
-        at = done[(job.project.id, upstream_id)]
-        if not at.answered or at.fingerprint is None or not isinstance(repo, git.GitSource):
-            why = at.error.message if at.error else "no commit"
-            return failed(source.id, requests, EvidenceError(kind="unreachable", message=f"git source {upstream_id!r} did not answer: {why}"), now=now)
-        return _collector(source.kind)(source, requests, now=now, cache_dir=cache, repo=repo, commit=at.fingerprint)
+        repo = project.source(upstream_id)
+        if upstream is None or not upstream.answered or upstream.fingerprint is None or not isinstance(repo, git.GitSource):
+            why = upstream.error.message if upstream is not None and upstream.error else "not collected yet"
+            error = EvidenceError(kind="unreachable", message=f"git source {upstream_id!r} did not answer: {why}")
+            return failed(source.id, requests, error, now=now)
+        return _collector(source.kind)(source, requests, now=now, cache_dir=cache, repo=repo, commit=upstream.fingerprint)
     if source.kind == "command":
         return _collector("command")(source, requests, now=now, allowed=config.allow_commands)
     return _collector(source.kind)(source, requests, now=now, cache_dir=cache)
+
+
+def dependents(project: Project, source_id: str) -> list[Source]:
+    """Sources read through this git source (documents, reports)."""
+    return [s for s in project.sources if _upstream(s) == source_id]
 
 
 def _collector(kind: str) -> Callable[..., CollectResult]:

@@ -48,7 +48,8 @@ class Store(SnapshotQueries, RunQueries, AlertQueries):
                 store._check_version()
                 return store
             path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite_utils.Database(path)
+            # Callers that share one connection across threads (the daemon) serialise it themselves.
+            db = sqlite_utils.Database(sqlite3.connect(path, check_same_thread=False, timeout=5))
             db.execute("PRAGMA busy_timeout = 5000")
             db.enable_wal()
             # Alert state and the outbox must survive a power cut once committed;

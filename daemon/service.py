@@ -1,0 +1,277 @@
+"""The daemon: collects every source on its schedule, scores, records, delivers alerts.
+
+APScheduler (3.x) runs one job per source. Each run claims its due time in
+the database first, so a due time is never collected twice, even across a
+crash and restart; on start, a source whose latest due time was not claimed
+is collected at once (catch-up). After a source's run its project is
+re-scored, debounced, so that sources finishing together make one snapshot.
+The outbox sender runs as a job of its own.
+
+Signal handling lives in the command's entry point: it calls :meth:`stop`
+and :meth:`request_reload`. This class installs no handlers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from .config import Config, load_config
+from .errors import PillarwatchError
+from .lock import DaemonLock
+from .notify.channels import LogChannel
+from .notify.sender import deliver_due
+from .record import record
+from .runner import collect_one, dependents, requests_by_source
+from .snapshot import rfc3339
+from .store import Store
+
+log = logging.getLogger("pillarwatch.daemon")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Daemon:
+    """``Daemon(path).run_until_stopped()`` until :meth:`stop` is called."""
+
+    def __init__(self, config_path: Path):
+        self.config_path = config_path
+        self.config: Config = load_config(config_path)
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._db = threading.RLock()  # one connection, one writer at a time
+        self._sending = threading.Lock()
+        self._running = 0
+        self._running_changed = threading.Condition()
+        self._dirty: set[str] = set()
+        self.started_at = utcnow()
+        self.store: Store | None = None
+        self.sender_store: Store | None = None  # its own connection: sending must not hold up scoring
+        self.scheduler: BackgroundScheduler | None = None
+
+    # --- life cycle -------------------------------------------------------------------
+
+    def run_until_stopped(self) -> int:
+        with DaemonLock(self.config.store_path):
+            self.store = Store.open(self.config.store_path)
+            self.sender_store = Store.open(self.config.store_path)
+            try:
+                self._start_scheduler()
+                log.info("started (pid %d): %s", os.getpid(), self._describe())
+                self._write_health()
+                while not self._stop.is_set():
+                    if self._reload.wait(timeout=0.5):
+                        self._reload.clear()  # several SIGHUPs in a row make one reload
+                        self._do_reload()
+                self._shutdown()
+            finally:
+                self.store.close()
+                self.sender_store.close()
+        log.info("stopped")
+        return 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        self._reload.set()
+
+    def _start_scheduler(self) -> None:
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=self.config.concurrency + 2)},
+            # coalesce: a backlog of missed runs is one run; no misfire limit: a busy
+            # pool runs a late job late instead of silently skipping it.
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=timezone.utc,
+        )
+        self.scheduler.add_listener(self._on_job_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR)
+        self._add_jobs()
+        self.scheduler.add_job(self._send_job, "interval", seconds=self.config.daemon.send_interval.total_seconds(),
+                               id="send", next_run_time=utcnow())
+        self.scheduler.start()
+
+    def _add_jobs(self) -> None:
+        assert self.scheduler is not None and self.store is not None
+        now = utcnow()
+        for project in self.config.projects:
+            for source in project.sources:
+                schedule = project.schedule_of(source)
+                with self._db:
+                    last = self.store.last_due(project.id, source.id)
+                due = schedule.latest_due(now)
+                catch_up = last is None or last < due
+                self.scheduler.add_job(
+                    self._collect_job, schedule.trigger(), args=[project.id, source.id],
+                    id=_job_id(project.id, source.id), replace_existing=True,
+                    **({"next_run_time": now} if catch_up else {}),
+                )
+
+    def _do_reload(self) -> None:
+        try:
+            new = load_config(self.config_path)
+        except PillarwatchError as exc:
+            log.error("reload failed, keeping the running configuration: %s", str(exc).replace("\n", "; "))
+            return
+        if new.store_path != self.config.store_path:
+            log.warning("reload: the store path changed; it takes effect at the next start")
+            new.store = str(self.config.store_path)
+        self.config = new
+        assert self.scheduler is not None
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("collect:"):
+                job.remove()
+        self._add_jobs()
+        log.info("reloaded: %s", self._describe())
+
+    def _shutdown(self) -> None:
+        assert self.scheduler is not None
+        self.scheduler.pause()  # no new runs
+        grace = self.config.daemon.shutdown_grace.total_seconds()
+        deadline = time.monotonic() + grace
+        with self._running_changed:
+            while self._running and time.monotonic() < deadline:
+                self._running_changed.wait(timeout=0.2)
+        if self._running:
+            log.warning("%d collection(s) still running after %gs; stopping without them", self._running, grace)
+        for project_id in sorted(self._dirty):  # flush: score what was collected
+            self._score_job(project_id)
+        self.scheduler.shutdown(wait=False)
+        self._send_job()
+        self._write_health()
+
+    # --- jobs ----------------------------------------------------------------------
+
+    def _collect_job(self, project_id: str, source_id: str) -> None:
+        if self._stop.is_set():
+            return
+        with self._running_changed:
+            self._running += 1
+        try:
+            self._collect(project_id, source_id)
+        finally:
+            with self._running_changed:
+                self._running -= 1
+                self._running_changed.notify_all()
+
+    def _collect(self, project_id: str, source_id: str) -> None:
+        assert self.store is not None
+        config = self.config
+        project = config.project(project_id)
+        source = project.source(source_id)
+        now = utcnow()
+        due = project.schedule_of(source).latest_due(now)
+        with self._db:
+            if not self.store.claim_run(project_id, source_id, due, now=now):
+                log.info("%s/%s: due time %s already collected", project_id, source_id, rfc3339(due))
+                return
+            upstream = self.store.latest_results(project_id).get(getattr(source, "git", None) or "")
+        wanted = requests_by_source(project)
+        result = collect_one(config, project, source, wanted[source_id], now=now, upstream=upstream)
+        # Documents and reports inside a git source are read at the commit just seen.
+        follow = [(d, collect_one(config, project, d, wanted[d.id], now=utcnow(), upstream=result)) for d in dependents(project, source_id)]
+        with self._db:
+            self.store.record_run(project_id, source_id, due, outcome="ok" if result.answered else "error", now=utcnow(),
+                                  result=result, error=result.error.message if result.error else None)
+            for dependent, dependent_result in follow:
+                self.store.record_run(project_id, dependent.id, due, outcome="ok" if dependent_result.answered else "error",
+                                      now=utcnow(), result=dependent_result,
+                                      error=dependent_result.error.message if dependent_result.error else None)
+        if result.error:
+            log.warning("%s/%s: %s: %s", project_id, source_id, result.error.kind, result.error.message)
+        self._request_score(project_id)
+
+    def _request_score(self, project_id: str) -> None:
+        """Score soon: another source finishing within the debounce joins the same snapshot."""
+        self._dirty.add(project_id)
+        assert self.scheduler is not None
+        run_at = utcnow() + self.config.daemon.debounce
+        self.scheduler.add_job(self._score_job, "date", run_date=run_at, args=[project_id],
+                               id=f"score:{project_id}", replace_existing=True)
+
+    def _score_job(self, project_id: str) -> None:
+        assert self.store is not None
+        self._dirty.discard(project_id)
+        try:
+            project = self.config.project(project_id)
+        except PillarwatchError:
+            return  # removed by a reload
+        now = utcnow()
+        with self._db:
+            results = self.store.latest_results(project_id)
+            ordered = [results[s.id] for s in project.sources if s.id in results]
+            recorded = record(self.store, self.config, project, ordered, now=now)
+        s = recorded.snapshot
+        log.info("%s: snapshot #%s overall %s (%s)%s", project_id, s.id, _figure(s.overall),
+                 "complete" if s.complete else "partial", f", {recorded.queued} alert message(s) queued" if recorded.queued else "")
+        for message in recorded.messages:
+            log.warning("%s alert: %s", message.event, message.title)
+        self._write_health()
+        if recorded.queued and self.scheduler is not None:
+            self.scheduler.modify_job("send", next_run_time=utcnow())
+
+    def _send_job(self) -> None:
+        assert self.sender_store is not None
+        channels: dict[str, Any] = {c.id: c for c in self.config.channels}
+        channels.setdefault("log", LogChannel(kind="log", id="log"))
+        with self._sending:  # the interval job and the shutdown flush never overlap
+            report = deliver_due(self.sender_store, channels, now=utcnow())
+        if getattr(report, "total", 0):
+            log.info("delivery: %s", report)
+
+    def _on_job_event(self, event: JobExecutionEvent) -> None:
+        if not event.job_id.startswith("collect:") or self.store is None:
+            return
+        _, project_id, source_id = event.job_id.split(":", 2)
+        outcome = {EVENT_JOB_MISSED: "missed", EVENT_JOB_MAX_INSTANCES: "skipped", EVENT_JOB_ERROR: "error"}[event.code]
+        error = f"{type(event.exception).__name__}: {event.exception}" if event.exception else None
+        log.warning("%s/%s: run %s %s%s", project_id, source_id, rfc3339(event.scheduled_run_time), outcome, f": {error}" if error else "")
+        with self._db:
+            self.store.record_run(project_id, source_id, event.scheduled_run_time, outcome=outcome, now=utcnow(), error=error)
+
+    # --- health -----------------------------------------------------------------------
+
+    def _describe(self) -> str:
+        return ", ".join(f"{p.id} ({len(p.sources)} sources, rules {p.rules_hash()})" for p in self.config.projects)
+
+    def _write_health(self) -> None:
+        """A file a supervisor can read: when the last successful collection was."""
+        assert self.store is not None
+        with self._db:
+            last_success = self.store.last_success()
+            latest = {p.id: self.store.latest(p.id) for p in self.config.projects}
+        body = {
+            "pid": os.getpid(),
+            "started_at": rfc3339(self.started_at),
+            "written_at": rfc3339(utcnow()),
+            "last_success_at": rfc3339(last_success) if last_success else None,
+            "projects": {
+                pid: {"snapshot": s.id, "seen_at": rfc3339(s.seen_at), "overall": s.overall, "complete": s.complete} if s else None
+                for pid, s in latest.items()
+            },
+        }
+        path = self.config.health_path
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(body, indent=2) + "\n")
+        os.replace(tmp, path)
+
+
+def _job_id(project_id: str, source_id: str) -> str:
+    return f"collect:{project_id}:{source_id}"
+
+
+def _figure(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}%"
+
+
