@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime, timezone
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,7 @@ from .arithmetic import display
 from .config import Config, Project, load_config
 from .errors import ConfigError, InputError, NotFound, PillarwatchError
 from .progress_doc import parse_progress_document, verify
+from .record import deliver_pending
 from .report import build_report, render_markdown, report_json
 from .runner import Progress, run_projects
 from .snapshot import Snapshot
@@ -115,6 +117,8 @@ def collect(
     try:
         with _progress(sum(len(p.sources) for p in projects), quiet=as_json) as progress:
             snapshots = run_projects(cfg, projects, store=store, save=not dry_run, progress=progress)
+        if not dry_run:
+            deliver_pending(store, cfg, now=datetime.now(timezone.utc))
     finally:
         if store is not None:
             store.close()
@@ -234,6 +238,60 @@ def verify_doc(
         out.print(views.verification(result, str(file)))
     if not result.ok:
         raise typer.Exit(1)
+
+
+@app.command("daemon")
+def run_daemon(
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the scheduler in the foreground until SIGTERM or SIGINT; SIGHUP reloads the configuration."""
+    import logging
+    import signal
+
+    from .service import Daemon
+
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    service = Daemon(config)
+    # Handlers only set flags: the daemon's own loop acts on them.
+    signal.signal(signal.SIGTERM, lambda *_: service.stop())
+    signal.signal(signal.SIGINT, lambda *_: service.stop())
+    signal.signal(signal.SIGHUP, lambda *_: service.request_reload())
+    raise typer.Exit(service.run_until_stopped())
+
+
+@app.command()
+def alerts(
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+    project: ProjectOption = None,
+    state: Annotated[Optional[str], typer.Option("--state", help="pending, firing or resolved.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Alerts and the delivery state of each of their messages."""
+    cfg = _config(config)
+    if project:
+        cfg.project(project)
+    with Store.open(cfg.store_path, readonly=True) as store:
+        found = store.alerts(project=project, state=state, limit=limit)
+        deliveries = {a.id: store.outbox_items(alert_id=a.id) for a in found}
+        backlog = store.outbox_backlog()
+    if as_json:
+        _print_json({
+            "alerts": [
+                {**a.model_dump(mode="json"), "fingerprint": a.fingerprint,
+                 "deliveries": [d.model_dump(mode="json", exclude={"message"}) | {"event": d.message.event} for d in deliveries[a.id]]}
+                for a in found
+            ],
+            "outbox": backlog,
+        })
+        return
+    out.print(views.alerts_table(found, deliveries, backlog, cfg.display.decimals))
 
 
 @app.callback(invoke_without_command=True)

@@ -22,6 +22,7 @@ from collectors.evidence import EvidenceRequest, canonical_json
 
 from .alerts import AlertRules
 from .errors import ConfigError
+from .notify.channels import Channel, Route
 from .schedule import Schedule
 from .yamlsource import YamlDocument, format_loc
 
@@ -240,9 +241,14 @@ class DaemonSettings(_Strict):
     debounce: Duration = timedelta(seconds=2)
     shutdown_grace: Duration = timedelta(seconds=30)
     send_interval: Duration = timedelta(seconds=5)
+    retry_initial: Duration = timedelta(seconds=5)
+    retry_max: Duration = timedelta(minutes=30)
+    dead_after: Duration = timedelta(days=3)
     health_file: str | None = None
 
-    _parse = field_validator("debounce", "shutdown_grace", "send_interval", mode="before")(lambda cls, v: parse_duration(v))
+    _parse = field_validator(
+        "debounce", "shutdown_grace", "send_interval", "retry_initial", "retry_max", "dead_after", mode="before"
+    )(lambda cls, v: parse_duration(v))
 
 
 class Config(_Strict):
@@ -254,6 +260,8 @@ class Config(_Strict):
     display: Display = Field(default_factory=Display)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     templates: Templates = Field(default_factory=Templates)
+    channels: list[Channel] = Field(default_factory=list)
+    routes: list[Route] = Field(default_factory=list)
     projects: list[Project] = Field(min_length=1)
 
     # Set by load_config: where the file was, so relative paths resolve against it.
@@ -303,7 +311,7 @@ def load_config(path: Path | str) -> Config:
     return config
 
 
-_TAGS = set(SIGNAL_KINDS) | set(KINDS) | {"template", "pillar"}
+_TAGS = set(SIGNAL_KINDS) | set(KINDS) | {"template", "pillar", "webhook", "slack", "email", "apprise", "log"}
 
 
 def _strip_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -336,6 +344,19 @@ def _message(error: dict[str, Any]) -> str:
 def _cross_check(config: Config) -> list[tuple[tuple[Any, ...], str]]:
     """What a single model cannot see: references between parts of the file."""
     problems: list[tuple[tuple[Any, ...], str]] = []
+    channel_ids: set[str] = set()
+    for ci, channel in enumerate(config.channels):
+        if channel.id in channel_ids:
+            problems.append((("channels", ci, "id"), f"duplicate channel id {channel.id!r}"))
+        channel_ids.add(channel.id)
+    project_ids = {p.id for p in config.projects}
+    for ri, rule in enumerate(config.routes):
+        for ki, channel_id in enumerate(rule.channels):
+            if channel_id not in channel_ids and channel_id != "log":
+                problems.append((("routes", ri, "channels", ki), f"no channel {channel_id!r} (have: {', '.join(sorted(channel_ids)) or 'none'})"))
+        for ki, project_id in enumerate(rule.projects or []):
+            if project_id not in project_ids:
+                problems.append((("routes", ri, "projects", ki), f"no project {project_id!r}"))
     seen_projects: set[str] = set()
     for pi, project in enumerate(config.projects):
         ploc = ("projects", pi)
@@ -393,6 +414,11 @@ def _cross_check(config: Config) -> list[tuple[tuple[Any, ...], str]]:
 
 def _resolve_local_paths(config: Config) -> None:
     """Make paths on this machine absolute, relative to the configuration file."""
+    for channel in config.channels:
+        for name in ("secret_file", "url_file"):
+            value = getattr(channel, name, None)
+            if value:
+                setattr(channel, name, str(config._resolve(value)))
     for project in config.projects:
         for source in project.sources:
             reads_git = getattr(source, "git", None) is not None

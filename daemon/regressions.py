@@ -55,6 +55,8 @@ def rescore(project: Project, snapshot: Snapshot, *, now: datetime) -> Snapshot:
                                      fingerprint=state.fingerprint if state else None))
     # Stale criteria keep carrying their last score, exactly as the current snapshot
     # does; everything else is scored afresh (evidence it lacks makes it unknown).
+    # Scored at `now` so that ages (max_age, manual expiry) are judged as for the
+    # current snapshot: only the evidence differs between the two.
     carried = snapshot.model_copy(update={"pillars": [
         p.model_copy(update={"criteria": [c for c in p.criteria if c.status == "stale"]}) for p in snapshot.pillars
     ]})
@@ -81,7 +83,7 @@ def evaluate(
     return Evaluation(alerts=run.changed(), messages=run.messages)
 
 
-def rules_of(project: Project) -> AlertRules:
+def _rules(project: Project) -> AlertRules:
     return getattr(project, "alerts", None) or AlertRules()
 
 
@@ -95,35 +97,46 @@ def _score(criterion: CriterionScore | None) -> float | None:
 
 
 def _compare_pillar(current: PillarScore, baseline: PillarScore | None) -> tuple[float | None, float | None]:
-    """(baseline %, current %) over the same criteria.
+    """(baseline %, current %), each side filled in where only the other side has a score.
 
-    A criterion scored on one side only counts with that score on both: one
-    that vanished because its source failed lowers nothing, and one that
-    appeared (a new criterion, a source back) raises nothing.
+    A criterion unknown now but scored in the baseline counts now with its
+    baseline score (it vanished because its source failed: that lowers
+    nothing); one scored now but not in the baseline (a source back, a new
+    criterion) counts in the baseline with today's score (that raises nothing).
+    Otherwise the baseline side is the baseline's own figure, with its weights.
     """
     before = {c.id: c for c in baseline.criteria} if baseline else {}
-    then: list[tuple[float, float]] = []
     now: list[tuple[float, float]] = []
+    then = [(score * 100, c.weight) for c in baseline.criteria if (score := _score(c)) is not None] if baseline else []
     for criterion in current.criteria:
         new, old = _score(criterion), _score(before.get(criterion.id))
-        if new is None and old is None:
-            continue
-        now.append(((new if new is not None else old) * 100, criterion.weight))  # type: ignore[operator]
-        then.append(((old if old is not None else new) * 100, criterion.weight))  # type: ignore[operator]
+        if new is not None:
+            now.append((new * 100, criterion.weight))
+            if old is None:
+                then.append((new * 100, criterion.weight))
+        elif old is not None:
+            now.append((old * 100, criterion.weight))
     return (weighted_mean(then) if baseline is not None else None), weighted_mean(now)
 
 
 def _figures(current: Snapshot, baseline: Snapshot | None) -> dict[str, tuple[float | None, float | None, str]]:
-    """subject -> (baseline, current, name), pillars in order, then overall."""
+    """subject -> (baseline, current, name): pillars in order, then overall (filled in the same way)."""
     out: dict[str, tuple[float | None, float | None, str]] = {}
-    then: list[tuple[float, float]] = []
     now: list[tuple[float, float]] = []
+    then: list[tuple[float, float]] = []
     for pillar in current.pillars:
-        old, new = _compare_pillar(pillar, baseline.pillar(pillar.id) if baseline else None)
+        before = baseline.pillar(pillar.id) if baseline else None
+        old, new = _compare_pillar(pillar, before)
         out[f"pillar:{pillar.id}"] = (old, new, pillar.title)
         if new is not None:
             now.append((new, pillar.weight))
-            then.append((old if old is not None else new, pillar.weight))
+        if old is not None and before is not None:
+            then.append((old, before.weight))
+        elif new is not None:
+            then.append((new, pillar.weight))
+    if baseline is not None:
+        gone = [p for p in baseline.pillars if current.pillar(p.id) is None and p.score is not None]
+        then += [(p.score, p.weight) for p in gone]  # type: ignore[misc]
     out["overall"] = (weighted_mean(then) if baseline is not None else None, weighted_mean(now), "Overall")
     return out
 
@@ -137,14 +150,15 @@ class _Run:
     def __init__(self, project: Project, current: Snapshot, baseline: Snapshot | None, open_alerts: list[Alert],
                  *, decimals: int, now: datetime) -> None:
         self.project, self.current, self.baseline = project, current, baseline
-        self.rules, self.decimals, self.now = rules_of(project), decimals, now
+        self.rules, self.decimals, self.now = _rules(project), decimals, now
         self.before = {(a.subject, a.kind): a for a in open_alerts if a.project == project.id and a.state != "resolved"}
-        self.open = {key: a.model_copy(deep=True) for key, a in self.before.items()}
+        self.existing = {key: a.model_copy(deep=True) for key, a in self.before.items()}
+        self.open = dict(self.existing)  # the live alert of each (subject, kind), new ones included
         self.created: list[Alert] = []
         self.messages: list[AlertMessage] = []
 
     def changed(self) -> list[Alert]:
-        touched = [a for key, a in self.open.items() if a != self.before[key]]
+        touched = [a for key, a in self.existing.items() if a != self.before[key]]
         return touched + self.created
 
     # --- regressions and floors (complete snapshots only)
@@ -175,7 +189,7 @@ class _Run:
             holds = alert.baseline is not None and alert.baseline - new >= threshold - _EPS
             if alert.state == "pending":
                 if not holds:
-                    self._resolve(alert, name, silent=True)
+                    self._resolve(alert, name)  # never fired: silently
                 else:
                     self._count(alert, name)
             elif alert.baseline is not None and new >= alert.baseline - _EPS:
@@ -196,7 +210,7 @@ class _Run:
             if floor is not None:
                 alert.baseline = floor
             if not below:
-                self._resolve(alert, name, silent=alert.state == "pending", step=step)
+                self._resolve(alert, name, step=step)  # a pending one goes silently
             elif alert.state == "pending":
                 self._count(alert, name)
             else:
@@ -263,11 +277,11 @@ class _Run:
             alert.last_notified_at = self.now
             self._say(alert, "reminder", name, **words)
 
-    def _resolve(self, alert: Alert, name: str, *, silent: bool = False, headline: str | None = None,
+    def _resolve(self, alert: Alert, name: str, *, headline: str | None = None,
                  step: tuple[list[CriterionChange], list[EvidenceChange]] | None = None) -> None:
         had_fired = alert.state == "firing"
         alert.state, alert.resolved_at = "resolved", self.now
-        if had_fired and not silent:
+        if had_fired:  # nobody was told of a pending alert, so nobody is told it ended
             criteria, evidence = step if step is not None else ([], [])
             self._say(alert, "resolved", name, criteria=criteria, evidence=evidence, headline=headline)
 

@@ -23,6 +23,7 @@ from collectors.evidence import CollectResult, EvidenceError, EvidenceRequest, f
 from .config import Config, Project, Source
 from .scoring import score_project
 from .snapshot import Snapshot
+from .record import record
 from .store import Store
 
 # Called with (what finished, how many finished, how many in all).
@@ -182,12 +183,22 @@ def run_projects(
     progress: Progress | None = None,
     save: bool = True,
 ) -> list[Snapshot]:
-    """Collect, score and store one snapshot per project (``save=False``: a dry run)."""
+    """Collect, score and record one snapshot per project (``save=False``: a dry run).
+
+    Recording evaluates alerts and queues their messages, as the daemon does;
+    :func:`daemon.record.deliver_pending` sends them.
+    """
     now = now or datetime.now(timezone.utc)
     collected = collect_sources(config, projects, now=now, progress=progress)
     snapshots = []
     for project in projects:
-        previous = store.latest(project.id) if store else None
-        snapshot = score_project(project, collected[project.id], previous=previous, now=now)
-        snapshots.append(store.save_snapshot(snapshot) if store is not None and save else snapshot)
+        results = collected[project.id]
+        if store is None or not save:
+            previous = store.latest(project.id) if store else None
+            snapshots.append(score_project(project, results, previous=previous, now=now))
+            continue
+        with store.transaction():
+            for result in results:
+                store.save_result(project.id, result, now)
+        snapshots.append(record(store, config, project, results, now=now).snapshot)
     return snapshots

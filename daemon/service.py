@@ -29,9 +29,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from .config import Config, load_config
 from .errors import PillarwatchError
 from .lock import DaemonLock
-from .notify.channels import LogChannel
-from .notify.sender import deliver_due
-from .record import record
+from .record import deliver_pending, record
 from .runner import collect_one, dependents, requests_by_source
 from .snapshot import rfc3339
 from .store import Store
@@ -223,11 +221,9 @@ class Daemon:
 
     def _send_job(self) -> None:
         assert self.sender_store is not None
-        channels: dict[str, Any] = {c.id: c for c in self.config.channels}
-        channels.setdefault("log", LogChannel(kind="log", id="log"))
         with self._sending:  # the interval job and the shutdown flush never overlap
-            report = deliver_due(self.sender_store, channels, now=utcnow())
-        if getattr(report, "total", 0):
+            report = deliver_pending(self.sender_store, self.config, now=utcnow())
+        if report.total:
             log.info("delivery: %s", report)
 
     def _on_job_event(self, event: JobExecutionEvent) -> None:

@@ -8,6 +8,7 @@ from rich.text import Text
 
 from collectors.evidence import Evidence, evidence_key
 
+from .alerts import Alert, OutboxItem
 from .arithmetic import display
 from .progress_doc import Verification
 from .snapshot import CriterionScore, PillarScore, Snapshot
@@ -125,5 +126,20 @@ def verification(result: Verification, path: str) -> RenderableType:
             "–" if f.claimed is None else f"{f.claimed:g}%",
             f.computed_display,
             mark,
+        )
+    return table
+
+
+def alerts_table(alerts: list[Alert], deliveries: dict[int | None, list[OutboxItem]], backlog: dict[str, int], decimals: int) -> RenderableType:
+    table = Table(title=f"alerts ({', '.join(f'{n} {k}' for k, n in sorted(backlog.items())) or 'nothing queued'})", title_justify="left")
+    for column in ("id", "project", "subject", "kind", "state", "from → to", "since", "deliveries"):
+        table.add_column(column, overflow="fold")
+    for a in alerts:
+        sent = ", ".join(f"{d.message.event}→{d.channel}: {d.state}" + (f" ({d.attempts} tries)" if d.attempts > 1 else "") for d in deliveries.get(a.id, []))
+        table.add_row(
+            str(a.id), a.project, a.subject, a.kind,
+            f"[{'red' if a.state == 'firing' else 'yellow' if a.state == 'pending' else 'green'}]{a.state}[/]",
+            f"{display(a.baseline, decimals)} → {display(a.value, decimals)}",
+            f"{a.started_at:%Y-%m-%d %H:%M}Z", sent or "–",
         )
     return table

@@ -12,6 +12,10 @@ import pytest
 from daemon.cli import app
 from daemon.config import CheckFields, Config, Criterion, Display, Manual, Pillar, PillarFromTemplate, Project, Templates
 from daemon.config import FreshWithinDays, Scale, Thresholds
+from daemon.alerts import AlertRules
+from daemon.config import DaemonSettings
+from daemon.notify.channels import AppriseChannel, EmailChannel, LogChannel, Route, SlackChannel, WebhookChannel
+from daemon.schedule import Schedule
 from collectors.kinds import KINDS
 
 from .conftest import REPO_ROOT
@@ -54,12 +58,14 @@ def test_every_command_is_documented_in_the_readme(command):
 
 
 MODELS = [Config, Display, Templates, Project, Pillar, PillarFromTemplate, Criterion, Manual, CheckFields,
-          Scale, Thresholds, FreshWithinDays, *(model for model, _ in KINDS.values())]
+          Scale, Thresholds, FreshWithinDays, *(model for model, _ in KINDS.values()),
+          AlertRules, Schedule, DaemonSettings, WebhookChannel, SlackChannel, EmailChannel, AppriseChannel, LogChannel, Route]
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
 def test_every_configuration_key_is_documented(model):
-    missing = [name for name, field in model.model_fields.items() if not field.exclude and f"`{name}`" not in CONFIG_DOC]
+    keys = [field.alias or name for name, field in model.model_fields.items() if not field.exclude]
+    missing = [key for key in keys if f"`{key}`" not in CONFIG_DOC]
     assert not missing, f"{model.__name__}: undocumented keys {missing} in docs/CONFIGURATION.md"
 
 
@@ -73,3 +79,12 @@ def test_every_signal_is_documented():
 def test_every_source_kind_is_documented():
     for kind in KINDS:
         assert f"`kind: {kind}`" in CONFIG_DOC, kind
+
+
+def test_every_alert_message_field_is_documented():
+    from daemon.alerts import AlertMessage, CriterionChange, EvidenceChange
+
+    alerts_doc = (REPO_ROOT / "docs" / "ALERTS.md").read_text()
+    for model in (AlertMessage, CriterionChange, EvidenceChange):
+        missing = [name for name in model.model_fields if f"`{name}`" not in alerts_doc]
+        assert not missing, f"{model.__name__}: undocumented fields {missing} in docs/ALERTS.md"

@@ -56,9 +56,10 @@ class RunQueries:
                  result.fingerprint if result else None],
             )
             if result is not None:
-                self._save_result(project, result, now)
+                self.save_result(project, result, now)
 
-    def _save_result(self, project: str, result: CollectResult, now: datetime) -> None:
+    def save_result(self, project: str, result: CollectResult, now: datetime) -> None:
+        """Keep a source's latest result, and since when it has been failing."""
         previous = self.db.execute(
             "SELECT failing_since, last_success_at FROM source_results WHERE project = ? AND source = ?",
             [project, result.source],

@@ -1,0 +1,28 @@
+"""Alert delivery: channel configuration, routing, and the outbox sender.
+
+:func:`route` picks the channels of a message; :func:`deliver_due` sends what
+the outbox holds, through the stages of :mod:`daemon.notify.sender`. Every
+channel's ``send`` returns a :class:`SendResult` and never raises for a
+delivery fault.
+"""
+
+from __future__ import annotations
+
+from ._common import SendResult
+from .channels import AppriseChannel, Channel, EmailChannel, LogChannel, Route, SlackChannel, WebhookChannel, route
+from .sender import DeliveryReport, deliver_due, notify
+
+__all__ = [
+    "AppriseChannel",
+    "Channel",
+    "DeliveryReport",
+    "EmailChannel",
+    "LogChannel",
+    "Route",
+    "SendResult",
+    "SlackChannel",
+    "WebhookChannel",
+    "deliver_due",
+    "notify",
+    "route",
+]

@@ -1,0 +1,64 @@
+"""Any service Apprise supports (ntfy, Gotify, Matrix, Teams, ...), one attempt per send.
+
+The outbox owns retries across restarts, so Apprise's own must be off: within
+one notify() call Apprise retries a plugin ``retry`` times (``?retry=N`` in the URL, or the
+asset's ``default_service_retry``), waiting ``wait`` seconds between tries.
+Both are forced to zero here whatever the URL says. Apprise reports only
+success or failure, never a status code, so every failure is retryable.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from ..alerts import AlertMessage
+from ._common import SecretMissing, SendResult, failed, hide_in_logs, one_line, read_secret, redact_url, scrub, url_secrets
+from .channels import AppriseChannel
+
+# Apprise's NotifyType values; the package is imported on first use, as it loads slowly.
+_NOTIFY_TYPES = {"critical": "failure", "warning": "warning", "info": "info"}
+
+
+def send(channel: AppriseChannel, message: AlertMessage, *, idempotency_key: str, now: datetime) -> SendResult:
+    """Notify through the channel's Apprise URL, exactly one attempt."""
+    import apprise as _apprise
+
+    try:
+        url = read_secret(env=channel.url_env, file=channel.url_file, value=channel.url, what="Apprise URL")
+    except SecretMissing as exc:
+        return failed(f"apprise {channel.id}: {exc}")
+    secrets = url_secrets(url)
+    hide_in_logs(secrets)
+    where = redact_url(url)
+    asset = _apprise.AppriseAsset(default_service_retry=0, default_service_wait=0.0)
+    plugin = _apprise.Apprise.instantiate(url, asset=asset)
+    if plugin is None:
+        return failed(f"{where}: not a URL Apprise can use")
+    plugin.retry, plugin.wait = 0, 0.0
+    query = url.partition("?")[2]
+    if "cto=" not in query:  # a timeout written into the URL wins over the channel's
+        plugin.socket_connect_timeout = channel.timeout_seconds
+    if "rto=" not in query:
+        plugin.socket_read_timeout = channel.timeout_seconds
+    notifier = _apprise.Apprise(asset=asset)
+    notifier.add(plugin)
+    notify_type = "success" if message.event == "resolved" else _NOTIFY_TYPES[message.severity]
+    result = notifier.notify(body=_body(message), title=message.title, notify_type=notify_type)
+    if result:
+        return SendResult(ok=True, retryable=False)
+    reasons = [entry.message for entry in result.logs() if _severe(entry.level)]
+    reason = scrub(reasons[-1], secrets) if reasons else "delivery failed"
+    return failed(one_line(f"{where}: {reason}"))
+
+
+def _severe(level: str) -> bool:
+    number = logging.getLevelName(level)  # Apprise's entries carry the level's name
+    return not isinstance(number, int) or number >= logging.WARNING
+
+
+def _body(message: AlertMessage) -> str:
+    text = message.summary.strip()
+    if message.links:
+        text += "\n\n" + "\n".join(message.links)
+    return text

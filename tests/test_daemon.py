@@ -1,0 +1,328 @@
+"""The daemon as a real subprocess: schedules, alerts to a real webhook, signals, restarts."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import GitRepo, HttpServer, Reply, Seen
+
+SECRET = "whsec_" + base64.b64encode(b"a test secret of thirty-two bytes!").decode()
+
+
+def config_body(repo: Path, hook: str, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "version": 1,
+        "store": "pw.db",
+        "daemon": {"debounce": "0.3s", "send_interval": "0.3s", "shutdown_grace": "5s", "retry_initial": "0.2s", "retry_max": "1s"},
+        "channels": [{"kind": "webhook", "id": "hook", "url": hook, "secret_env": "PW_TEST_WEBHOOK_SECRET"}],
+        "projects": [{
+            "id": "svc",
+            "schedule": {"every": "2s"},
+            "alerts": {"threshold": 5, "for": 1, "stale_after": "3s", "repeat_interval": "1h"},
+            "sources": [{"id": "repo", "kind": "git", "path": str(repo)}],
+            "pillars": [
+                {"id": "durability", "title": "Durability", "criteria": [
+                    {"id": "restart", "title": "Survive restart", "checks": [
+                        {"source": "repo", "signal": "file_exists", "path": "tests/test_restart.py"}]},
+                    {"id": "retry", "title": "Retry covered", "weight": 1, "checks": [
+                        {"source": "repo", "signal": "file_exists", "path": "tests/test_retry.py"}]},
+                ]},
+            ],
+        }],
+    }
+    body.update(overrides)
+    return body
+
+
+class DaemonProcess:
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.log = workdir / "daemon.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> DaemonProcess:
+        env = {**os.environ, "PW_TEST_WEBHOOK_SECRET": SECRET}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daemon.cli", "daemon", "--config", "pw.yaml"],
+            cwd=self.workdir, env=env, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"),
+        )
+        return self
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 15) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.signal(signal.SIGTERM)
+        return self.wait()
+
+    def logs(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+
+@pytest.fixture
+def daemons(tmp_path: Path):
+    started: list[DaemonProcess] = []
+
+    def start() -> DaemonProcess:
+        d = DaemonProcess(tmp_path).start()
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        if d.proc and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30, what: str = "condition", logs: Callable[[], str] = lambda: "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}\n{logs()[-4000:]}")
+
+
+def query(db: Path, sql: str, *params: Any) -> list[tuple]:
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return conn.execute(sql, params).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        conn.close()
+
+
+class Receiver:
+    """A webhook receiver that verifies Standard Webhooks signatures independently."""
+
+    def __init__(self, server: HttpServer, *, secret: str = SECRET):
+        self.key = base64.b64decode(secret.removeprefix("whsec_"))
+        self.accepted: list[dict[str, Any]] = []
+        self.rejected = 0
+        self.down = 0  # answer 503 to this many requests first
+        server.route("/hook", self)
+
+    def __call__(self, seen: Seen) -> Reply:
+        if self.down > 0:
+            self.down -= 1
+            return Reply(503, "down")
+        msg_id, stamp = seen.headers["webhook-id"], seen.headers["webhook-timestamp"]
+        expected = base64.b64encode(hmac.new(self.key, f"{msg_id}.{stamp}.".encode() + seen.body, hashlib.sha256).digest()).decode()
+        signatures = [s.split(",", 1)[1] for s in seen.headers["webhook-signature"].split() if s.startswith("v1,")]
+        if not any(hmac.compare_digest(expected, s) for s in signatures):
+            self.rejected += 1
+            return Reply(401, "bad signature")
+        self.accepted.append({"id": msg_id, **json.loads(seen.body)})
+        return Reply(204, "")
+
+    def events(self) -> list[str]:
+        return [body["pillarwatch"]["event"] for body in self.accepted]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> GitRepo:
+    repo = GitRepo(tmp_path / "repo")
+    repo.write("tests/test_restart.py", "def test_restart():\n    pass\n")
+    repo.write("tests/test_retry.py", "def test_retry():\n    pass\n")
+    repo.commit("tests")
+    return repo
+
+
+def write_config(tmp_path: Path, body: dict[str, Any]) -> None:
+    (tmp_path / "pw.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
+
+
+def snapshots(tmp_path: Path) -> list[tuple]:
+    return query(tmp_path / "pw.db", "SELECT id, overall, rules_hash, complete FROM snapshots ORDER BY id")
+
+
+def test_deleted_test_file_alerts_a_signed_webhook_and_restoring_resolves(tmp_path, project, http_server, daemons):
+    receiver = Receiver(http_server)
+    write_config(tmp_path, config_body(project.path, f"{http_server.url}/hook"))
+    d = daemons()
+    wait_for(lambda: snapshots(tmp_path), what="first snapshot", logs=d.logs)
+    assert snapshots(tmp_path)[-1][1] == 100.0
+
+    project.remove("tests/test_restart.py")
+    sha = project.commit("drop the restart test")
+    wait_for(lambda: "firing" in receiver.events(), what="firing webhook", logs=d.logs)
+    firing = receiver.accepted[0]
+    assert firing["version"] == "4" and firing["status"] == "firing"
+    (alert,) = [a for a in firing["alerts"] if a["labels"]["subject"] == "pillar:durability"] or firing["alerts"][:1]
+    assert alert["labels"]["project"] == "svc"
+    details = firing["pillarwatch"]
+    assert details["baseline"] == 100.0 and details["value"] == 50.0
+    assert any(f"tests/test_restart.py deleted in {sha[:7]}" in e["description"] for e in details["evidence"])
+    assert [(c["criterion"], c["before"], c["after"]) for c in details["criteria"]] == [("restart", 1.0, 0.0)]
+
+    project.write("tests/test_restart.py", "def test_restart():\n    pass\n")
+    project.commit("restore it")
+    wait_for(lambda: "resolved" in receiver.events(), what="resolved webhook", logs=d.logs)
+    assert receiver.rejected == 0
+    # One message per event and idempotency key, whatever the subjects.
+    ids = [b["id"] for b in receiver.accepted]
+    assert len(ids) == len(set(ids))
+    assert d.stop() == 0
+
+
+def test_second_daemon_is_refused_and_sigterm_exits_zero(tmp_path, project, http_server, daemons):
+    Receiver(http_server)
+    write_config(tmp_path, config_body(project.path, f"{http_server.url}/hook"))
+    first = daemons()
+    wait_for(lambda: snapshots(tmp_path), what="first snapshot", logs=first.logs)
+    second = daemons()
+    assert second.wait() == 2
+    assert f"another pillarwatch daemon (pid {first.proc.pid})" in second.logs()
+    started = time.monotonic()
+    assert first.stop() == 0
+    assert time.monotonic() - started < 10
+    health = json.loads((tmp_path / "pw.health.json").read_text())
+    assert health["last_success_at"] and health["projects"]["svc"]["overall"] == 100.0
+
+
+def test_rule_change_with_sighup_gives_a_new_rules_hash_and_no_alert(tmp_path, project, http_server, daemons):
+    receiver = Receiver(http_server)
+    body = config_body(project.path, f"{http_server.url}/hook")
+    # A criterion scored 0 so that re-weighting moves the pillar.
+    body["projects"][0]["pillars"][0]["criteria"].append(
+        {"id": "docs", "title": "Docs", "checks": [{"source": "repo", "signal": "file_exists", "path": "docs/README.md"}]})
+    write_config(tmp_path, body)
+    d = daemons()
+    first = wait_for(lambda: snapshots(tmp_path), what="first snapshot", logs=d.logs)[-1]
+    body["projects"][0]["pillars"][0]["criteria"][2]["weight"] = 10  # 66.7% -> 16.7%
+    write_config(tmp_path, body)
+    d.signal(signal.SIGHUP)
+    later = wait_for(lambda: [s for s in snapshots(tmp_path) if s[2] != first[2]], what="snapshot under new rules", logs=d.logs)[-1]
+    assert later[1] < first[1] - 5
+    time.sleep(1.5)
+    assert receiver.accepted == []
+    assert query(tmp_path / "pw.db", "SELECT count(*) FROM alerts")[0][0] == 0
+    # An invalid configuration on reload is refused and the daemon keeps running.
+    (tmp_path / "pw.yaml").write_text("projects: [oops\n")
+    d.signal(signal.SIGHUP)
+    wait_for(lambda: "reload failed, keeping the running configuration" in d.logs(), what="reload refusal", logs=d.logs)
+    assert d.proc.poll() is None
+    assert d.stop() == 0
+
+
+def test_failing_source_is_stale_not_a_regression_then_one_source_failing_alert(tmp_path, project, http_server, daemons):
+    receiver = Receiver(http_server)
+    write_config(tmp_path, config_body(project.path, f"{http_server.url}/hook"))
+    d = daemons()
+    wait_for(lambda: snapshots(tmp_path), what="first snapshot", logs=d.logs)
+    project.path.rename(tmp_path / "moved")  # the repository disappears
+    wait_for(lambda: [s for s in snapshots(tmp_path) if not s[3]], what="partial snapshot", logs=d.logs)
+    statuses = query(tmp_path / "pw.db", "SELECT DISTINCT status FROM criterion_scores WHERE snapshot_id = (SELECT max(id) FROM snapshots)")
+    assert statuses == [("stale",)]
+    wait_for(lambda: receiver.accepted, timeout=30, what="source failing alert", logs=d.logs)
+    time.sleep(2.5)  # more runs: still one alert, no regression
+    kinds = [a["labels"]["alertname"] for body in receiver.accepted for a in body["alerts"]]
+    assert kinds == ["SourceFailing"]
+    (tmp_path / "moved").rename(project.path)
+    wait_for(lambda: "resolved" in receiver.events(), what="source back", logs=d.logs)
+    assert d.stop() == 0
+
+
+def test_receiver_down_then_back_gets_each_message_once(tmp_path, project, http_server, daemons):
+    receiver = Receiver(http_server)
+    receiver.down = 3
+    write_config(tmp_path, config_body(project.path, f"{http_server.url}/hook"))
+    d = daemons()
+    wait_for(lambda: snapshots(tmp_path), what="first snapshot", logs=d.logs)
+    project.remove("tests/test_restart.py")
+    project.commit("drop")
+    # The pillar and the overall % both fell: two alerts, one message each.
+    wait_for(lambda: len(receiver.accepted) >= 2, timeout=60, what="delivery after the receiver came back", logs=d.logs)
+    time.sleep(2)
+    ids = [b["id"] for b in receiver.accepted]
+    assert len(ids) == len(set(ids)) == 2
+    assert sorted(b["alerts"][0]["labels"]["subject"] for b in receiver.accepted) == ["overall", "pillar:durability"]
+    assert receiver.down == 0
+    attempts = query(tmp_path / "pw.db", "SELECT outbox_id, outcome FROM delivery_attempts ORDER BY rowid")
+    assert sorted(outcome for _, outcome in attempts) == ["delivered"] * 2 + ["retry"] * 3
+    for outbox_id in {o for o, _ in attempts}:  # retried until delivered, then never again
+        outcomes = [outcome for o, outcome in attempts if o == outbox_id]
+        assert outcomes[-1] == "delivered" and "delivered" not in outcomes[:-1]
+    assert query(tmp_path / "pw.db", "SELECT DISTINCT state FROM outbox") == [("delivered",)]
+    assert d.stop() == 0
+
+
+class SlowEndpoint:
+    """A live endpoint that takes a while to answer, so a kill can land mid-run."""
+
+    def __init__(self, server: HttpServer, delay: float):
+        self.calls = 0
+        self.delay = delay
+        server.route("/live", self)
+
+    def __call__(self, seen: Seen) -> Reply:
+        self.calls += 1
+        return Reply(200, {"status": "ok"}, delay=self.delay)
+
+
+def test_kill_9_mid_run_then_restart_loses_nothing_and_sends_nothing_twice(tmp_path, project, http_server, daemons):
+    receiver = Receiver(http_server)
+    receiver.down = 1_000_000  # nothing gets through while the first daemon lives
+    live = SlowEndpoint(http_server, delay=1.0)
+    body = config_body(project.path, f"{http_server.url}/hook")
+    body["projects"][0]["sources"].append({"id": "live", "kind": "http", "url": f"{http_server.url}/live"})
+    body["projects"][0]["pillars"][0]["criteria"].append(
+        {"id": "up", "title": "Service answers", "checks": [{"source": "live", "signal": "status"}]})
+    write_config(tmp_path, body)
+    db_path = tmp_path / "pw.db"
+    first = daemons()
+    wait_for(lambda: [s for s in snapshots(tmp_path) if s[3]], what="first complete snapshot", logs=first.logs)
+    project.remove("tests/test_restart.py")
+    project.commit("drop")
+    wait_for(lambda: query(db_path, "SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0], what="queued alert", logs=first.logs)
+    # Kill while a collection is in flight: the endpoint has just been asked and not yet answered.
+    calls = live.calls
+    wait_for(lambda: live.calls > calls, what="a collection in flight", logs=first.logs)
+    time.sleep(0.2)
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait()
+    assert query(db_path, "SELECT count(*) FROM source_runs WHERE source = 'live' AND outcome = 'running'")[0][0] == 1
+    pending = {row[0] for row in query(db_path, "SELECT idempotency_key FROM outbox WHERE state = 'pending'")}
+    db = sqlite3.connect(db_path)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    # Every snapshot is whole: all its criteria are there.
+    assert db.execute(
+        "SELECT count(*) FROM snapshots s WHERE (SELECT count(*) FROM criterion_scores c WHERE c.snapshot_id = s.id) != 3"
+    ).fetchone()[0] == 0
+    db.close()
+
+    receiver.down = 0
+    second = daemons()
+    wait_for(lambda: {b["id"] for b in receiver.accepted} >= pending, what="pending alerts delivered after restart", logs=second.logs)
+    time.sleep(2)
+    ids = [b["id"] for b in receiver.accepted]
+    assert len(ids) == len(set(ids))
+    assert "firing" in receiver.events()
+    assert second.stop() == 0
