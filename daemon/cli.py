@@ -117,8 +117,7 @@ def collect(
     try:
         with _progress(sum(len(p.sources) for p in projects), quiet=as_json) as progress:
             snapshots = run_projects(cfg, projects, store=store, save=not dry_run, progress=progress)
-        if not dry_run:
-            deliver_pending(store, cfg, now=datetime.now(timezone.utc))
+        delivery = None if dry_run else deliver_pending(store, cfg, now=datetime.now(timezone.utc))
     finally:
         if store is not None:
             store.close()
@@ -131,6 +130,9 @@ def collect(
             out.print("dry run: nothing was stored")
         else:
             out.print(f"stored in {cfg.store_path}")
+        if delivery is not None and delivery.total:
+            done = ", ".join(f"{n} {what}" for what, n in delivery.counts().items() if n)
+            out.print(f"alert messages: {done} (pillarwatch alerts shows them)")
     if fail_under is not None:
         below = [s for s in snapshots if s.overall is None or s.overall < fail_under]
         for s in below:
@@ -251,12 +253,17 @@ def run_daemon(
 
     from .service import Daemon
 
+    if log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise typer.BadParameter(f"{log_level!r}: use debug, info, warning or error", param_hint="--log-level")
     logging.basicConfig(
-        level=getattr(logging, log_level.upper(), logging.INFO),
+        level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
+        force=True,  # replaces the one-line format main() set up for the other commands
     )
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # The daemon logs missed and skipped runs itself; httpx would log URLs, which may hold tokens.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     service = Daemon(config)
     # Handlers only set flags: the daemon's own loop acts on them.
     signal.signal(signal.SIGTERM, lambda *_: service.stop())
@@ -291,7 +298,7 @@ def alerts(
             "outbox": backlog,
         })
         return
-    out.print(views.alerts_table(found, deliveries, backlog, cfg.display.decimals))
+    out.print(views.alerts_view(found, deliveries, backlog, cfg.display.decimals))
 
 
 @app.callback(invoke_without_command=True)
@@ -303,6 +310,10 @@ def _root(version: Annotated[bool, typer.Option("--version", help="Print the ver
 
 def main() -> None:
     """Console entry point: library errors become one line and exit status 2."""
+    import logging
+
+    # Warnings (a delivery to retry, a source to skip) go to stderr as one line each.
+    logging.basicConfig(level=logging.WARNING, format="pillarwatch: %(levelname)s: %(message)s", stream=sys.stderr)
     try:
         app(standalone_mode=True)
     except ConfigError as exc:

@@ -65,6 +65,11 @@ class Schedule(BaseModel):
             raise ValueError("give exactly one of every or cron")
         if self.every is not None and self.every < timedelta(seconds=1):
             raise ValueError("every must be at least 1s")
+        if self.jitter < timedelta(0):
+            raise ValueError("jitter must not be negative")
+        if self.every is not None and self.jitter >= self.every:
+            # A run jittered past the next due time would be taken for that one.
+            raise ValueError("jitter must be shorter than the interval")
         if self.cron is not None:
             try:
                 self.trigger()
@@ -80,7 +85,8 @@ class Schedule(BaseModel):
         seconds = int(self.jitter.total_seconds()) if jitter and self.jitter else None
         zone = ZoneInfo(self.timezone)
         if self.every is not None:
-            return IntervalTrigger(seconds=self.every.total_seconds(), start_date=ANCHOR, timezone=zone, jitter=seconds)
+            grid = IntervalTrigger(seconds=self.every.total_seconds(), start_date=ANCHOR, timezone=zone)
+            return _JitteredInterval(grid, self.every, seconds) if seconds else grid
         return CronTrigger(**_cron_fields(str(self.cron)), timezone=zone, jitter=seconds)
 
     def latest_due(self, now: datetime) -> datetime:
@@ -94,7 +100,10 @@ class Schedule(BaseModel):
             latest = None
             while fire is not None and fire <= now:
                 latest = fire
-                fire = trigger.get_next_fire_time(fire, fire + timedelta(microseconds=1))
+                # Step in UTC: wall-clock arithmetic in the zone would lose which of
+                # two ambiguous times (the hour repeated when clocks go back) this is.
+                utc = fire.astimezone(timezone.utc)
+                fire = trigger.get_next_fire_time(utc, utc + timedelta(microseconds=1))
             if latest is not None:
                 return latest.astimezone(timezone.utc)
         return now  # a cron that never fired in a year: treat as due now
@@ -104,6 +113,26 @@ class Schedule(BaseModel):
         fire = self.trigger(jitter=False).get_next_fire_time(None, now + timedelta(microseconds=1))
         assert fire is not None
         return fire.astimezone(timezone.utc)
+
+
+class _JitteredInterval(BaseTrigger):
+    """An anchored interval with jitter that never carries over to the next run.
+
+    APScheduler 3's IntervalTrigger counts the next run from the previous,
+    jittered one, so the delays add up until due times are skipped.
+    """
+
+    def __init__(self, grid: IntervalTrigger, every: timedelta, jitter: int):
+        self.grid, self.every, self.jitter = grid, every, jitter
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        due = None
+        if previous_fire_time is not None:  # back to the grid: jitter is shorter than the interval
+            due = ANCHOR + ((previous_fire_time - ANCHOR) // self.every) * self.every
+        return self._apply_jitter(self.grid.get_next_fire_time(due, now), self.jitter, now)
+
+    def __str__(self) -> str:
+        return f"{self.grid} with jitter {self.jitter}s"
 
 
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -123,7 +152,7 @@ def _weekdays(field: str) -> str:
     APScheduler 3 numbers weekdays from Monday = 0, unlike crontab; names mean
     the same to both, so `1-5` stays Monday to Friday.
     """
-    if not any(ch.isdigit() for ch in field):
+    if field == "*":
         return field
     days: list[str] = []
     for part in field.split(","):

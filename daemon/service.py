@@ -20,9 +20,8 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -226,15 +225,26 @@ class Daemon:
         if report.total:
             log.info("delivery: %s", report)
 
-    def _on_job_event(self, event: JobExecutionEvent) -> None:
+    def _on_job_event(self, event: JobEvent) -> None:
+        """Record the runs that did not happen (missed, skipped) or that raised."""
         if not event.job_id.startswith("collect:") or self.store is None:
             return
         _, project_id, source_id = event.job_id.split(":", 2)
         outcome = {EVENT_JOB_MISSED: "missed", EVENT_JOB_MAX_INSTANCES: "skipped", EVENT_JOB_ERROR: "error"}[event.code]
-        error = f"{type(event.exception).__name__}: {event.exception}" if event.exception else None
-        log.warning("%s/%s: run %s %s%s", project_id, source_id, rfc3339(event.scheduled_run_time), outcome, f": {error}" if error else "")
-        with self._db:
-            self.store.record_run(project_id, source_id, event.scheduled_run_time, outcome=outcome, now=utcnow(), error=error)
+        # A skipped submission carries a list of run times, an execution event one.
+        times = getattr(event, "scheduled_run_times", None) or [event.scheduled_run_time]
+        exception = getattr(event, "exception", None)
+        error = f"{type(exception).__name__}: {exception}" if exception else None
+        try:
+            project = self.config.project(project_id)
+            schedule = project.schedule_of(project.source(source_id))
+        except (PillarwatchError, StopIteration):
+            return  # removed by a reload
+        for run_time in times:
+            due = schedule.latest_due(run_time)  # the due time, without the jitter
+            log.warning("%s/%s: run due %s %s%s", project_id, source_id, rfc3339(due), outcome, f": {error}" if error else "")
+            with self._db:
+                self.store.record_run(project_id, source_id, due, outcome=outcome, now=utcnow(), error=error)
 
     # --- health -----------------------------------------------------------------------
 

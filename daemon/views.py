@@ -130,16 +130,28 @@ def verification(result: Verification, path: str) -> RenderableType:
     return table
 
 
-def alerts_table(alerts: list[Alert], deliveries: dict[int | None, list[OutboxItem]], backlog: dict[str, int], decimals: int) -> RenderableType:
-    table = Table(title=f"alerts ({', '.join(f'{n} {k}' for k, n in sorted(backlog.items())) or 'nothing queued'})", title_justify="left")
-    for column in ("id", "project", "subject", "kind", "state", "from → to", "since", "deliveries"):
-        table.add_column(column, overflow="fold")
+def _percent(value: float | None, decimals: int) -> str:
+    return "–" if value is None else f"{display(value, decimals)}%"
+
+
+def alerts_view(alerts: list[Alert], deliveries: dict[int | None, list[OutboxItem]], backlog: dict[str, int], decimals: int) -> RenderableType:
+    """One block per alert: what, its state and figures, then each delivery of its messages."""
+    queued = ", ".join(f"{n} {state}" for state, n in sorted(backlog.items())) or "nothing queued"
+    blocks: list[RenderableType] = [Text(f"alerts: {len(alerts)} shown; outbox: {queued}", style="bold")]
+    colour = {"firing": "red", "pending": "yellow", "resolved": "green"}
     for a in alerts:
-        sent = ", ".join(f"{d.message.event}→{d.channel}: {d.state}" + (f" ({d.attempts} tries)" if d.attempts > 1 else "") for d in deliveries.get(a.id, []))
-        table.add_row(
-            str(a.id), a.project, a.subject, a.kind,
-            f"[{'red' if a.state == 'firing' else 'yellow' if a.state == 'pending' else 'green'}]{a.state}[/]",
-            f"{display(a.baseline, decimals)} → {display(a.value, decimals)}",
-            f"{a.started_at:%Y-%m-%d %H:%M}Z", sent or "–",
-        )
-    return table
+        sent = deliveries.get(a.id, [])
+        title = sent[-1].message.title if sent else a.subject
+        head = Text(f"#{a.id} ")
+        head.append(a.state.upper(), style=colour.get(a.state, ""))
+        head.append(f"  {a.project} {a.subject} ({a.kind}, {a.severity})  {title}")
+        lines = [head, Text(f"    {_percent(a.baseline, decimals)} → {_percent(a.value, decimals)}, started {a.started_at:%Y-%m-%d %H:%M}Z"
+                            + (f", resolved {a.resolved_at:%Y-%m-%d %H:%M}Z" if a.resolved_at else ""))]
+        for d in sent:
+            tries = f"{d.attempts} attempt{'s' if d.attempts != 1 else ''}"
+            line = Text(f"    {d.message.event} → {d.channel}: ")
+            line.append(d.state, style={"delivered": "green", "dead": "red", "disabled": "red"}.get(d.state, "yellow"))
+            line.append(f" ({tries})" + (f": {d.last_error}" if d.last_error and d.state != "delivered" else ""))
+            lines.append(line)
+        blocks.append(Group(*lines))
+    return Group(*blocks)

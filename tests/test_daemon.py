@@ -242,6 +242,7 @@ def test_failing_source_is_stale_not_a_regression_then_one_source_failing_alert(
     statuses = query(tmp_path / "pw.db", "SELECT DISTINCT status FROM criterion_scores WHERE snapshot_id = (SELECT max(id) FROM snapshots)")
     assert statuses == [("stale",)]
     wait_for(lambda: receiver.accepted, timeout=30, what="source failing alert", logs=d.logs)
+    assert "error" in {outcome for _, outcome in runs(tmp_path)}  # failed runs are recorded
     time.sleep(2.5)  # more runs: still one alert, no regression
     kinds = [a["labels"]["alertname"] for body in receiver.accepted for a in body["alerts"]]
     assert kinds == ["SourceFailing"]
@@ -326,3 +327,54 @@ def test_kill_9_mid_run_then_restart_loses_nothing_and_sends_nothing_twice(tmp_p
     assert len(ids) == len(set(ids))
     assert "firing" in receiver.events()
     assert second.stop() == 0
+
+
+def runs(tmp_path: Path, source: str = "repo") -> list[tuple]:
+    return query(tmp_path / "pw.db", "SELECT due_at, outcome FROM source_runs WHERE source = ? ORDER BY due_at", source)
+
+
+def test_a_due_time_is_collected_once_across_crashes_and_missed_ones_are_caught_up(tmp_path, project, http_server, daemons):
+    Receiver(http_server)
+    body = config_body(project.path, f"{http_server.url}/hook")
+    body["projects"][0]["schedule"] = {"every": "1h"}
+    write_config(tmp_path, body)
+    first = daemons()
+    wait_for(lambda: snapshots(tmp_path), what="catch-up collection at start", logs=first.logs)
+    (due, outcome), = runs(tmp_path)
+    assert outcome == "ok" and due.endswith(":00:00Z")  # anchored at the hour
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait()
+
+    second = daemons()  # the same due time: not collected again
+    wait_for(lambda: f"started (pid {second.proc.pid})" in second.logs(), what="second start", logs=second.logs)
+    time.sleep(2)
+    assert runs(tmp_path) == [(due, "ok")]
+    assert len(snapshots(tmp_path)) == 1
+    assert second.stop() == 0
+
+    # Pretend the last collection was two hours ago: the daemon was down over a due time.
+    db = sqlite3.connect(tmp_path / "pw.db")
+    older = db.execute("SELECT strftime('%Y-%m-%dT%H:%M:%SZ', ?, '-2 hours')", [due]).fetchone()[0]
+    db.execute("UPDATE source_runs SET due_at = ?", [older])
+    db.commit()
+    db.close()
+    third = daemons()
+    # The latest due time, once: the missed ones in between coalesce into it.
+    wait_for(lambda: runs(tmp_path) == [(older, "ok"), (due, "ok")], what="catch-up of the missed due time", logs=third.logs)
+    assert third.stop() == 0
+
+
+def test_a_run_still_going_when_the_next_is_due_is_recorded_as_skipped(tmp_path, project, http_server, daemons):
+    Receiver(http_server)
+    SlowEndpoint(http_server, delay=2.5)
+    body = config_body(project.path, f"{http_server.url}/hook")
+    body["projects"][0]["sources"].append({"id": "live", "kind": "http", "url": f"{http_server.url}/live", "schedule": "1s"})
+    body["projects"][0]["pillars"][0]["criteria"].append(
+        {"id": "up", "title": "Service answers", "checks": [{"source": "live", "signal": "status"}]})
+    write_config(tmp_path, body)
+    d = daemons()
+    wait_for(lambda: ("skipped",) in {(o,) for _, o in runs(tmp_path, "live")}, what="a skipped run", logs=d.logs)
+    wait_for(lambda: ("ok",) in {(o,) for _, o in runs(tmp_path, "live")}, what="the long run finishing", logs=d.logs)
+    outcomes = [o for _, o in runs(tmp_path, "live")]
+    assert "running" not in outcomes[:-2]  # only the run in flight now may be unfinished
+    assert d.stop() == 0

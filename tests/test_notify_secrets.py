@@ -14,7 +14,7 @@ from aiosmtpd.smtp import AuthResult
 from daemon.notify import (AppriseChannel, DeliveryReport, EmailChannel, LogChannel, SlackChannel, WebhookChannel,
                            deliver_due)
 from daemon.store import Store
-from tests.conftest import Reply, Seen
+from tests.conftest import Reply
 from tests.test_notify_support import T0, free_port, outbox_item
 
 SECRETS = {

@@ -70,7 +70,7 @@ def test_check_dead(age: timedelta, dead_after: timedelta, outcome: str | None) 
 def test_check_disabled(disabled: dict[str, str], outcome: str | None) -> None:
     after = check_disabled(Attempt(_item()), _run(disabled=disabled))
     assert after.outcome == outcome
-    assert after.error == (f"channel hook is disabled: HTTP 410" if outcome else None)
+    assert after.error == ("channel hook is disabled: HTTP 410" if outcome else None)
 
 
 def test_send_to_an_unconfigured_channel_is_retryable() -> None:

@@ -123,3 +123,38 @@ def test_failed_write_leaves_nothing_half_written(store):
         store.save_snapshot(bad)
     assert store.db.execute("SELECT count(*) FROM snapshots").fetchone()[0] == 0
     assert store.db.execute("SELECT count(*) FROM criterion_scores").fetchone()[0] == 0
+
+
+def test_a_due_time_is_claimed_once_unless_its_run_never_finished(store):
+    due = T0
+    assert store.claim_run("p", "repo", due, now=T0)
+    # The process died mid-run: the claim may be taken again.
+    assert store.claim_run("p", "repo", due, now=T0 + timedelta(minutes=1))
+    store.record_run("p", "repo", due, outcome="ok", now=T0 + timedelta(minutes=2))
+    assert not store.claim_run("p", "repo", due, now=T0 + timedelta(minutes=3))
+    assert store.last_due("p", "repo") == due
+
+
+def test_a_skipped_or_missed_run_is_recorded_but_never_hides_a_real_one(store):
+    store.claim_run("p", "repo", T0, now=T0)
+    store.record_run("p", "repo", T0, outcome="ok", now=T0)
+    later = T0 + timedelta(minutes=15)
+    store.record_run("p", "repo", T0, outcome="skipped", now=later)  # does not overwrite the run that happened
+    store.record_run("p", "repo", later, outcome="missed", now=later)
+    assert [(r["due_at"], r["outcome"]) for r in store.runs("p")] == [
+        ("2026-11-20T08:15:00Z", "missed"), ("2026-11-20T08:00:00Z", "ok")]
+    # A missed due time does not count as collected, and can still be caught up.
+    assert store.last_due("p", "repo") == T0
+    assert store.claim_run("p", "repo", later, now=later)
+
+
+def test_failing_since_starts_at_the_first_failure_and_clears_on_success(store):
+    from collectors.evidence import CollectResult, EvidenceError
+
+    failed = CollectResult(source="repo", kind="git", error=EvidenceError(kind="unreachable", message="gone"))
+    store.save_result("p", failed, T0)
+    store.save_result("p", failed, T0 + timedelta(hours=1))
+    assert store.failing_since("p") == {"repo": T0}
+    store.save_result("p", CollectResult(source="repo", kind="git", fingerprint="a" * 40), T0 + timedelta(hours=2))
+    assert store.failing_since("p") == {}
+    assert store.last_success() == T0 + timedelta(hours=2)

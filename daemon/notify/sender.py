@@ -87,6 +87,9 @@ class DeliveryReport:
     def total(self) -> int:
         return self.delivered + self.retry + self.dead + self.disabled
 
+    def counts(self) -> dict[str, int]:
+        return {"delivered": self.delivered, "to retry": self.retry, "dead": self.dead, "disabled": self.disabled}
+
 
 # --- the stages ------------------------------------------------------------------------
 

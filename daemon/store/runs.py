@@ -19,14 +19,15 @@ class RunQueries:
     def claim_run(self, project: str, source: str, due_at: datetime, *, now: datetime) -> bool:
         """Claim the collection of one due time; False when it was already done.
 
-        A claim whose run never finished (the process died) may be taken again.
+        A claim whose run never finished (the process died) may be taken again,
+        and so may a due time that was missed or skipped and is now caught up.
         """
         with self.db.atomic():
             row = self.db.execute(
                 "SELECT outcome FROM source_runs WHERE project = ? AND source = ? AND due_at = ?",
                 [project, source, rfc3339(due_at)],
             ).fetchone()
-            if row is not None and row[0] != "running":
+            if row is not None and row[0] not in ("running", "missed", "skipped"):
                 return False
             self.db.execute(
                 "INSERT OR REPLACE INTO source_runs (project, source, due_at, started_at, outcome) VALUES (?, ?, ?, ?, 'running')",
@@ -45,7 +46,18 @@ class RunQueries:
         result: CollectResult | None = None,
         error: str | None = None,
     ) -> None:
-        """Record how a run ended (``ok``, ``error``, ``missed``, ``skipped``), and its result."""
+        """Record how a run ended (``ok``, ``error``, ``missed``, ``skipped``), and its result.
+
+        A run that did not happen never overwrites one that did for the same due time.
+        """
+        if outcome in ("missed", "skipped"):
+            with self.db.atomic():
+                self.db.execute(
+                    "INSERT OR IGNORE INTO source_runs (project, source, due_at, started_at, finished_at, outcome, error)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [project, source, rfc3339(due_at), rfc3339(now), rfc3339(now), outcome, error],
+                )
+            return
         with self.db.atomic():
             self.db.execute(
                 "INSERT INTO source_runs (project, source, due_at, started_at, finished_at, outcome, error, fingerprint)"

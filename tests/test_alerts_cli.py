@@ -1,0 +1,125 @@
+"""Alerts through the real command: `collect` records and sends them, `alerts` shows them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiosmtpd.controller import Controller
+
+from .conftest import GitRepo, HttpServer, Reply
+from .test_notify_email import Inbox
+from .test_notify_support import free_port
+
+
+def pillarwatch(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "daemon.cli", *args, "--config", "pw.yaml"], cwd=cwd,
+                          capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> GitRepo:
+    repo = GitRepo(tmp_path / "repo")
+    repo.write("tests/test_restart.py", "def test_restart():\n    pass\n")
+    repo.write("tests/test_retry.py", "def test_retry():\n    pass\n")
+    repo.commit("tests")
+    return repo
+
+
+def write_config(tmp_path: Path, repo: GitRepo, channels: list[dict[str, Any]], daemon: dict[str, Any] | None = None) -> None:
+    body = {
+        "store": "pw.db",
+        "daemon": daemon or {},
+        "channels": channels,
+        "projects": [{
+            "id": "svc",
+            "sources": [{"id": "repo", "kind": "git", "path": str(repo.path)}],
+            "pillars": [{"id": "durability", "title": "Durability", "criteria": [
+                {"id": "restart", "title": "Survive restart",
+                 "checks": [{"source": "repo", "signal": "file_exists", "path": "tests/test_restart.py"}]},
+                {"id": "retry", "title": "Retry covered",
+                 "checks": [{"source": "repo", "signal": "file_exists", "path": "tests/test_retry.py"}]},
+            ]}],
+        }],
+    }
+    (tmp_path / "pw.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
+
+
+def test_a_regression_found_by_collect_arrives_by_email(tmp_path, repo):
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        write_config(tmp_path, repo, [{"id": "mail", "kind": "email", "host": "127.0.0.1", "port": port, "starttls": False,
+                                       "sender": "pillarwatch@example.org", "to": ["team@example.org"]}])
+        assert pillarwatch("collect", cwd=tmp_path).returncode == 0
+        assert inbox.received == []
+        repo.remove("tests/test_restart.py")
+        sha = repo.commit("drop the restart test")
+        proc = pillarwatch("collect", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        deadline = time.monotonic() + 5
+        while len(inbox.received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        controller.stop()
+    subjects = sorted(str(mail["Subject"]) for _, _, mail in inbox.received)
+    assert len(subjects) == 2  # the pillar and the overall % both fell by 50 points
+    assert any("Durability fell from 100% to 50%" in s for s in subjects), subjects
+    mail = next(m for _, _, m in inbox.received if "Durability" in str(m["Subject"]))
+    assert inbox.received[0][1] == ["team@example.org"]
+    assert f"tests/test_restart.py deleted in {sha[:7]}" in mail.get_content()
+
+    shown = json.loads(pillarwatch("alerts", "--json", cwd=tmp_path).stdout)
+    assert {a["subject"]: a["state"] for a in shown["alerts"]} == {"pillar:durability": "firing", "overall": "firing"}
+    assert {d["state"] for a in shown["alerts"] for d in a["deliveries"]} == {"delivered"}
+    text = pillarwatch("alerts", cwd=tmp_path).stdout
+    assert "Durability" in text and "delivered" in text
+
+
+def test_undeliverable_messages_become_dead_letters_that_alerts_shows(tmp_path, repo, http_server: HttpServer):
+    http_server.route("/hook", Reply(500, "broken"))
+    write_config(tmp_path, repo, [{"id": "hook", "kind": "webhook", "url": f"{http_server.url}/hook"}],
+                 daemon={"retry_initial": "0.1s", "retry_max": "0.1s", "dead_after": "1s"})
+    pillarwatch("collect", cwd=tmp_path)
+    repo.remove("tests/test_restart.py")
+    repo.commit("drop")
+    pillarwatch("collect", cwd=tmp_path)  # queued, first attempt fails
+    time.sleep(1.2)
+    pillarwatch("collect", cwd=tmp_path)  # older than dead_after: given up
+    shown = json.loads(pillarwatch("alerts", "--json", cwd=tmp_path).stdout)
+    deliveries = [d for a in shown["alerts"] for d in a["deliveries"]]
+    assert {d["state"] for d in deliveries} == {"dead"}
+    assert all("HTTP 500" in (d["last_error"] or "") for d in deliveries), deliveries
+    assert "dead" in pillarwatch("alerts", cwd=tmp_path).stdout
+
+
+def test_a_410_disables_the_channel(tmp_path, repo, http_server: HttpServer):
+    http_server.route("/hook", Reply(410, "gone"))
+    write_config(tmp_path, repo, [{"id": "hook", "kind": "webhook", "url": f"{http_server.url}/hook"}])
+    pillarwatch("collect", cwd=tmp_path)
+    repo.remove("tests/test_restart.py")
+    repo.commit("drop")
+    pillarwatch("collect", cwd=tmp_path)
+    hits = len([s for s in http_server.requests if s.path == "/hook"])
+    assert hits == 1  # the first 410 switches the channel off for the second message too
+    shown = json.loads(pillarwatch("alerts", "--json", cwd=tmp_path).stdout)
+    assert {d["state"] for a in shown["alerts"] for d in a["deliveries"]} == {"disabled"}
+
+
+def test_a_route_to_an_unknown_channel_is_a_configuration_error(tmp_path, repo):
+    write_config(tmp_path, repo, [{"id": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/x"}])
+    body = yaml.safe_load((tmp_path / "pw.yaml").read_text())
+    body["routes"] = [{"channels": ["hook", "pager"]}]
+    (tmp_path / "pw.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
+    proc = pillarwatch("check", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "pw.yaml:" in proc.stderr and "routes[0].channels[1]: no channel 'pager'" in proc.stderr
