@@ -22,10 +22,10 @@ from rich.console import Console
 from rich.progress import Progress as RichProgress
 from rich.progress import TextColumn
 
-from . import __version__, views
+from . import __version__, queries, views
 from .arithmetic import display
 from .config import Config, Project, load_config
-from .errors import ConfigError, InputError, NotFound, PillarwatchError
+from .errors import ConfigError, InputError, PillarwatchError
 from .progress_doc import parse_progress_document, verify
 from .record import deliver_pending
 from .report import build_report, render_markdown, report_json
@@ -73,14 +73,9 @@ def _print_json(value: Any) -> None:
 
 
 def _latest(config: Config, project: str | None) -> tuple[Snapshot, Project]:
-    chosen = _projects(config, project)[0] if project or len(config.projects) == 1 else None
-    if chosen is None:
-        raise InputError(f"several projects are configured; choose one with --project ({', '.join(p.id for p in config.projects)})")
+    chosen = queries.choose_project(config, project)
     with Store.open(config.store_path, readonly=True) as store:
-        snapshot = store.latest(chosen.id)
-    if snapshot is None:
-        raise NotFound(f"no snapshot of project {chosen.id!r} yet (run `pillarwatch collect` first)")
-    return snapshot, chosen
+        return queries.latest(store, chosen), chosen
 
 
 @app.command()
@@ -197,21 +192,11 @@ def explain(
     """The evidence behind one criterion's score."""
     cfg = _config(config)
     snapshot, _ = _latest(cfg, project)
-    pillar_id, _, criterion_id = criterion.rpartition("/")
-    matches = [
-        (p, c) for p in snapshot.pillars for c in p.criteria
-        if c.id == criterion_id and (not pillar_id or p.id == pillar_id)
-    ]
-    if not matches:
-        known = ", ".join(f"{p.id}/{c.id}" for p in snapshot.pillars for c in p.criteria)
-        raise NotFound(f"no criterion {criterion!r} in project {snapshot.project!r} (have: {known})")
-    if len(matches) > 1:
-        raise InputError(f"criterion {criterion!r} is in several pillars; write PILLAR/CRITERION ({', '.join(p.id + '/' + c.id for p, c in matches)})")
-    pillar, found = matches[0]
+    found = queries.explain(snapshot, criterion)
     if as_json:
-        _print_json({"project": snapshot.project, "snapshot": snapshot.id, "pillar": pillar.id, **found.model_dump(mode="json")})
+        _print_json(found.to_json())
     else:
-        out.print(views.explanation(pillar, found, snapshot))
+        out.print(views.explanation(snapshot.pillar(found.pillar), found.criterion, snapshot))
 
 
 @app.command("verify-doc")
@@ -285,20 +270,11 @@ def alerts(
     if project:
         cfg.project(project)
     with Store.open(cfg.store_path, readonly=True) as store:
-        found = store.alerts(project=project, state=state, limit=limit)
-        deliveries = {a.id: store.outbox_items(alert_id=a.id) for a in found}
-        backlog = store.outbox_backlog()
+        result = queries.alerts(store, project=project, state=state, limit=limit)
     if as_json:
-        _print_json({
-            "alerts": [
-                {**a.model_dump(mode="json"), "fingerprint": a.fingerprint,
-                 "deliveries": [d.model_dump(mode="json", exclude={"message"}) | {"event": d.message.event} for d in deliveries[a.id]]}
-                for a in found
-            ],
-            "outbox": backlog,
-        })
-        return
-    out.print(views.alerts_view(found, deliveries, backlog, cfg.display.decimals))
+        _print_json(result)
+    else:
+        out.print(views.alerts_view(result, cfg.display.decimals))
 
 
 @app.callback(invoke_without_command=True)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
 from collectors.evidence import Evidence, evidence_key
 
-from .alerts import Alert, OutboxItem
 from .arithmetic import display
 from .progress_doc import Verification
 from .snapshot import CriterionScore, PillarScore, Snapshot
@@ -134,24 +135,29 @@ def _percent(value: float | None, decimals: int) -> str:
     return "–" if value is None else f"{display(value, decimals)}%"
 
 
-def alerts_view(alerts: list[Alert], deliveries: dict[int | None, list[OutboxItem]], backlog: dict[str, int], decimals: int) -> RenderableType:
-    """One block per alert: what, its state and figures, then each delivery of its messages."""
+def alerts_view(result: dict[str, Any], decimals: int) -> RenderableType:
+    """One block per alert (the JSON of :func:`daemon.queries.alerts`): state, figures, each delivery."""
+    alerts, backlog = result["alerts"], result["outbox"]
     queued = ", ".join(f"{n} {state}" for state, n in sorted(backlog.items())) or "nothing queued"
     blocks: list[RenderableType] = [Text(f"alerts: {len(alerts)} shown; outbox: {queued}", style="bold")]
     colour = {"firing": "red", "pending": "yellow", "resolved": "green"}
     for a in alerts:
-        sent = deliveries.get(a.id, [])
-        title = sent[-1].message.title if sent else a.subject
-        head = Text(f"#{a.id} ")
-        head.append(a.state.upper(), style=colour.get(a.state, ""))
-        head.append(f"  {a.project} {a.subject} ({a.kind}, {a.severity})  {title}")
-        lines = [head, Text(f"    {_percent(a.baseline, decimals)} → {_percent(a.value, decimals)}, started {a.started_at:%Y-%m-%d %H:%M}Z"
-                            + (f", resolved {a.resolved_at:%Y-%m-%d %H:%M}Z" if a.resolved_at else ""))]
+        sent = a["deliveries"]
+        head = Text(f"#{a['id']} ")
+        head.append(a["state"].upper(), style=colour.get(a["state"], ""))
+        head.append(f"  {a['project']} {a['subject']} ({a['kind']}, {a['severity']})  {sent[-1]['title'] if sent else ''}")
+        when = f", started {_minute(a['started_at'])}" + (f", resolved {_minute(a['resolved_at'])}" if a["resolved_at"] else "")
+        lines = [head, Text(f"    {_percent(a['baseline'], decimals)} → {_percent(a['value'], decimals)}{when}")]
         for d in sent:
-            tries = f"{d.attempts} attempt{'s' if d.attempts != 1 else ''}"
-            line = Text(f"    {d.message.event} → {d.channel}: ")
-            line.append(d.state, style={"delivered": "green", "dead": "red", "disabled": "red"}.get(d.state, "yellow"))
-            line.append(f" ({tries})" + (f": {d.last_error}" if d.last_error and d.state != "delivered" else ""))
+            tries = f"{d['attempts']} attempt{'s' if d['attempts'] != 1 else ''}"
+            line = Text(f"    {d['event']} → {d['channel']}: ")
+            line.append(d["state"], style={"delivered": "green", "dead": "red", "disabled": "red"}.get(d["state"], "yellow"))
+            line.append(f" ({tries})" + (f": {d['last_error']}" if d["last_error"] and d["state"] != "delivered" else ""))
             lines.append(line)
         blocks.append(Group(*lines))
     return Group(*blocks)
+
+
+def _minute(stamp: str) -> str:
+    """``2026-11-26T00:48:12Z`` as ``2026-11-26 00:48Z``."""
+    return stamp[:16].replace("T", " ") + "Z"

@@ -113,19 +113,41 @@ class SnapshotQueries:
         )
         return self._load(rows[0]) if rows else None
 
-    def history(self, project: str, *, since: datetime | None = None, limit: int | None = None) -> list[Snapshot]:
-        """Snapshots of a project, oldest first, with pillar scores but without criteria."""
-        sql = "SELECT * FROM snapshots WHERE project = ?"
-        params: list[Any] = [project]
-        if since is not None:
-            sql += " AND taken_at >= ?"
-            params.append(rfc3339(since))
-        sql += " ORDER BY taken_at DESC, id DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
+    def history(
+        self,
+        project: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Snapshot]:
+        """Snapshots of a project, oldest first, with pillar scores but without criteria.
+
+        ``limit`` and ``offset`` page from the newest: ``limit=10`` is the last ten.
+        """
+        where, params = self._history_filter(project, since, until)
+        sql = f"SELECT * FROM snapshots WHERE {where} ORDER BY taken_at DESC, id DESC"
+        if limit is not None or offset:
+            sql += " LIMIT ? OFFSET ?"
+            params += [limit if limit is not None else -1, offset]
         rows = list(self.db.query(sql, params))
         return [self._load(row, with_criteria=False) for row in reversed(rows)]
+
+    def count_history(self, project: str, *, since: datetime | None = None, until: datetime | None = None) -> int:
+        where, params = self._history_filter(project, since, until)
+        return int(self.db.execute(f"SELECT count(*) FROM snapshots WHERE {where}", params).fetchone()[0])
+
+    @staticmethod
+    def _history_filter(project: str, since: datetime | None, until: datetime | None) -> tuple[str, list[Any]]:
+        where, params = "project = ?", [project]
+        if since is not None:
+            where += " AND taken_at >= ?"
+            params.append(rfc3339(since))
+        if until is not None:
+            where += " AND taken_at <= ?"
+            params.append(rfc3339(until))
+        return where, params
 
     def _latest_row(self, project: str) -> dict[str, Any] | None:
         rows = list(

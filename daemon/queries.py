@@ -1,0 +1,263 @@
+"""What pillarwatch answers: the read queries behind the CLI and the HTTP API.
+
+Each function takes an open :class:`~daemon.store.Store` (and the configuration
+where it needs one) and returns pydantic models or plain JSON-ready data, so
+``pillarwatch X --json`` and ``GET /api/...`` print the same shapes. Nothing
+here writes, and nothing here formats for a terminal or a page.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, field_serializer
+
+from .alert_content import criterion_changes, evidence_changes
+from .alerts import CriterionChange, EvidenceChange
+from .config import Config, Project
+from .errors import InputError, NotFound
+from .snapshot import CriterionScore, PillarScore, Snapshot, rfc3339
+from .store import Store
+
+
+def choose_project(config: Config, project_id: str | None) -> Project:
+    """The project asked for, or the only one configured."""
+    if project_id:
+        return config.project(project_id)
+    if len(config.projects) == 1:
+        return config.projects[0]
+    raise InputError(f"several projects are configured; choose one ({', '.join(p.id for p in config.projects)})")
+
+
+def latest(store: Store, project: Project) -> Snapshot:
+    snapshot = store.latest(project.id)
+    if snapshot is None:
+        raise NotFound(f"no snapshot of project {project.id!r} yet (run `pillarwatch collect` first)")
+    return snapshot
+
+
+def snapshot(store: Store, snapshot_id: int) -> Snapshot:
+    return store.get(snapshot_id)
+
+
+# --- history ---------------------------------------------------------------------------
+
+
+class HistoryPoint(BaseModel):
+    """One snapshot in a series: its figures, without criteria."""
+
+    id: int | None
+    taken_at: datetime
+    last_seen_at: datetime | None
+    complete: bool
+    rules_hash: str
+    overall: float | None
+    pillars: dict[str, float | None]
+
+    @field_serializer("taken_at", "last_seen_at")
+    def _time(self, value: datetime | None) -> str | None:
+        return rfc3339(value) if value else None
+
+
+class History(BaseModel):
+    """A page of a project's snapshots, oldest first; ``total`` counts every match."""
+
+    project: str
+    pillar: str | None
+    pillar_titles: dict[str, str]
+    total: int
+    limit: int
+    offset: int
+    points: list[HistoryPoint]
+
+
+def history(
+    store: Store,
+    project: Project,
+    *,
+    pillar: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> History:
+    """The series of snapshots of a project (or of one pillar) in a time range, newest page first."""
+    if limit < 1 or offset < 0:
+        raise InputError("limit must be at least 1 and offset not negative")
+    if since is not None and until is not None and since > until:
+        raise InputError(f"since ({rfc3339(since)}) is after until ({rfc3339(until)})")
+    titles = {p.id: p.title for p in project.expanded_pillars}
+    if pillar is not None and pillar not in titles:
+        raise NotFound(f"no pillar {pillar!r} in project {project.id!r} (have: {', '.join(titles)})")
+    snapshots = store.history(project.id, since=since, until=until, limit=limit, offset=offset)
+    points = [
+        HistoryPoint(
+            id=s.id, taken_at=s.taken_at, last_seen_at=s.last_seen_at, complete=s.complete, rules_hash=s.rules_hash,
+            overall=s.overall,
+            pillars={p.id: p.score for p in s.pillars if pillar is None or p.id == pillar},
+        )
+        for s in snapshots
+    ]
+    return History(
+        project=project.id, pillar=pillar,
+        pillar_titles={k: v for k, v in titles.items() if pillar is None or k == pillar},
+        total=store.count_history(project.id, since=since, until=until), limit=limit, offset=offset, points=points,
+    )
+
+
+# --- explain ---------------------------------------------------------------------------
+
+
+class Explanation(BaseModel):
+    project: str
+    snapshot: int | None
+    pillar: str
+    criterion: CriterionScore
+
+    def to_json(self) -> dict[str, Any]:
+        """The shape of ``pillarwatch explain --json``: the criterion's fields at the top level."""
+        return {"project": self.project, "snapshot": self.snapshot, "pillar": self.pillar,
+                **self.criterion.model_dump(mode="json")}
+
+
+def explain(snapshot: Snapshot, criterion: str) -> Explanation:
+    """One criterion of a snapshot, by ``ID`` or ``PILLAR/ID``."""
+    pillar_id, _, criterion_id = criterion.rpartition("/")
+    matches = [
+        (p, c) for p in snapshot.pillars for c in p.criteria
+        if c.id == criterion_id and (not pillar_id or p.id == pillar_id)
+    ]
+    if not matches:
+        known = ", ".join(f"{p.id}/{c.id}" for p in snapshot.pillars for c in p.criteria)
+        raise NotFound(f"no criterion {criterion!r} in project {snapshot.project!r} (have: {known})")
+    if len(matches) > 1:
+        raise InputError(f"criterion {criterion!r} is in several pillars; write PILLAR/CRITERION "
+                         f"({', '.join(p.id + '/' + c.id for p, c in matches)})")
+    pillar, found = matches[0]
+    return Explanation(project=snapshot.project, snapshot=snapshot.id, pillar=pillar.id, criterion=found)
+
+
+# --- diff ------------------------------------------------------------------------------
+
+
+class PillarMove(BaseModel):
+    id: str
+    title: str
+    before: float | None
+    after: float | None
+    delta: float | None
+
+
+class SnapshotDiff(BaseModel):
+    """What changed from snapshot ``a`` to snapshot ``b``."""
+
+    project: str
+    a: int | None
+    b: int | None
+    a_taken_at: datetime
+    b_taken_at: datetime
+    rules_changed: bool
+    overall: PillarMove
+    pillars: list[PillarMove]
+    criteria: list[CriterionChange]
+    evidence: list[EvidenceChange]
+
+    @field_serializer("a_taken_at", "b_taken_at")
+    def _time(self, value: datetime) -> str:
+        return rfc3339(value)
+
+
+def diff(a: Snapshot, b: Snapshot) -> SnapshotDiff:
+    """Pillars whose % moved, criteria whose score or status moved, and the evidence that changed."""
+    if a.project != b.project:
+        raise InputError(f"snapshots {a.id} and {b.id} belong to different projects ({a.project}, {b.project})")
+    criteria = criterion_changes(a, b)
+    ids = [p.id for p in b.pillars] + [p.id for p in a.pillars if b.pillar(p.id) is None]
+    pillars = [_move(a.pillar(i), b.pillar(i)) for i in ids]
+    return SnapshotDiff(
+        project=b.project, a=a.id, b=b.id, a_taken_at=a.taken_at, b_taken_at=b.taken_at,
+        rules_changed=a.rules_hash != b.rules_hash,
+        overall=PillarMove(id="overall", title="Overall", before=a.overall, after=b.overall, delta=_delta(a.overall, b.overall)),
+        pillars=[m for m in pillars if m.before != m.after],
+        criteria=criteria,
+        evidence=evidence_changes(a, b, criteria),
+    )
+
+
+def diff_latest(store: Store, project: Project, a: int | None = None, b: int | None = None) -> SnapshotDiff:
+    """``diff`` with defaults: B is the latest snapshot (or the one given), A the one before B."""
+    second = store.get(b) if b is not None else latest(store, project)
+    if a is not None:
+        first = store.get(a)
+    else:
+        before = store.previous(second)
+        if before is None:
+            raise NotFound(f"snapshot {second.id} is the first of project {second.project!r}: nothing to compare with")
+        first = before
+    return diff(first, second)
+
+
+def _move(before: PillarScore | None, after: PillarScore | None) -> PillarMove:
+    either = after or before
+    assert either is not None
+    old = before.score if before else None
+    new = after.score if after else None
+    return PillarMove(id=either.id, title=either.title, before=old, after=new, delta=_delta(old, new))
+
+
+def _delta(before: float | None, after: float | None) -> float | None:
+    return None if before is None or after is None else after - before
+
+
+# --- alerts and projects ---------------------------------------------------------------
+
+
+def alerts(store: Store, *, project: str | None = None, state: str | None = None, limit: int = 50) -> dict[str, Any]:
+    """Alerts with the delivery state of each of their messages, and the outbox backlog."""
+    if state is not None and state not in ("pending", "firing", "resolved"):
+        raise InputError(f"state {state!r}: use pending, firing or resolved")
+    found = store.alerts(project=project, state=state, limit=limit)
+    return {
+        "alerts": [
+            {**a.model_dump(mode="json"), "fingerprint": a.fingerprint,
+             "deliveries": [d.model_dump(mode="json", exclude={"message"}) | {"event": d.message.event, "title": d.message.title}
+                            for d in store.outbox_items(alert_id=a.id)]}
+            for a in found
+        ],
+        "outbox": store.outbox_backlog(),
+    }
+
+
+class ProjectSummary(BaseModel):
+    """A project as configured (no secrets: no source URLs or tokens) and its latest figures."""
+
+    id: str
+    title: str
+    rules_hash: str
+    sources: list[dict[str, str]]
+    pillars: list[dict[str, Any]]
+    latest_snapshot: int | None
+    overall: float | None
+    taken_at: datetime | None
+
+    @field_serializer("taken_at")
+    def _time(self, value: datetime | None) -> str | None:
+        return rfc3339(value) if value else None
+
+
+def projects(store: Store, config: Config) -> list[ProjectSummary]:
+    out = []
+    for p in config.projects:
+        snap = store.latest(p.id)
+        out.append(ProjectSummary(
+            id=p.id, title=p.title or p.id, rules_hash=p.rules_hash(),
+            sources=[{"id": s.id, "kind": s.kind, "schedule": p.schedule_of(s).describe()} for s in p.sources],
+            pillars=[{"id": x.id, "title": x.title, "weight": x.weight, "below": x.below,
+                      "criteria": [{"id": c.id, "title": c.title, "weight": c.weight} for c in x.criteria]}
+                     for x in p.expanded_pillars],
+            latest_snapshot=snap.id if snap else None, overall=snap.overall if snap else None,
+            taken_at=snap.taken_at if snap else None,
+        ))
+    return out
+
