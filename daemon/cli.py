@@ -24,7 +24,7 @@ from rich.progress import TextColumn
 
 from . import __version__, queries, views
 from .arithmetic import display
-from .config import Config, Project, load_config
+from .config import Config, Project, load_config, parse_duration
 from .errors import ConfigError, InputError, PillarwatchError
 from .progress_doc import parse_progress_document, verify
 from .record import deliver_pending
@@ -197,6 +197,63 @@ def explain(
         _print_json(found.to_json())
     else:
         out.print(views.explanation(snapshot.pillar(found.pillar), found.criterion, snapshot))
+
+
+def _moment(value: str | None, option: str) -> datetime | None:
+    """An ISO date or time (UTC unless it says otherwise), or a duration back from now (``7d``)."""
+    if value is None:
+        return None
+    try:
+        return datetime.now(timezone.utc) - parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"{option} {value!r}: use a date (2026-11-01), a time (2026-11-01T08:00Z) or a duration back from now (7d)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+@app.command()
+def history(
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+    project: ProjectOption = None,
+    pillar: Annotated[Optional[str], typer.Option("--pillar", help="Only this pillar.")] = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="From this date or time, or this long ago (7d).")] = None,
+    until: Annotated[Optional[str], typer.Option("--until", help="Up to this date or time.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many snapshots, the newest.")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """The series of snapshots: a sparkline per pillar, first and last figures, low and high."""
+    cfg = _config(config)
+    chosen = queries.choose_project(cfg, project)
+    with Store.open(cfg.store_path, readonly=True) as store:
+        found = queries.history(store, chosen, pillar=pillar, since=_moment(since, "--since"),
+                                until=_moment(until, "--until"), limit=limit)
+    if as_json:
+        _print_json(found.model_dump(mode="json"))
+    else:
+        out.print(views.history_view(found, cfg.display.decimals))
+
+
+@app.command()
+def diff(
+    a: Annotated[Optional[int], typer.Argument(help="The earlier snapshot id (default: the one before B).")] = None,
+    b: Annotated[Optional[int], typer.Argument(help="The later snapshot id (default: the latest).")] = None,
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+    project: ProjectOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What changed between two snapshots: pillars and criteria that moved, and the evidence behind them."""
+    cfg = _config(config)
+    with Store.open(cfg.store_path, readonly=True) as store:
+        # With both ids given, the snapshots say which project they belong to.
+        chosen = None if a is not None and b is not None else queries.choose_project(cfg, project)
+        found = queries.diff(store.get(a), store.get(b)) if chosen is None else queries.diff_latest(store, chosen, a, b)
+    if as_json:
+        _print_json(found.model_dump(mode="json"))
+    else:
+        out.print(views.diff_view(found, cfg.display.decimals))
 
 
 @app.command("verify-doc")

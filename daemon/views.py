@@ -12,6 +12,7 @@ from collectors.evidence import Evidence, evidence_key
 
 from .arithmetic import display
 from .progress_doc import Verification
+from .queries import History, SnapshotDiff
 from .snapshot import CriterionScore, PillarScore, Snapshot
 
 _STATUS_STYLE = {"ok": "green", "stale": "yellow", "unknown": "red", "manual": "cyan", "not_applicable": "dim"}
@@ -131,10 +132,6 @@ def verification(result: Verification, path: str) -> RenderableType:
     return table
 
 
-def _percent(value: float | None, decimals: int) -> str:
-    return "–" if value is None else f"{display(value, decimals)}%"
-
-
 def alerts_view(result: dict[str, Any], decimals: int) -> RenderableType:
     """One block per alert (the JSON of :func:`daemon.queries.alerts`): state, figures, each delivery."""
     alerts, backlog = result["alerts"], result["outbox"]
@@ -161,3 +158,61 @@ def alerts_view(result: dict[str, Any], decimals: int) -> RenderableType:
 def _minute(stamp: str) -> str:
     """``2026-11-26T00:48:12Z`` as ``2026-11-26 00:48Z``."""
     return stamp[:16].replace("T", " ") + "Z"
+
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float | None]) -> str:
+    """One character per value on a fixed 0–100 scale (so lines compare); a gap is a space."""
+    return "".join(" " if v is None else _BARS[min(len(_BARS) - 1, int(max(0.0, v) / 100 * len(_BARS)))] for v in values)
+
+
+def history_view(history: History, decimals: int) -> RenderableType:
+    """One row per pillar and the overall: a sparkline, first and last figure, low, high."""
+    points = history.points
+    span = f"{points[0].taken_at:%Y-%m-%d %H:%M}Z … {points[-1].taken_at:%Y-%m-%d %H:%M}Z" if points else "no snapshots"
+    shown = f"{len(points)} of {history.total} snapshots" if history.total != len(points) else f"{len(points)} snapshots"
+    table = Table(title=f"{history.project}: {shown}, {span}", title_justify="left")
+    for column, justify in (("", "left"), ("trend", "left"), ("first", "right"), ("last", "right"), ("change", "right"),
+                            ("low", "right"), ("high", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    rows = [(title, [p.pillars.get(pid) for p in points]) for pid, title in history.pillar_titles.items()]
+    if history.pillar is None:
+        rows.append(("Overall", [p.overall for p in points]))
+    for title, values in rows:
+        known = [v for v in values if v is not None]
+        change = known[-1] - known[0] if len(known) > 1 else None
+        table.add_row(
+            title, sparkline(values),
+            _percent(known[0] if known else None, decimals), _percent(known[-1] if known else None, decimals),
+            "–" if change is None else f"[{'green' if change > 0 else 'red' if change < 0 else 'dim'}]{change:+.{decimals}f}[/]",
+            _percent(min(known) if known else None, decimals), _percent(max(known) if known else None, decimals),
+        )
+    return table
+
+
+def diff_view(d: SnapshotDiff, decimals: int) -> RenderableType:
+    """Pillars and criteria that moved from A to B, and the evidence that changed."""
+    head = Text(f"{d.project}: snapshot #{d.a} ({d.a_taken_at:%Y-%m-%d %H:%M}Z) → #{d.b} ({d.b_taken_at:%Y-%m-%d %H:%M}Z)", style="bold")
+    lines: list[RenderableType] = [head]
+    if d.rules_changed:
+        lines.append(Text("the rules changed between the two (different rules hash)", style="yellow"))
+    moves = [d.overall, *d.pillars] if d.overall.before != d.overall.after else d.pillars
+    if not moves and not d.criteria and not d.evidence:
+        lines.append(Text("nothing changed"))
+    for m in moves:
+        delta = "" if m.delta is None else f" ({m.delta:+.{decimals}f})"
+        lines.append(Text(f"{m.title}: {_percent(m.before, decimals)} → {_percent(m.after, decimals)}{delta}"))
+    if d.criteria:
+        lines.append(Text("criteria:", style="bold"))
+        for c in d.criteria:
+            before = "–" if c.before is None else f"{c.before:.2f}"
+            after = "–" if c.after is None else f"{c.after:.2f}"
+            status = f" [{c.status_before} → {c.status_after}]" if c.status_before != c.status_after else ""
+            lines.append(Text(f"  {c.pillar}/{c.criterion} {c.title}: {before} → {after}{status}"))
+    if d.evidence:
+        lines.append(Text("evidence:", style="bold"))
+        for e in d.evidence:
+            lines.append(Text(f"  {e.source}: {e.description}" + (f" {e.url}" if e.url else "")))
+    return Group(*lines)
