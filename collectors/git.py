@@ -445,13 +445,15 @@ def _fault(exc: Exception, source: GitSource) -> SourceFault:
 _FAULTS = (SourceFault, GitError, ODBError, OSError)
 
 
-def collect(source: GitSource, requests: list[EvidenceRequest], *, now: datetime, cache_dir: Path) -> CollectResult:
-    """Answer every request from the tip of `source.branch`; never raises for source faults."""
+def collect(
+    source: GitSource, requests: list[EvidenceRequest], *, now: datetime, cache_dir: Path, commit: str | None = None
+) -> CollectResult:
+    """Answer every request from the tip of `source.branch` (or from `commit`); never raises for source faults."""
     now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)  # a naive `now` is UTC
     try:
-        repo = _Repo(source, cache_dir, sync=True)
+        repo = _Repo(source, cache_dir, sync=commit is None)
         try:
-            sha, committed = repo.resolve(source.branch)
+            sha, committed = repo.resolve(commit or source.branch, "commit" if commit else "branch")
             reader = _Reader(repo, sha, committed, now)
             # A corrupt object met while answering fails the whole source: the
             # repository, not the request, is at fault.
@@ -534,3 +536,45 @@ def list_files(
             repo.close()
     except _FAULTS as exc:
         raise _fault(exc, source) from None
+
+
+def first_parent_log(
+    source: GitSource, *, cache_dir: Path, since: datetime | None = None, max_count: int | None = None
+) -> list[tuple[str, datetime]]:
+    """(SHA, commit time) of the commits of `source.branch`, oldest first, following first parents.
+
+    Merged branches' own commits are left out: the branch's history is what it
+    looked like after each change landed. Raises SourceFault.
+    """
+    args = ["rev-list", "--first-parent", "--format=%ct"]
+    if since is not None:
+        args.append(f"--since={int(since.timestamp())}")
+    if max_count is not None:
+        args.append(f"--max-count={max_count}")
+    try:
+        repo = _Repo(source, cache_dir, sync=True)
+        try:
+            sha, _ = repo.resolve(source.branch)
+            out = repo.run(*args, sha, "--")
+        finally:
+            repo.close()
+    except _FAULTS as exc:
+        raise _fault(exc, source) from None
+    # rev-list prints "commit <sha>" and then the formatted line, newest first.
+    lines = [line for line in out.splitlines() if line.strip()]
+    commits = [(lines[i].split()[1], datetime.fromtimestamp(int(lines[i + 1]), timezone.utc)) for i in range(0, len(lines) - 1, 2)]
+    return commits[::-1]
+
+
+def commit_before(source: GitSource, moment: datetime, *, cache_dir: Path) -> str | None:
+    """The last commit of `source.branch` made at or before `moment`, if any. Raises SourceFault."""
+    try:
+        repo = _Repo(source, cache_dir, sync=False)
+        try:
+            sha, _ = repo.resolve(source.branch)
+            out = repo.run("rev-list", "--first-parent", "-1", f"--before={int(moment.timestamp())}", sha, "--")
+        finally:
+            repo.close()
+    except _FAULTS as exc:
+        raise _fault(exc, source) from None
+    return out.strip() or None

@@ -137,14 +137,14 @@ def collect(
 
 
 @contextmanager
-def _progress(total: int, *, quiet: bool) -> Iterator[Progress | None]:
-    """A progress bar on a terminal when there is more than a handful of sources."""
-    if quiet or not err.is_terminal or total < 5:
+def _progress(total: int | None, *, quiet: bool, label: str = "collecting") -> Iterator[Progress | None]:
+    """A progress bar on a terminal for long work (a handful of steps or more; None: not known yet)."""
+    if quiet or not err.is_terminal or (total is not None and total < 5):
         yield None
         return
     with RichProgress(*RichProgress.get_default_columns(), TextColumn("{task.fields[last]}"), console=err, transient=True) as bar:
-        task = bar.add_task("collecting", total=total, last="")
-        yield lambda what, done, _total: bar.update(task, completed=done, last=what)
+        task = bar.add_task(label, total=total, last="")
+        yield lambda what, done, steps: bar.update(task, completed=done, total=steps, last=what)
 
 
 @app.command()
@@ -254,6 +254,33 @@ def diff(
         _print_json(found.model_dump(mode="json"))
     else:
         out.print(views.diff_view(found, cfg.display.decimals))
+
+
+@app.command()
+def backfill(
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+    project: ProjectOption = None,
+    since: Annotated[Optional[str], typer.Option("--since", help="Score every commit since this date or time, or this long ago (90d).")] = None,
+    commits: Annotated[Optional[int], typer.Option("--commits", min=1, help="Score the last N commits.")] = None,
+    source: Annotated[Optional[str], typer.Option("--source", help="The git source whose history sets the timeline (default: the first).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score past commits of the project's git history and store them as backfilled snapshots."""
+    from .backfill import backfill as run_backfill
+
+    cfg = _config(config)
+    reports = []
+    with Store.open(cfg.store_path) as store:
+        for chosen in _projects(cfg, project):
+            with _progress(None, quiet=as_json, label=f"backfilling {chosen.id}") as progress:
+                reports.append(run_backfill(store, cfg, chosen, since=_moment(since, "--since"), commits=commits,
+                                            source_id=source, progress=progress))
+    if as_json:
+        _print_json([r.model_dump(mode="json") for r in reports])
+        return
+    for r in reports:
+        span = f" ({r.first:%Y-%m-%d} … {r.last:%Y-%m-%d})" if r.first and r.last else ""
+        out.print(f"{r.project}: {r.commits} commits of {r.source}{span}: {r.added} backfilled, {r.skipped} already there")
 
 
 @app.command("verify-doc")

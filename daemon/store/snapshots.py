@@ -149,6 +149,15 @@ class SnapshotQueries:
             params.append(rfc3339(until))
         return where, params
 
+    def backfilled_commits(self, project: str, source: str) -> set[str]:
+        """The commits of a git source that backfilled snapshots of a project were scored at."""
+        rows = self.db.query(
+            "SELECT json_extract(value, '$.fingerprint') AS sha FROM snapshots, json_each(snapshots.sources)"
+            " WHERE project = ? AND origin = 'backfilled' AND json_extract(value, '$.id') = ?",
+            [project, source],
+        )
+        return {row["sha"] for row in rows if row["sha"]}
+
     def _latest_row(self, project: str) -> dict[str, Any] | None:
         rows = list(
             self.db.query(

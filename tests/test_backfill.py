@@ -1,0 +1,109 @@
+"""`pillarwatch backfill` over a temporary repository with a known history."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import GitRepo
+
+T0 = datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def known_history(tmp_path: Path) -> tuple[Path, list[str]]:
+    """Nine commits a day apart: tests/test_x.py added at commit 3 and removed at 7; STATUS.md declares a score."""
+    repo = GitRepo(tmp_path / "repo")
+    shas = []
+    for n in range(1, 10):
+        if n == 3:
+            repo.write("tests/test_x.py", "def test_x(): pass\n")
+        if n == 7:
+            repo.remove("tests/test_x.py")
+        repo.write("docs/STATUS.md", f"Replay compatibility: 0.{n}\n")
+        shas.append(repo.commit(f"commit {n}", when=T0 + timedelta(days=n)))
+    config = {
+        "store": "pw.db",
+        "projects": [{
+            "id": "svc",
+            "sources": [
+                {"id": "repo", "kind": "git", "path": "repo"},
+                {"id": "status", "kind": "doc", "git": "repo", "path": "docs/STATUS.md"},
+                {"id": "live", "kind": "http", "url": "http://127.0.0.1:9/health"},
+            ],
+            "pillars": [{"id": "durability", "title": "Durability", "criteria": [
+                {"id": "x", "title": "X tested", "checks": [{"source": "repo", "signal": "file_exists", "path": "tests/test_x.py"}]},
+                {"id": "replay", "title": "Replay compatibility", "checks": [{"source": "status", "signal": "declared_score"}]},
+                {"id": "up", "title": "Service answers", "checks": [{"source": "live", "signal": "status"}]},
+            ]}],
+        }],
+    }
+    (tmp_path / "pw.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return tmp_path, shas
+
+
+def pillarwatch(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "daemon.cli", *args, "--config", "pw.yaml"], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_backfill_shows_the_rise_and_the_fall_at_the_right_commit_times(known_history):
+    root, shas = known_history
+    proc = pillarwatch(root, "backfill", "--since", "2026-01-01", "--json")
+    assert proc.returncode == 0, proc.stderr
+    (report,) = json.loads(proc.stdout)
+    assert (report["commits"], report["added"], report["skipped"]) == (9, 9, 0)
+
+    db = sqlite3.connect(root / "pw.db")
+    rows = db.execute("SELECT id, taken_at, origin, complete FROM snapshots ORDER BY taken_at").fetchall()
+    assert [r[1] for r in rows] == [(T0 + timedelta(days=n)).strftime("%Y-%m-%dT%H:%M:%SZ") for n in range(1, 10)]
+    assert {r[2] for r in rows} == {"backfilled"}
+    assert all(r[3] == 1 for r in rows)  # the live endpoint cannot be asked about the past: not a missing source
+    scores = {
+        (sid, crit): (score, status)
+        for sid, crit, score, status in db.execute("SELECT snapshot_id, criterion, score, status FROM criterion_scores")
+    }
+    ids = [r[0] for r in rows]
+    assert [scores[(i, "x")][0] for i in ids] == [0, 0, 1, 1, 1, 1, 0, 0, 0]
+    # The document inside the repository was read at each commit.
+    assert [scores[(i, "replay")][0] for i in ids] == pytest.approx([n / 10 for n in range(1, 10)])
+    assert {scores[(i, "up")][1] for i in ids} == {"unknown"}
+    # Evidence names the commit it was read at.
+    provenance = db.execute(
+        "SELECT e.provenance FROM criterion_scores c, json_each(c.evidence) j JOIN evidence e ON e.hash = j.value"
+        " WHERE c.snapshot_id = ? AND c.criterion = 'x'", [ids[2]]).fetchone()[0]
+    assert json.loads(provenance)["commit"] == shas[2]
+
+    history = json.loads(pillarwatch(root, "history", "--json").stdout)
+    assert [p["pillars"]["durability"] for p in history["points"]] == pytest.approx(
+        [(s + n / 10) / 2 * 100 for s, n in zip([0, 0, 1, 1, 1, 1, 0, 0, 0], range(1, 10))])
+
+    again = json.loads(pillarwatch(root, "backfill", "--since", "2026-01-01", "--json").stdout)
+    assert (again[0]["added"], again[0]["skipped"]) == (0, 9)
+    assert db.execute("SELECT count(*) FROM snapshots").fetchone()[0] == 9
+
+
+def test_backfill_by_commit_count_then_a_collection_stays_the_latest(known_history):
+    root, _ = known_history
+    (report,) = json.loads(pillarwatch(root, "backfill", "--commits", "3", "--json").stdout)
+    assert (report["commits"], report["added"]) == (3, 3)
+    assert pillarwatch(root, "collect").returncode == 0
+    latest = json.loads(pillarwatch(root, "status", "--json").stdout)
+    assert latest["origin"] == "collected"
+    (report,) = json.loads(pillarwatch(root, "backfill", "--commits", "5", "--json").stdout)
+    assert (report["added"], report["skipped"]) == (2, 3)
+
+
+def test_backfill_needs_a_range_and_a_git_source(known_history):
+    root, _ = known_history
+    proc = pillarwatch(root, "backfill")
+    assert proc.returncode == 2 and "--since DATE or --commits N" in proc.stderr
+    proc = pillarwatch(root, "backfill", "--commits", "2", "--source", "live")
+    assert proc.returncode == 2 and "no git source 'live'" in proc.stderr
