@@ -578,3 +578,35 @@ def commit_before(source: GitSource, moment: datetime, *, cache_dir: Path) -> st
     except _FAULTS as exc:
         raise _fault(exc, source) from None
     return out.strip() or None
+
+
+def file_versions(source: GitSource, path: str, *, cache_dir: Path) -> list[tuple[str, datetime]]:
+    """(SHA, commit time) of every commit of `source.branch` that changed `path`, oldest first. Raises SourceFault."""
+    try:
+        name = _repo_path(path)
+    except ValueError as exc:
+        raise SourceFault("unsafe", f"{_where(source)}: {exc}") from None
+    try:
+        repo = _Repo(source, cache_dir, sync=True)
+        try:
+            sha, _ = repo.resolve(source.branch)
+            out = repo.run("log", "--format=%H %ct", sha, "--", name)
+        finally:
+            repo.close()
+    except _FAULTS as exc:
+        raise _fault(exc, source) from None
+    versions = [(sha, datetime.fromtimestamp(int(stamp), timezone.utc)) for sha, stamp in (line.split() for line in out.splitlines() if line.strip())]
+    return versions[::-1]
+
+
+def last_change(file: Path, *, timeout: float = 30) -> tuple[str, datetime] | None:
+    """(SHA, commit time) of the last commit that changed a file on this machine, if it is in a repository."""
+    folder = file.resolve().parent
+    status, top, _ = _exec(folder, "rev-parse", "--show-toplevel", timeout=timeout)
+    if status != 0:
+        return None
+    status, out, _ = _exec(top.strip(), "log", "-1", "--format=%H %ct", "--", str(file.resolve()), timeout=timeout)
+    if status != 0 or not out.strip():
+        return None
+    sha, stamp = out.split()
+    return sha, datetime.fromtimestamp(int(stamp), timezone.utc)

@@ -22,6 +22,8 @@ from rich.console import Console
 from rich.progress import Progress as RichProgress
 from rich.progress import TextColumn
 
+from collectors.evidence import SourceFault
+
 from . import __version__, queries, views
 from .arithmetic import display
 from .config import Config, Project, load_config, parse_duration
@@ -162,20 +164,26 @@ def status(config: ConfigOption = Path(DEFAULT_CONFIG), project: ProjectOption =
 def report(
     config: ConfigOption = Path(DEFAULT_CONFIG),
     project: ProjectOption = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="markdown or json.")] = "markdown",
+    format: Annotated[str, typer.Option("--format", "-f", help="markdown, json or html (the dashboard page as one self-contained file).")] = "markdown",
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
 ) -> None:
     """The full progress snapshot document, with what is missing next."""
-    if format not in ("markdown", "json"):
-        raise InputError(f"--format {format!r}: use markdown or json")
+    if format not in ("markdown", "json", "html"):
+        raise InputError(f"--format {format!r}: use markdown, json or html")
     cfg = _config(config)
     snapshot, chosen = _latest(cfg, project)
-    built = build_report(snapshot, decimals=cfg.display.decimals)
-    text = (
-        json.dumps(report_json(built), indent=2, ensure_ascii=False) + "\n"
-        if format == "json"
-        else render_markdown(built, title=chosen.title)
-    )
+    if format == "html":
+        from . import dashboard  # Jinja2 is loaded only by the commands that render HTML
+
+        with Store.open(cfg.store_path, readonly=True) as store:
+            text = dashboard.page(store, cfg, chosen.id, standalone=True)
+    else:
+        built = build_report(snapshot, decimals=cfg.display.decimals)
+        text = (
+            json.dumps(report_json(built), indent=2, ensure_ascii=False) + "\n"
+            if format == "json"
+            else render_markdown(built, title=chosen.title)
+        )
     if output:
         output.write_text(text, encoding="utf-8")
     else:
@@ -283,12 +291,59 @@ def backfill(
         out.print(f"{r.project}: {r.commits} commits of {r.source}{span}: {r.added} backfilled, {r.skipped} already there")
 
 
-@app.command("verify-doc")
-def verify_doc(
-    file: Annotated[Path, typer.Argument(help="A hand-written progress snapshot (Markdown or copied text).")],
+@app.command("import")
+def import_documents(
+    files: Annotated[Optional[list[Path]], typer.Argument(help="Hand-written progress documents (Markdown or copied text).")] = None,
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+    project: ProjectOption = None,
+    from_git: Annotated[Optional[Path], typer.Option("--from-git", help="A git repository: import every committed version of --path.")] = None,
+    path: Annotated[Optional[str], typer.Option("--path", help="With --from-git: the document's path in the repository.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Recompute a hand-written progress document; exit 1 if any figure disagrees."""
+    """Import hand-written progress documents into the history as imported snapshots, with their verification."""
+    from collectors import git
+
+    from .importer import import_text
+
+    if bool(from_git) != bool(path):
+        raise InputError("--from-git and --path go together")
+    if not files and not from_git:
+        raise InputError("name documents to import, or --from-git PATH --path FILE")
+    cfg = _config(config)
+    chosen = queries.choose_project(cfg, project)
+    now = datetime.now(timezone.utc)
+    outcomes = []
+    with Store.open(cfg.store_path) as store:
+        for file in files or []:
+            text = _read_document(file)
+            changed = git.last_change(file)
+            outcomes.append(import_text(store, chosen, text, path=str(file), now=now,
+                                        commit=changed[0] if changed else None, committed_at=changed[1] if changed else None))
+        if from_git and path:
+            source = git.GitSource(id="import", path=str(from_git.resolve()), branch="HEAD")
+            try:
+                versions = git.file_versions(source, path, cache_dir=cfg.cache_path)
+                with _progress(len(versions), quiet=as_json, label="importing") as progress:
+                    for n, (sha, when) in enumerate(versions, 1):
+                        text, _ = git.read_text(source, path, cache_dir=cfg.cache_path, commit=sha)
+                        outcomes.append(import_text(store, chosen, text, path=path, now=now, commit=sha, committed_at=when))
+                        if progress:
+                            progress(sha[:7], n, len(versions))
+            except SourceFault as fault:
+                raise InputError(f"{from_git}: {fault.error.message}") from None
+    if as_json:
+        _print_json([o.model_dump(mode="json") for o in outcomes])
+        return
+    for o in outcomes:
+        where = o.path + (f" at {o.commit[:7]}" if o.commit else "")
+        if o.snapshot is None:
+            out.print(f"{where}: imported before, skipped")
+            continue
+        found = f"; [yellow]{len(o.disagreements)} figure(s) disagree[/]: " + "; ".join(o.disagreements) if o.disagreements else ""
+        out.print(f"{where}: snapshot #{o.snapshot} of {o.taken_at:%Y-%m-%d}, overall {display(o.overall, cfg.display.decimals)}%{found}")
+
+
+def _read_document(file: Path) -> str:
     try:
         raw = file.read_bytes()
     except OSError as exc:
@@ -296,9 +351,52 @@ def verify_doc(
     if b"\0" in raw[:8000]:
         raise InputError(f"{file}: binary file, not a progress document")
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"{file}: not UTF-8 text (byte {exc.start})") from None
+
+
+@app.command()
+def prune(
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+    project: ProjectOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed without removing it.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Thin old snapshots by the `retention:` tiers; never the latest, nor one an open alert refers to."""
+    from .errors import StoreError
+
+    cfg = _config(config)
+    projects = _projects(cfg, project)
+    if not dry_run and not cfg.store_path.exists():
+        raise StoreError(f"{cfg.store_path}: no database yet (run `pillarwatch collect` first)")
+    now = datetime.now(timezone.utc)
+    with Store.open(cfg.store_path, readonly=dry_run) as store:
+        results = [store.prune(p.id, cfg.retention, now=now, dry_run=dry_run).to_json(cfg.retention) for p in projects]
+    if as_json:
+        _print_json({"dry_run": dry_run, "projects": results})
+        return
+    for r in results:
+        out.print(f"{r['project']}: {r['snapshots']} snapshots: {r['kept']} kept, {r['removed']} {'to remove' if dry_run else 'removed'}")
+        for tier, t in r["tiers"].items():
+            if t["kept"] or t["removed"]:
+                out.print(f"  {tier:<9} {t['ages']:<12} {t['kept']:>6} kept {t['removed']:>6} {'to remove' if dry_run else 'removed'}")
+        if r["pinned"]:
+            out.print(f"  kept although their tier would drop them (the latest, or an open alert refers to them): "
+                      + ", ".join(f"#{i}" for i in r["pinned"]))
+        if r["deleted"]:
+            out.print(f"  deleted {r['deleted']['snapshots']} snapshot(s) and {r['deleted']['evidence']} evidence row(s) no snapshot uses")
+    if dry_run:
+        out.print("dry run: nothing was removed")
+
+
+@app.command("verify-doc")
+def verify_doc(
+    file: Annotated[Path, typer.Argument(help="A hand-written progress snapshot (Markdown or copied text).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Recompute a hand-written progress document; exit 1 if any figure disagrees."""
+    text = _read_document(file)
     try:
         result = verify(parse_progress_document(text))
     except InputError as exc:
@@ -311,16 +409,14 @@ def verify_doc(
         raise typer.Exit(1)
 
 
-@app.command("daemon")
-def run_daemon(
-    config: ConfigOption = Path(DEFAULT_CONFIG),
-    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
-) -> None:
-    """Run the scheduler in the foreground until SIGTERM or SIGINT; SIGHUP reloads the configuration."""
-    import logging
-    import signal
+LogLevelOption = Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")]
+HostOption = Annotated[Optional[str], typer.Option("--host", help="Serve the API on this address (default: api.host, 127.0.0.1).")]
+PortOption = Annotated[Optional[int], typer.Option("--port", min=1, max=65535, help="Serve the API on this port (default: api.port, 8477).")]
 
-    from .service import Daemon
+
+def _service_logging(log_level: str) -> None:
+    """Timestamped log lines on stderr for the long-running commands."""
+    import logging
 
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         raise typer.BadParameter(f"{log_level!r}: use debug, info, warning or error", param_hint="--log-level")
@@ -333,12 +429,65 @@ def run_daemon(
     # The daemon logs missed and skipped runs itself; httpx would log URLs, which may hold tokens.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    service = Daemon(config)
+
+
+@app.command("daemon")
+def run_daemon(
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+    log_level: LogLevelOption = "info",
+    no_api: Annotated[bool, typer.Option("--no-api", help="Do not serve the HTTP API.")] = False,
+    host: HostOption = None,
+    port: PortOption = None,
+) -> None:
+    """Run the scheduler (and the HTTP API) in the foreground until SIGTERM or SIGINT; SIGHUP reloads the configuration."""
+    import signal
+
+    from .service import Daemon
+
+    _service_logging(log_level)
+    service = Daemon(config, api=not no_api, host=host, port=port, access_log=log_level.lower() == "debug")
     # Handlers only set flags: the daemon's own loop acts on them.
     signal.signal(signal.SIGTERM, lambda *_: service.stop())
     signal.signal(signal.SIGINT, lambda *_: service.stop())
     signal.signal(signal.SIGHUP, lambda *_: service.request_reload())
     raise typer.Exit(service.run_until_stopped())
+
+
+@app.command()
+def serve(
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+    host: HostOption = None,
+    port: PortOption = None,
+    log_level: LogLevelOption = "info",
+) -> None:
+    """Serve the read-only HTTP API alone, in the foreground, until SIGTERM or SIGINT; SIGHUP reloads the configuration."""
+    import logging
+    import signal
+
+    from .api import api_token
+    from .api_server import ApiServer
+
+    _service_logging(log_level)
+    log = logging.getLogger("pillarwatch.api")
+    current = [_config(config)]
+
+    def reload(*_: object) -> None:
+        try:
+            new = _config(config)
+            api_token(new)  # a token that cannot be read would lock every reader out
+        except PillarwatchError as exc:
+            log.error("reload failed, keeping the running configuration: %s", str(exc).replace("\n", "; "))
+        else:
+            current[0] = new
+            log.info("reloaded %s", config)
+
+    server = ApiServer(lambda: current[0], host=host or current[0].api.host, port=port or current[0].api.port,
+                       access_log=log_level.lower() == "debug")
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    signal.signal(signal.SIGINT, lambda *_: server.stop())
+    signal.signal(signal.SIGHUP, reload)
+    log.info("API on %s", server.url)
+    server.serve()
 
 
 @app.command()

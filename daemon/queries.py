@@ -8,7 +8,7 @@ here writes, and nothing here formats for a terminal or a page.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, field_serializer
@@ -51,6 +51,7 @@ class HistoryPoint(BaseModel):
     taken_at: datetime
     last_seen_at: datetime | None
     complete: bool
+    origin: str  # collected, backfilled or imported
     rules_hash: str
     overall: float | None
     pillars: dict[str, float | None]
@@ -93,7 +94,8 @@ def history(
     snapshots = store.history(project.id, since=since, until=until, limit=limit, offset=offset)
     points = [
         HistoryPoint(
-            id=s.id, taken_at=s.taken_at, last_seen_at=s.last_seen_at, complete=s.complete, rules_hash=s.rules_hash,
+            id=s.id, taken_at=s.taken_at, last_seen_at=s.last_seen_at, complete=s.complete, origin=s.origin,
+            rules_hash=s.rules_hash,
             overall=s.overall,
             pillars={p.id: p.score for p in s.pillars if pillar is None or p.id == pillar},
         )
@@ -187,15 +189,21 @@ def diff(a: Snapshot, b: Snapshot) -> SnapshotDiff:
 
 def diff_latest(store: Store, project: Project, a: int | None = None, b: int | None = None) -> SnapshotDiff:
     """``diff`` with defaults: B is the latest snapshot (or the one given), A the one before B."""
-    second = store.get(b) if b is not None else latest(store, project)
+    second = _of_project(store.get(b), project) if b is not None else latest(store, project)
     if a is not None:
-        first = store.get(a)
+        first = _of_project(store.get(a), project)
     else:
         before = store.previous(second)
         if before is None:
             raise NotFound(f"snapshot {second.id} is the first of project {second.project!r}: nothing to compare with")
         first = before
     return diff(first, second)
+
+
+def _of_project(found: Snapshot, project: Project) -> Snapshot:
+    if found.project != project.id:
+        raise NotFound(f"snapshot {found.id} is not of project {project.id!r} (it is of {found.project!r})")
+    return found
 
 
 def _move(before: PillarScore | None, after: PillarScore | None) -> PillarMove:
@@ -247,17 +255,46 @@ class ProjectSummary(BaseModel):
 
 
 def projects(store: Store, config: Config) -> list[ProjectSummary]:
-    out = []
-    for p in config.projects:
-        snap = store.latest(p.id)
-        out.append(ProjectSummary(
-            id=p.id, title=p.title or p.id, rules_hash=p.rules_hash(),
-            sources=[{"id": s.id, "kind": s.kind, "schedule": p.schedule_of(s).describe()} for s in p.sources],
-            pillars=[{"id": x.id, "title": x.title, "weight": x.weight, "below": x.below,
-                      "criteria": [{"id": c.id, "title": c.title, "weight": c.weight} for c in x.criteria]}
-                     for x in p.expanded_pillars],
-            latest_snapshot=snap.id if snap else None, overall=snap.overall if snap else None,
-            taken_at=snap.taken_at if snap else None,
-        ))
-    return out
+    return [project_summary(store, p) for p in config.projects]
+
+
+def project_summary(store: Store, p: Project) -> ProjectSummary:
+    snap = store.latest(p.id)
+    return ProjectSummary(
+        id=p.id, title=p.title or p.id, rules_hash=p.rules_hash(),
+        sources=[{"id": s.id, "kind": s.kind, "schedule": p.schedule_of(s).describe()} for s in p.sources],
+        pillars=[{"id": x.id, "title": x.title, "weight": x.weight, "below": x.below,
+                  "criteria": [{"id": c.id, "title": c.title, "weight": c.weight} for c in x.criteria]}
+                 for x in p.expanded_pillars],
+        latest_snapshot=snap.id if snap else None, overall=snap.overall if snap else None,
+        taken_at=snap.taken_at if snap else None,
+    )
+
+
+# --- health ----------------------------------------------------------------------------
+
+
+class Readiness(BaseModel):
+    """Whether the data is fresh enough to serve: the last successful collection is recent."""
+
+    ready: bool
+    reason: str | None
+    last_success_at: datetime | None
+    max_age_seconds: float
+
+    @field_serializer("last_success_at")
+    def _time(self, value: datetime | None) -> str | None:
+        return rfc3339(value) if value else None
+
+
+def readiness(store: Store, *, max_age: timedelta, now: datetime) -> Readiness:
+    """Ready when some source answered within ``max_age`` of ``now``."""
+    last = store.last_success()
+    if last is None:
+        reason: str | None = "no successful collection yet"
+    elif now - last > max_age:
+        reason = f"the last successful collection was at {rfc3339(last)}, more than {max_age.total_seconds():g}s ago (api.ready_max_age)"
+    else:
+        reason = None
+    return Readiness(ready=reason is None, reason=reason, last_success_at=last, max_age_seconds=max_age.total_seconds())
 

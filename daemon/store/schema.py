@@ -133,5 +133,23 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2]
+def _migration_3(db: sqlite_utils.Database) -> None:
+    """Where imported snapshots came from, and what their verification found."""
+    db.executescript(
+        """
+        CREATE TABLE imported_documents (
+            snapshot_id INTEGER PRIMARY KEY REFERENCES snapshots (id),
+            project TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            path TEXT NOT NULL,
+            git_commit TEXT,
+            imported_at TEXT NOT NULL,
+            verification TEXT NOT NULL,
+            UNIQUE (project, content_hash)
+        );
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -149,6 +149,29 @@ class SnapshotQueries:
             params.append(rfc3339(until))
         return where, params
 
+    def save_imported(self, snapshot: Snapshot, *, content_hash: str, path: str, commit: str | None,
+                      verification: dict[str, Any], now: datetime) -> Snapshot | None:
+        """Store an imported snapshot with where it came from; None when that document was imported before."""
+        with self.db.atomic():
+            known = self.db.execute(
+                "SELECT 1 FROM imported_documents WHERE project = ? AND content_hash = ?", [snapshot.project, content_hash]
+            ).fetchone()
+            if known:
+                return None
+            snapshot_id = self._insert(snapshot, snapshot.content_hash())
+            self.db.execute(
+                "INSERT INTO imported_documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [snapshot_id, snapshot.project, content_hash, path, commit, rfc3339(now), _dumps(verification)],
+            )
+        return snapshot.model_copy(update={"id": snapshot_id})
+
+    def imported_documents(self, project: str) -> list[dict[str, Any]]:
+        """Every imported document of a project, oldest snapshot first, with its verification."""
+        rows = self.db.query(
+            "SELECT d.*, s.taken_at FROM imported_documents d JOIN snapshots s ON s.id = d.snapshot_id"
+            " WHERE d.project = ? ORDER BY s.taken_at, d.snapshot_id", [project])
+        return [{**row, "verification": json.loads(row["verification"])} for row in rows]
+
     def backfilled_commits(self, project: str, source: str) -> set[str]:
         """The commits of a git source that backfilled snapshots of a project were scored at."""
         rows = self.db.query(
