@@ -18,7 +18,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from collectors import git
+from collectors import git, git_history
 from collectors.evidence import CollectResult, EvidenceError, EvidenceRequest, SourceFault, failed
 
 from .config import Config, Project
@@ -55,7 +55,7 @@ def backfill(
         raise InputError("say how far back: --since DATE or --commits N")
     timeline = _timeline_source(project, source_id)
     try:
-        history = git.first_parent_log(timeline, cache_dir=config.cache_path, since=since, max_count=commits)
+        history = git_history.first_parent_log(timeline, cache_dir=config.cache_path, since=since, max_count=commits)
     except SourceFault as fault:
         raise InputError(f"cannot read the history of {project.id}/{timeline.id}: {fault.error.message}") from None
     done = store.backfilled_commits(project.id, timeline.id)
@@ -128,6 +128,6 @@ def _collect_at(
 
 def _commit_before(source: git.GitSource, when: datetime, config: Config) -> str | None:
     try:
-        return git.commit_before(source, when, cache_dir=config.cache_path)
+        return git_history.commit_before(source, when, cache_dir=config.cache_path)
     except SourceFault:
         return None

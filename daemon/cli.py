@@ -301,7 +301,7 @@ def import_documents(
     as_json: JsonOption = False,
 ) -> None:
     """Import hand-written progress documents into the history as imported snapshots, with their verification."""
-    from collectors import git
+    from collectors import git, git_history
 
     from .importer import import_text
 
@@ -316,13 +316,13 @@ def import_documents(
     with Store.open(cfg.store_path) as store:
         for file in files or []:
             text = _read_document(file)
-            changed = git.last_change(file)
+            changed = git_history.last_change(file)
             outcomes.append(import_text(store, chosen, text, path=str(file), now=now,
                                         commit=changed[0] if changed else None, committed_at=changed[1] if changed else None))
         if from_git and path:
             source = git.GitSource(id="import", path=str(from_git.resolve()), branch="HEAD")
             try:
-                versions = git.file_versions(source, path, cache_dir=cfg.cache_path)
+                versions = git_history.file_versions(source, path, cache_dir=cfg.cache_path)
                 with _progress(len(versions), quiet=as_json, label="importing") as progress:
                     for n, (sha, when) in enumerate(versions, 1):
                         text, _ = git.read_text(source, path, cache_dir=cfg.cache_path, commit=sha)
@@ -382,7 +382,7 @@ def prune(
             if t["kept"] or t["removed"]:
                 out.print(f"  {tier:<9} {t['ages']:<12} {t['kept']:>6} kept {t['removed']:>6} {'to remove' if dry_run else 'removed'}")
         if r["pinned"]:
-            out.print(f"  kept although their tier would drop them (the latest, or an open alert refers to them): "
+            out.print("  kept although their tier would drop them (the latest, or an open alert refers to them): "
                       + ", ".join(f"#{i}" for i in r["pinned"]))
         if r["deleted"]:
             out.print(f"  deleted {r['deleted']['snapshots']} snapshot(s) and {r['deleted']['evidence']} evidence row(s) no snapshot uses")

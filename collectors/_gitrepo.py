@@ -1,0 +1,218 @@
+"""Git plumbing shared by the git collector and the history readers: safe git
+invocations, URL checks, mirrors of remote repositories, one opened repository.
+
+Private to :mod:`collectors`; nothing here knows about evidence requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+from urllib.parse import urlsplit
+
+from git import Git, Repo
+from git.exc import (
+    GitCommandError,
+    GitError,
+    InvalidGitRepositoryError,
+    NoSuchPathError,
+    ODBError,
+    UnsafeProtocolError,
+)
+
+from collectors.evidence import ErrorKind, SourceFault
+
+if TYPE_CHECKING:
+    from collectors.git import GitSource
+
+_SCHEMES = ("https", "http", "ssh", "git", "file")
+_HELPER = re.compile(r"^([A-Za-z0-9][A-Za-z0-9+.-]*)?::")  # <transport>::<address>
+_SCP = re.compile(r"^[A-Za-z0-9._~+-]+@[A-Za-z0-9][A-Za-z0-9.-]*:.+$")
+_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+def _redact(text: str) -> str:
+    """Drop user:password@ from any URL in a message."""
+    return _CREDENTIALS.sub("", text)
+
+
+def _url_problem(url: str) -> str | None:
+    """Why `url` must not be handed to git, or None when it is safe."""
+    shown = f"unsafe git URL '{_CONTROL.sub('?', _redact(url))}'"  # messages stay one line
+    if url.startswith("-"):
+        return f"{shown}: looks like a command-line option"
+    helper = _HELPER.match(url)
+    if helper:
+        return f"{shown}: remote helpers ({helper.group(0)}) are refused"
+    if _CONTROL.search(url):
+        return f"{shown}: contains control characters"
+    if "://" in url:
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in _SCHEMES:
+            return f"{shown}: scheme '{parts.scheme}' is not one of {', '.join(_SCHEMES)}"
+        host = parts.hostname or ""
+        if parts.scheme.lower() != "file" and (not host or host.startswith("-")):
+            return f"{shown}: missing or invalid host"
+        return None
+    if _SCP.match(url):
+        return None
+    return f"{shown}: not a {', '.join(_SCHEMES)} or user@host:path URL"
+
+
+def _repo_path(value: str) -> str:
+    """Normalise a path relative to the repository root; refuse ones leaving it."""
+    norm = posixpath.normpath(value.lstrip("/"))
+    if norm in (".", "") or norm == ".." or norm.startswith("../"):
+        raise ValueError(f"path '{value}' does not name a file inside the repository")
+    return norm
+
+
+
+
+class _Entry(NamedTuple):
+    mode: str
+    sha: str
+    size: int  # -1 when git cannot read the blob (corrupt)
+
+
+def _exec(cwd: str | os.PathLike[str], *args: str, timeout: float) -> tuple[int, str, str]:
+    # Never prompt (a daemon has no terminal), only the transports we allow, and
+    # paths are literal paths, not pathspec magic.
+    env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ALLOW_PROTOCOL": ":".join(_SCHEMES), "GIT_LITERAL_PATHSPECS": "1"}
+    if "GIT_SSH_COMMAND" not in os.environ and "GIT_SSH" not in os.environ:
+        env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
+    status, out, err = Git(cwd).execute(
+        [Git.GIT_PYTHON_GIT_EXECUTABLE or "git", *args],
+        with_extended_output=True, with_exceptions=False, kill_after_timeout=timeout, env=env,
+    )
+    return status, str(out), str(err)
+
+
+def _fail(status: int, err: str, what: str, timeout: float, kind: ErrorKind = "malformed") -> SourceFault:
+    """The fault for a failed git command, from its stderr."""
+    if err.startswith("Timeout:"):  # GitPython's watchdog killed it
+        return SourceFault("timeout", f"{what}: timed out after {timeout:g}s", retryable=True)
+    lines = [line.strip() for line in err.splitlines() if line.strip()]
+    # clone prints "Cloning into ..." first; the reason is the fatal/error line.
+    line = next((ln for ln in lines if ln.startswith(("fatal:", "error:"))), lines[0] if lines else "")
+    message = _redact(f"{what}: {line or f'git exited with {status}'}")
+    return SourceFault(kind, message, retryable=kind == "unreachable")
+
+
+def _run(cwd: str | os.PathLike[str], *args: str, timeout: float, what: str, kind: ErrorKind = "malformed") -> str:
+    status, out, err = _exec(cwd, *args, timeout=timeout)
+    if status != 0:
+        raise _fail(status, err, what, timeout, kind)
+    return out
+
+
+def _where(source: GitSource) -> str:
+    return _redact(source.url) if source.url else str(source.path)
+
+
+def _mirror(source: GitSource, cache_dir: Path, *, sync: bool) -> Path:
+    """The bare mirror of a URL source: cloned on first use, fetched when `sync`."""
+    url, cache_dir = str(source.url), cache_dir.resolve()  # git runs in other folders: no relative paths
+    try:
+        Git.check_unsafe_protocols(url)  # GitPython's own guard, kept on
+    except UnsafeProtocolError as exc:
+        raise SourceFault("unsafe", _redact(f"unsafe git URL: {exc}")) from None
+    dest = cache_dir / (hashlib.sha256(url.encode()).hexdigest()[:16] + ".git")
+    where, timeout = _where(source), source.timeout_seconds
+    if dest.exists():
+        if sync:
+            # An explicit --git-dir: a damaged mirror must fail, not let git find an enclosing repository.
+            _run(dest, f"--git-dir={dest}", "fetch", "--prune", "origin", timeout=timeout, what=f"fetch {where}",
+                 kind="unreachable")
+        return dest
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # Clone beside the target and rename, so an interrupted clone never looks like a mirror.
+    tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=cache_dir))
+    try:
+        _run(cache_dir, "clone", "--mirror", "--", url, str(tmp), timeout=timeout, what=f"clone {where}",
+             kind="unreachable")
+        try:
+            tmp.rename(dest)
+        except OSError:
+            if not dest.exists():  # otherwise a concurrent clone won the race
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+class _Repo:
+    """An opened repository and what every git call on it needs."""
+
+    def __init__(self, source: GitSource, cache_dir: Path, *, sync: bool):
+        problem = _url_problem(source.url) if source.url else None
+        if problem:  # the model checks too, but model_construct skips validation
+            raise SourceFault("unsafe", problem)
+        self.source, self.where, self.timeout = source, _where(source), source.timeout_seconds
+        path = _mirror(source, cache_dir, sync=sync) if source.url else Path(str(source.path))
+        if not path.exists():
+            raise SourceFault("not_found", f"repository not found: {path}")
+        try:
+            self.repo = Repo(path)
+        except (InvalidGitRepositoryError, NoSuchPathError):
+            raise SourceFault("malformed", f"not a git repository: {path}") from None
+        # Name the repository explicitly: a GIT_DIR in the environment must not redirect us.
+        self.cwd, self.git_dir = self.repo.working_dir, f"--git-dir={self.repo.git_dir}"
+
+    def close(self) -> None:
+        self.repo.close()  # ends GitPython's persistent cat-file processes
+
+    def run(self, *args: str) -> str:
+        return _run(self.cwd, self.git_dir, *args, timeout=self.timeout, what=self.where)
+
+    def resolve(self, rev: str, what: str = "branch") -> tuple[str, int]:
+        """(commit SHA, commit time) of `rev`; a corrupt commit is malformed, not missing."""
+        status, ref, err = _exec(self.cwd, self.git_dir, "rev-parse", "--verify", "--quiet", "--end-of-options",
+                                 rev, timeout=self.timeout)
+        if status == 0 and ref.strip() == rev.lower():
+            # A full SHA "verifies" without existing; a missing ref target is corruption instead.
+            status, _, err = _exec(self.cwd, self.git_dir, "cat-file", "-e", ref.strip(), timeout=self.timeout)
+        if status != 0 and not err.strip():  # --quiet: an unknown name fails silently
+            raise SourceFault("not_found", f"{what} '{rev}' not found in {self.where}")
+        if status != 0:
+            raise _fail(status, err, self.where, self.timeout)
+        sha, stamp = self.run("log", "-1", "--format=%H %ct", ref.strip(), "--").split()
+        return sha, int(stamp)
+
+    def ls_tree(self, sha: str, *paths: str) -> dict[str, _Entry]:
+        """Blob entries at `sha`: the whole tree (no paths) or just the given paths."""
+        flags = () if paths else ("-r",)
+        entries: dict[str, _Entry] = {}
+        for record in self.run("ls-tree", *flags, "-l", "-z", "--full-tree", sha, "--", *paths).split("\0"):
+            if record:
+                meta, path = record.split("\t", 1)
+                mode, kind, obj, size = meta.split()
+                if kind == "blob":  # trees and submodule commits are not files
+                    entries[path] = _Entry(mode, obj, int(size) if size.isdigit() else -1)
+        return entries
+
+    def blob(self, sha: str, path: str) -> bytes:
+        try:
+            return bytes(self.repo.odb.stream(bytes.fromhex(sha)).read())
+        except (ValueError, ODBError):  # GitPython reports a missing/corrupt object as ValueError
+            raise SourceFault("malformed", f"{self.where}: cannot read {path}: object {sha[:12]} is corrupt") from None
+
+
+def _fault(exc: Exception, source: GitSource) -> SourceFault:
+    if isinstance(exc, SourceFault):
+        return exc
+    # GitCommandError's str() is a multi-line report; its stderr holds the reason.
+    text = str(exc.stderr).strip().removeprefix("stderr: '") if isinstance(exc, GitCommandError) else str(exc)
+    first = (text.strip().rstrip("'").splitlines() or [type(exc).__name__])[0]
+    return SourceFault("malformed", _redact(f"{_where(source)}: {first}"))
+
+
+_FAULTS = (SourceFault, GitError, ODBError, OSError)
+
+

@@ -1,0 +1,87 @@
+"""A git source's past: its commits, the versions of one file, the last change of a file.
+
+Used by backfill and import; like the collector, it reads commit objects only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from collectors._gitrepo import _FAULTS, _exec, _fault, _Repo, _repo_path, _where
+from collectors.evidence import SourceFault
+from collectors.git import GitSource
+
+
+def first_parent_log(
+    source: GitSource, *, cache_dir: Path, since: datetime | None = None, max_count: int | None = None
+) -> list[tuple[str, datetime]]:
+    """(SHA, commit time) of the commits of `source.branch`, oldest first, following first parents.
+
+    Merged branches' own commits are left out: the branch's history is what it
+    looked like after each change landed. Raises SourceFault.
+    """
+    args = ["rev-list", "--first-parent", "--format=%ct"]
+    if since is not None:
+        args.append(f"--since={int(since.timestamp())}")
+    if max_count is not None:
+        args.append(f"--max-count={max_count}")
+    try:
+        repo = _Repo(source, cache_dir, sync=True)
+        try:
+            sha, _ = repo.resolve(source.branch)
+            out = repo.run(*args, sha, "--")
+        finally:
+            repo.close()
+    except _FAULTS as exc:
+        raise _fault(exc, source) from None
+    # rev-list prints "commit <sha>" and then the formatted line, newest first.
+    lines = [line for line in out.splitlines() if line.strip()]
+    commits = [(lines[i].split()[1], datetime.fromtimestamp(int(lines[i + 1]), timezone.utc)) for i in range(0, len(lines) - 1, 2)]
+    return commits[::-1]
+
+
+def commit_before(source: GitSource, moment: datetime, *, cache_dir: Path) -> str | None:
+    """The last commit of `source.branch` made at or before `moment`, if any. Raises SourceFault."""
+    try:
+        repo = _Repo(source, cache_dir, sync=False)
+        try:
+            sha, _ = repo.resolve(source.branch)
+            out = repo.run("rev-list", "--first-parent", "-1", f"--before={int(moment.timestamp())}", sha, "--")
+        finally:
+            repo.close()
+    except _FAULTS as exc:
+        raise _fault(exc, source) from None
+    return out.strip() or None
+
+
+def file_versions(source: GitSource, path: str, *, cache_dir: Path) -> list[tuple[str, datetime]]:
+    """(SHA, commit time) of every commit of `source.branch` that changed `path`, oldest first. Raises SourceFault."""
+    try:
+        name = _repo_path(path)
+    except ValueError as exc:
+        raise SourceFault("unsafe", f"{_where(source)}: {exc}") from None
+    try:
+        repo = _Repo(source, cache_dir, sync=True)
+        try:
+            sha, _ = repo.resolve(source.branch)
+            out = repo.run("log", "--format=%H %ct", sha, "--", name)
+        finally:
+            repo.close()
+    except _FAULTS as exc:
+        raise _fault(exc, source) from None
+    versions = [(sha, datetime.fromtimestamp(int(stamp), timezone.utc)) for sha, stamp in (line.split() for line in out.splitlines() if line.strip())]
+    return versions[::-1]
+
+
+def last_change(file: Path, *, timeout: float = 30) -> tuple[str, datetime] | None:
+    """(SHA, commit time) of the last commit that changed a file on this machine, if it is in a repository."""
+    folder = file.resolve().parent
+    status, top, _ = _exec(folder, "rev-parse", "--show-toplevel", timeout=timeout)
+    if status != 0:
+        return None
+    status, out, _ = _exec(top.strip(), "log", "-1", "--format=%H %ct", "--", str(file.resolve()), timeout=timeout)
+    if status != 0 or not out.strip():
+        return None
+    sha, stamp = out.split()
+    return sha, datetime.fromtimestamp(int(stamp), timezone.utc)
