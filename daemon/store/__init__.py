@@ -7,7 +7,7 @@ delivery outbox. Schema changes are numbered forward migrations
 command); readers such as the HTTP API open the file read-only.
 
 The queries are grouped by concept in mixins: :mod:`.snapshots`,
-:mod:`.runs` and :mod:`.outbox`.
+:mod:`.runs`, :mod:`.outbox` and :mod:`.retention`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import sqlite_utils
 
 from ..errors import StoreError
 from .outbox import AlertQueries
+from .retention import RetentionQueries
 from .runs import RunQueries
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .snapshots import SnapshotQueries
@@ -28,7 +29,7 @@ from .snapshots import SnapshotQueries
 __all__ = ["SCHEMA_VERSION", "Store"]
 
 
-class Store(SnapshotQueries, RunQueries, AlertQueries):
+class Store(SnapshotQueries, RunQueries, AlertQueries, RetentionQueries):
     """Everything pillarwatch keeps, in one SQLite file."""
 
     def __init__(self, db: sqlite_utils.Database, path: Path | None = None):

@@ -68,6 +68,13 @@ class AlertQueries:
     def _alert(self, row: dict[str, Any]) -> Alert:
         return Alert.model_validate_json(row["body"]).model_copy(update={"id": row["id"]})
 
+    def open_alert_counts(self) -> list[dict[str, Any]]:
+        """Alerts that are not resolved, counted (``n``) by project, kind and state."""
+        return list(self.db.query(
+            "SELECT project, kind, state, count(*) AS n FROM alerts WHERE state != 'resolved'"
+            " GROUP BY project, kind, state ORDER BY project, kind, state"
+        ))
+
     # --- outbox ----------------------------------------------------------------------
 
     def enqueue(self, items: list[OutboxItem]) -> None:
@@ -104,6 +111,14 @@ class AlertQueries:
     def outbox_backlog(self) -> dict[str, int]:
         """How many items are in each state."""
         return {row["state"]: row["n"] for row in self.db.query("SELECT state, count(*) AS n FROM outbox GROUP BY state")}
+
+    def oldest_pending_at(self) -> datetime | None:
+        """When the oldest message still waiting for delivery was queued."""
+        # By julianday: "...:00.5Z" sorts before "...:00Z" as text.
+        row = self.db.execute(
+            "SELECT created_at FROM outbox WHERE state = 'pending' ORDER BY julianday(created_at) LIMIT 1"
+        ).fetchone()
+        return parse_time(row[0]) if row and row[0] else None
 
     def record_attempt(
         self,

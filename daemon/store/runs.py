@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -124,3 +125,43 @@ class RunQueries:
         """When any source last answered: what a health check reports."""
         row = self.db.execute("SELECT max(last_success_at) FROM source_results").fetchone()
         return parse_time(row[0]) if row and row[0] else None
+
+    # --- aggregates for metrics ------------------------------------------------------
+
+    def run_counts(self) -> list[dict[str, Any]]:
+        """Finished runs by project, source and outcome (``n``); runs still going are left out."""
+        return list(self.db.query(
+            "SELECT project, source, outcome, count(*) AS n FROM source_runs WHERE outcome != 'running'"
+            " GROUP BY project, source, outcome ORDER BY project, source, outcome"
+        ))
+
+    def run_durations(self, bounds: Sequence[float]) -> list[dict[str, Any]]:
+        """How long the runs that happened (``ok`` or ``error``) took, per project and source.
+
+        Each row has ``count``, ``sum`` (seconds, to the millisecond) and
+        ``buckets``: the cumulative count of runs that took at most each bound.
+        """
+        seconds = "max(0.0, round((julianday(finished_at) - julianday(started_at)) * 86400.0, 3))"
+        le = ", ".join(f"sum(seconds <= ?) AS le_{i}" for i in range(len(bounds)))
+        rows = self.db.execute(
+            f"WITH runs AS (SELECT project, source, {seconds} AS seconds FROM source_runs"
+            "  WHERE finished_at IS NOT NULL AND outcome IN ('ok', 'error'))"
+            f" SELECT project, source, count(*), total(seconds){', ' + le if le else ''}"
+            " FROM runs GROUP BY project, source ORDER BY project, source",
+            [float(b) for b in bounds],
+        ).fetchall()
+        return [
+            {"project": r[0], "source": r[1], "count": r[2], "sum": r[3], "buckets": [int(n) for n in r[4:]]}
+            for r in rows
+        ]
+
+    def source_health(self) -> list[dict[str, Any]]:
+        """Every source's ``failing_since`` and ``last_success_at`` (datetimes or None)."""
+        return [
+            {"project": r["project"], "source": r["source"],
+             "failing_since": parse_time(r["failing_since"]) if r["failing_since"] else None,
+             "last_success_at": parse_time(r["last_success_at"]) if r["last_success_at"] else None}
+            for r in self.db.query(
+                "SELECT project, source, failing_since, last_success_at FROM source_results ORDER BY project, source"
+            )
+        ]
