@@ -384,7 +384,7 @@ def prune(
         if r["pinned"]:
             out.print("  kept although their tier would drop them (the latest, or an open alert refers to them): "
                       + ", ".join(f"#{i}" for i in r["pinned"]))
-        if r["deleted"]:
+        if r["deleted"] and r["deleted"]["snapshots"]:
             out.print(f"  deleted {r['deleted']['snapshots']} snapshot(s) and {r['deleted']['evidence']} evidence row(s) no snapshot uses")
     if dry_run:
         out.print("dry run: nothing was removed")

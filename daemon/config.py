@@ -23,6 +23,7 @@ from collectors.evidence import EvidenceRequest, canonical_json
 from .alerts import AlertRules
 from .errors import ConfigError
 from .notify.channels import Channel, Route
+from .retention import RetentionPolicy
 from .schedule import Schedule
 from .yamlsource import YamlDocument, format_loc
 
@@ -251,6 +252,24 @@ class DaemonSettings(_Strict):
     )(lambda cls, v: parse_duration(v))
 
 
+class ApiSettings(_Strict):
+    """Where the read-only HTTP API listens (`pillarwatch serve`, `pillarwatch daemon`) and who may read it."""
+
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=8477, ge=1, le=65535)
+    token_env: str | None = Field(default=None, min_length=1)
+    token_file: str | None = Field(default=None, min_length=1)
+    ready_max_age: Duration = timedelta(hours=1)
+
+    _parse = field_validator("ready_max_age", mode="before")(lambda cls, v: parse_duration(v))
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> ApiSettings:
+        if self.token_env and self.token_file:
+            raise ValueError("give token_env or token_file, not both")
+        return self
+
+
 class Config(_Strict):
     version: Literal[1] = 1
     store: str = ".pillarwatch/pillarwatch.db"
@@ -259,6 +278,8 @@ class Config(_Strict):
     allow_commands: bool = False
     display: Display = Field(default_factory=Display)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     templates: Templates = Field(default_factory=Templates)
     channels: list[Channel] = Field(default_factory=list)
     routes: list[Route] = Field(default_factory=list)
@@ -414,6 +435,8 @@ def _cross_check(config: Config) -> list[tuple[tuple[Any, ...], str]]:
 
 def _resolve_local_paths(config: Config) -> None:
     """Make paths on this machine absolute, relative to the configuration file."""
+    if config.api.token_file:
+        config.api.token_file = str(config._resolve(config.api.token_file))
     for channel in config.channels:
         for name in ("secret_file", "url_file"):
             value = getattr(channel, name, None)
@@ -437,4 +460,4 @@ def config_schema() -> dict[str, Any]:
     return TypeAdapter(Config).json_schema()
 
 
-__all__ = ["Config", "ConfigError", "Criterion", "Pillar", "Project", "format_loc", "load_config", "parse_duration"]
+__all__ = ["ApiSettings", "Config", "ConfigError", "Criterion", "Pillar", "Project", "format_loc", "load_config", "parse_duration"]

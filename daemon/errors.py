@@ -4,7 +4,8 @@
     ├── ConfigError             a configuration file is unreadable or invalid
     ├── StoreError              the database cannot be opened or is too new
     ├── NotFound                a project, snapshot or criterion does not exist
-    └── InputError              a document or file given on the command line is unreadable
+    ├── InputError              a document or file given on the command line is unreadable
+    └── ListenError             the HTTP API cannot listen on its address (a port already taken)
 
 Faults in sources are not here: collectors return them as evidence errors.
 """
@@ -35,4 +36,8 @@ class NotFound(PillarwatchError):
 
 
 class InputError(PillarwatchError):
+    pass
+
+
+class ListenError(PillarwatchError):
     pass

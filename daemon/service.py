@@ -5,7 +5,9 @@ the database first, so a due time is never collected twice, even across a
 crash and restart; on start, a source whose latest due time was not claimed
 is collected at once (catch-up). After a source's run its project is
 re-scored, debounced, so that sources finishing together make one snapshot.
-The outbox sender runs as a job of its own.
+The outbox sender runs as a job of its own. The read-only HTTP API
+(:mod:`daemon.api`) is served from a thread, reading the current
+configuration, so a reload reaches it too.
 
 Signal handling lives in the command's entry point: it calls :meth:`stop`
 and :meth:`request_reload`. This class installs no handlers.
@@ -18,8 +20,9 @@ import logging
 import os
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -33,6 +36,9 @@ from .runner import collect_one, dependents, requests_by_source
 from .snapshot import rfc3339
 from .store import Store
 
+if TYPE_CHECKING:
+    from .api_server import ApiServer
+
 log = logging.getLogger("pillarwatch.daemon")
 
 
@@ -43,9 +49,13 @@ def utcnow() -> datetime:
 class Daemon:
     """``Daemon(path).run_until_stopped()`` until :meth:`stop` is called."""
 
-    def __init__(self, config_path: Path):
+    def __init__(self, config_path: Path, *, api: bool = True, host: str | None = None, port: int | None = None,
+                 access_log: bool = False):
         self.config_path = config_path
         self.config: Config = load_config(config_path)
+        self._api_address = (host, port) if api else None  # None: no API; host/port None: from the config
+        self._access_log = access_log
+        self.api: ApiServer | None = None
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._db = threading.RLock()  # one connection, one writer at a time
@@ -65,6 +75,7 @@ class Daemon:
             self.store = Store.open(self.config.store_path)
             self.sender_store = Store.open(self.config.store_path)
             try:
+                self._start_api()
                 self._start_scheduler()
                 log.info("started (pid %d): %s", os.getpid(), self._describe())
                 self._write_health()
@@ -74,6 +85,8 @@ class Daemon:
                         self._do_reload()
                 self._shutdown()
             finally:
+                if self.api is not None:
+                    self.api.stop()
                 self.store.close()
                 self.sender_store.close()
         log.info("stopped")
@@ -84,6 +97,17 @@ class Daemon:
 
     def request_reload(self) -> None:
         self._reload.set()
+
+    def _start_api(self) -> None:
+        if self._api_address is None:
+            return
+        from .api_server import ApiServer  # FastAPI and uvicorn load only when the API is served
+
+        host, port = self._api_address
+        self.api = ApiServer(lambda: self.config, host=host or self.config.api.host, port=port or self.config.api.port,
+                             access_log=self._access_log)
+        self.api.start()
+        log.info("API on %s", self.api.url)
 
     def _start_scheduler(self) -> None:
         self.scheduler = BackgroundScheduler(
@@ -97,6 +121,8 @@ class Daemon:
         self._add_jobs()
         self.scheduler.add_job(self._send_job, "interval", seconds=self.config.daemon.send_interval.total_seconds(),
                                id="send", next_run_time=utcnow())
+        # Retention once a day, first a few minutes after start (after the catch-up collections).
+        self.scheduler.add_job(self._prune_job, "interval", hours=24, id="prune", next_run_time=utcnow() + timedelta(minutes=5))
         self.scheduler.start()
 
     def _add_jobs(self) -> None:
@@ -118,12 +144,18 @@ class Daemon:
     def _do_reload(self) -> None:
         try:
             new = load_config(self.config_path)
+            if self.api is not None:
+                from .api import api_token
+
+                api_token(new)  # a token that cannot be read would lock every reader out
         except PillarwatchError as exc:
             log.error("reload failed, keeping the running configuration: %s", str(exc).replace("\n", "; "))
             return
         if new.store_path != self.config.store_path:
             log.warning("reload: the store path changed; it takes effect at the next start")
             new.store = str(self.config.store_path)
+        if (new.api.host, new.api.port) != (self.config.api.host, self.config.api.port) and self.api is not None:
+            log.warning("reload: the API address changed; it takes effect at the next start")
         self.config = new
         assert self.scheduler is not None
         for job in self.scheduler.get_jobs():
@@ -224,6 +256,27 @@ class Daemon:
             report = deliver_pending(self.sender_store, self.config, now=utcnow())
         if report.total:
             log.info("delivery: %s", report)
+
+    def _prune_job(self) -> None:
+        """Thin old snapshots by the `retention:` tiers (see daemon.retention); one log line."""
+        assert self.store is not None
+        policy = self.config.retention
+        if not policy.enabled:
+            return
+        started, evidence = time.monotonic(), 0
+        removed: dict[str, int] = {}
+        for project in self.config.projects:
+            try:
+                with self._db:  # one project at a time: scoring may run in between
+                    pruned = self.store.prune(project.id, policy, now=utcnow())
+            except PillarwatchError as exc:
+                log.error("retention: %s", exc)
+                continue
+            removed[project.id] = len(pruned.plan.remove)
+            evidence += pruned.deleted.evidence if pruned.deleted else 0
+        detail = ", ".join(f"{pid} {n}" for pid, n in removed.items())
+        log.info("retention: removed %d snapshot(s) (%s) and %d evidence row(s) in %.1fs",
+                 sum(removed.values()), detail, evidence, time.monotonic() - started)
 
     def _on_job_event(self, event: JobEvent) -> None:
         """Record the runs that did not happen (missed, skipped) or that raised."""

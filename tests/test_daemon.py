@@ -58,7 +58,7 @@ class DaemonProcess:
     def start(self) -> DaemonProcess:
         env = {**os.environ, "PW_TEST_WEBHOOK_SECRET": SECRET}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon.cli", "daemon", "--config", "pw.yaml"],
+            [sys.executable, "-m", "daemon.cli", "daemon", "--config", "pw.yaml", "--no-api"],  # the API has its own tests
             cwd=self.workdir, env=env, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"),
         )
         return self

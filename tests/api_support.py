@@ -1,0 +1,34 @@
+"""A real API server on 127.0.0.1 for the tests: uvicorn on a thread, on a free port."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from daemon.api_server import ApiServer
+from daemon.config import ApiSettings, Config
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def with_api(config: Config, **settings: Any) -> Config:
+    """A copy of ``config`` with these ``api:`` settings."""
+    return config.model_copy(update={"api": ApiSettings(**settings)})
+
+
+@contextmanager
+def running(config: Config | Callable[[], Config]) -> Iterator[str]:
+    """Serve the API for ``config`` on a thread; yields its base URL."""
+    source = config if callable(config) else (lambda: config)
+    server = ApiServer(source, host="127.0.0.1", port=0)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
