@@ -53,20 +53,25 @@ class WebhookChannel(_Strict):
         return self
 
 
-class SlackChannel(_Strict):
-    """A Slack incoming webhook; its URL is a secret, so prefer url_env or url_file."""
+class _UrlFromSecret(_Strict):
+    """A channel whose whole URL is its secret: exactly one of url_env, url_file or url."""
 
-    kind: Literal["slack"] = "slack"
-    id: _Id
     url_env: str | None = None
     url_file: str | None = None
     url: str | None = None
     timeout_seconds: _Timeout = 10
 
     @model_validator(mode="after")
-    def _source(self) -> SlackChannel:
-        _one_source({"url_env": self.url_env, "url_file": self.url_file, "url": self.url}, "slack channel")
+    def _source(self) -> _UrlFromSecret:
+        _one_source({"url_env": self.url_env, "url_file": self.url_file, "url": self.url}, f"{self.kind} channel")  # type: ignore[attr-defined]
         return self
+
+
+class SlackChannel(_UrlFromSecret):
+    """A Slack incoming webhook; its URL is a secret, so prefer url_env or url_file."""
+
+    kind: Literal["slack"] = "slack"
+    id: _Id
 
 
 class EmailChannel(_Strict):
@@ -90,20 +95,11 @@ class EmailChannel(_Strict):
         return self
 
 
-class AppriseChannel(_Strict):
+class AppriseChannel(_UrlFromSecret):
     """Any service Apprise knows (ntfy://, gotify://, json://, ...); the URL may hold secrets."""
 
     kind: Literal["apprise"] = "apprise"
     id: _Id
-    url_env: str | None = None
-    url_file: str | None = None
-    url: str | None = None
-    timeout_seconds: _Timeout = 10
-
-    @model_validator(mode="after")
-    def _source(self) -> AppriseChannel:
-        _one_source({"url_env": self.url_env, "url_file": self.url_file, "url": self.url}, "apprise channel")
-        return self
 
 
 class LogChannel(_Strict):
