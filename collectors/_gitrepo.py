@@ -6,11 +6,14 @@ Private to :mod:`collectors`; nothing here knows about evidence requests.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import posixpath
 import re
 import shutil
+import signal
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -75,6 +78,27 @@ def _repo_path(value: str) -> str:
 
 
 
+# Where git looks for a ref named by a short name, in its order (`git help revisions`).
+_REF_RULES = ("%s", "refs/%s", "refs/tags/%s", "refs/heads/%s", "refs/remotes/%s", "refs/remotes/%s/HEAD")
+_REF_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/-]*$")
+_SHA = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
+_LINK_HOPS = 5
+
+
+def _packed_refs(common: Path) -> dict[str, str]:
+    """Ref name -> SHA from a repository's packed-refs file (empty when it has none)."""
+    try:
+        lines = (common / "packed-refs").read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return {}
+    refs = {}
+    for line in lines:
+        if line and line[0] not in "#^":  # comments and peeled tags
+            sha, _, name = line.partition(" ")
+            refs[name.strip()] = sha
+    return refs
+
+
 class _Entry(NamedTuple):
     mode: str
     sha: str
@@ -84,19 +108,36 @@ class _Entry(NamedTuple):
 def _exec(cwd: str | os.PathLike[str], *args: str, timeout: float) -> tuple[int, str, str]:
     # Never prompt (a daemon has no terminal), only the transports we allow, and
     # paths are literal paths, not pathspec magic.
-    env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ALLOW_PROTOCOL": ":".join(_SCHEMES), "GIT_LITERAL_PATHSPECS": "1"}
+    # Messages in English (they are parsed), as GitPython runs git.
+    env = {**os.environ, "LANGUAGE": "C", "LC_ALL": "C",
+           "GIT_TERMINAL_PROMPT": "0", "GIT_ALLOW_PROTOCOL": ":".join(_SCHEMES), "GIT_LITERAL_PATHSPECS": "1"}
     if "GIT_SSH_COMMAND" not in os.environ and "GIT_SSH" not in os.environ:
         env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
-    status, out, err = Git(cwd).execute(
-        [Git.GIT_PYTHON_GIT_EXECUTABLE or "git", *args],
-        with_extended_output=True, with_exceptions=False, kill_after_timeout=timeout, env=env,
-    )
-    return status, str(out), str(err)
+    # subprocess, not GitPython's execute: its watchdog thread per command cost
+    # more than the command itself for most calls (see docs/BENCHMARKS.md). In a
+    # session of its own, git and its helpers (ssh, upload-pack) die together on a timeout.
+    command = [Git.GIT_PYTHON_GIT_EXECUTABLE or "git", *args]
+    with subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return -signal.SIGKILL, "", f"Timeout: git {args[-1] if args else ''} did not complete in {timeout:g} secs."
+    return proc.returncode, _text(out), _text(err)
+
+
+def _text(data: bytes) -> str:
+    """Output as GitPython gave it: decoded, undecodable bytes kept as surrogates, one final newline dropped."""
+    text = data.decode("utf-8", errors="surrogateescape")
+    return text[:-1] if text.endswith("\n") else text
 
 
 def _fail(status: int, err: str, what: str, timeout: float, kind: ErrorKind = "malformed") -> SourceFault:
     """The fault for a failed git command, from its stderr."""
-    if err.startswith("Timeout:"):  # GitPython's watchdog killed it
+    if err.startswith("Timeout:"):  # killed by _exec's timeout
         return SourceFault("timeout", f"{what}: timed out after {timeout:g}s", retryable=True)
     lines = [line.strip() for line in err.splitlines() if line.strip()]
     # clone prints "Cloning into ..." first; the reason is the fatal/error line.
@@ -158,6 +199,11 @@ class _Repo:
         path = _mirror(source, cache_dir, sync=sync) if source.url else Path(str(source.path))
         if not path.exists():
             raise SourceFault("not_found", f"repository not found: {path}")
+        # Neither GitPython nor git tells a folder it may not read from one that holds no repository.
+        denied = _unreadable(path)
+        if denied is not None:
+            raise SourceFault("unreachable", f"cannot read repository {path}: permission denied on {denied}",
+                              retryable=True)
         try:
             self.repo = Repo(path)
         except (InvalidGitRepositoryError, NoSuchPathError):
@@ -185,6 +231,35 @@ class _Repo:
         sha, stamp = self.run("log", "-1", "--format=%H %ct", ref.strip(), "--").split()
         return sha, int(stamp)
 
+    def peek(self, rev: str) -> str | None:
+        """The SHA the ref `rev` points at, read from the ref files in git's order, without running git.
+
+        None when `rev` is not a plain ref name or names no ref that could be
+        read: ask git (:meth:`resolve`) then.
+        """
+        if not _REF_NAME.match(rev) or ".." in rev or "//" in rev or rev.endswith((".lock", "/")):
+            return None
+        git_dir, common = Path(self.repo.git_dir), Path(self.repo.common_dir)
+        packed: dict[str, str] | None = None
+        for form in _REF_RULES:
+            name = form % rev
+            for _ in range(_LINK_HOPS):  # symbolic refs (HEAD -> refs/heads/main), a few deep at most
+                try:  # refs/ is shared by worktrees; HEAD and its kind belong to each
+                    text = ((common if name.startswith("refs/") else git_dir) / name).read_text().strip()
+                except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                    packed = _packed_refs(common) if packed is None else packed
+                    text = packed.get(name, "")
+                except (OSError, UnicodeDecodeError):
+                    return None
+                if not text.startswith("ref: "):
+                    break
+                name = text[5:].strip()
+            else:
+                return None
+            if _SHA.match(text):
+                return text
+        return None
+
     def ls_tree(self, sha: str, *paths: str) -> dict[str, _Entry]:
         """Blob entries at `sha`: the whole tree (no paths) or just the given paths."""
         flags = () if paths else ("-r",)
@@ -202,6 +277,17 @@ class _Repo:
             return bytes(self.repo.odb.stream(bytes.fromhex(sha)).read())
         except (ValueError, ODBError):  # GitPython reports a missing/corrupt object as ValueError
             raise SourceFault("malformed", f"{self.where}: cannot read {path}: object {sha[:12]} is corrupt") from None
+
+
+def _unreadable(path: Path) -> Path | None:
+    """The first folder of a repository at `path` this process may not read, if any."""
+    for folder in (path, path / ".git", path / ".git" / "objects", path / "objects"):  # a work tree, or a bare repository
+        try:
+            if folder.is_dir() and not os.access(folder, os.R_OK | os.X_OK):
+                return folder
+        except PermissionError:
+            return folder
+    return None
 
 
 def _fault(exc: Exception, source: GitSource) -> SourceFault:

@@ -9,10 +9,12 @@ scheduled run, remembered on disk so that no run asks again before the reset.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
 import re
+import ssl
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -102,6 +104,17 @@ class ApiClient:
         self.close()
 
 
+@functools.lru_cache(maxsize=1)
+def ssl_context() -> ssl.SSLContext:
+    """One TLS context per process, shared by every client (thread-safe).
+
+    Building one loads the CA bundle, which costs tens of milliseconds: more
+    than a whole API collection otherwise. Made as httpx makes its default
+    (certifi, or $SSL_CERT_FILE / $SSL_CERT_DIR).
+    """
+    return httpx.create_ssl_context()
+
+
 def open_client(*, timeout: float, token: str | None, user_agent: str = "pillarwatch", auth_scheme: str = "Bearer",
                 headers: Mapping[str, str] | None = None, max_wait_seconds: float = 5.0) -> ApiClient:
     """A client sending `token` as ``Authorization: <auth_scheme> <token>``.
@@ -117,7 +130,7 @@ def open_client(*, timeout: float, token: str | None, user_agent: str = "pillarw
             sent["Authorization"] = f"{auth_scheme} {token}"
     # Redirects are followed by hand (same origin only): httpx keeps custom auth
     # headers such as PRIVATE-TOKEN on a redirect to another host.
-    http = httpx.Client(timeout=httpx.Timeout(timeout), headers=sent, follow_redirects=False)
+    http = httpx.Client(timeout=httpx.Timeout(timeout), headers=sent, follow_redirects=False, verify=ssl_context())
     return ApiClient(http, token=token, timeout=timeout, max_wait_seconds=max_wait_seconds)
 
 

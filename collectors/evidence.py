@@ -28,9 +28,14 @@ ErrorKind = Literal[
 ]
 
 
+# One encoder for every call: json.dumps with options builds a new one each time, which
+# cost as much as the encoding of the small dicts hashed here (see docs/BENCHMARKS.md, scoring).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no whitespace: stable input for hashes."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return _CANONICAL.encode(value)
 
 
 def evidence_key(source: str, signal: str, params: dict[str, Any]) -> str:
@@ -99,13 +104,17 @@ class CollectResult(BaseModel):
     ``error`` is set when the source as a whole did not answer (a missing
     repository, an unreachable server); each evidence item then carries it too.
     ``fingerprint`` identifies the state that was read (a HEAD SHA, a
-    document hash) so that an unchanged source can be recognised.
+    document hash) so that an unchanged source can be recognised, and its
+    evidence reused when ``settings`` are the same too.
     """
 
     source: str
     evidence: list[Evidence] = Field(default_factory=list)
     error: EvidenceError | None = None
     fingerprint: str | None = None
+    # The source's settings the evidence was read with, where they change it
+    # (git: max_file_bytes): evidence is reused only under the same ones.
+    settings: str | None = None
 
     @property
     def answered(self) -> bool:

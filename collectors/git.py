@@ -27,6 +27,7 @@ from collectors.evidence import (
     EvidenceRequest,
     Provenance,
     SourceFault,
+    evidence_key,
     failed,
 )
 
@@ -35,6 +36,8 @@ _LIST_LIMIT = 20
 _LINK_MODE = "120000"
 _LINK_HOPS = 8
 _BINARY_PROBE = 8000  # git's own heuristic: a NUL byte in the first 8000 bytes
+# Signals answered from the commit's tree and blobs alone: at the same commit, the same answer.
+_FROM_TREE = frozenset({"file_exists", "file_count", "content_match"})
 _RepoPath = Annotated[str, AfterValidator(_repo_path)]
 class GitSource(BaseModel):
     """A git repository: a local path or a remote URL, read at one branch."""
@@ -149,8 +152,15 @@ def _follow(path: str, lookup: Callable[[str], _Entry | None], read: Callable[[s
 class _Reader:
     """Answers requests against one commit; the tree is walked at most once."""
 
-    def __init__(self, repo: _Repo, sha: str, committed: int, now: datetime):
-        self.repo, self.sha, self.committed, self.now = repo, sha, committed, now.timestamp()
+    def __init__(self, repo: _Repo, sha: str, committed: int | None, now: datetime):
+        self.repo, self.sha, self._committed, self.now = repo, sha, committed, now.timestamp()
+
+    @property
+    def committed(self) -> int:
+        """The commit's time (asked of git only when it was not known already)."""
+        if self._committed is None:
+            self._committed = int(self.repo.run("log", "-1", "--format=%ct", self.sha, "--"))
+        return self._committed
 
     @cached_property
     def _tree(self) -> tuple[dict[str, _Entry], frozenset[str]]:
@@ -174,7 +184,9 @@ class _Reader:
         matcher = glob.compile(pattern, flags=_GLOB_FLAGS)
         return [name for name in (self._sorted if names is None else names) if matcher.match(name)]
 
-    def evidence(self, request: EvidenceRequest, observed_at: datetime) -> Evidence:
+    def evidence(self, request: EvidenceRequest, observed_at: datetime, known: Evidence | None = None) -> Evidence:
+        """One request's answer; ``known`` is the answer read from this same commit before, reused where it can be."""
+
         def item(value: dict[str, Any] | None, error: EvidenceError | None = None, path: str | None = None) -> Evidence:
             return Evidence(source=self.repo.source.id, signal=request.signal, params=request.params, value=value,
                             error=error, provenance=Provenance(commit=self.sha, path=path), observed_at=observed_at)
@@ -189,6 +201,10 @@ class _Reader:
             where = ".".join(str(p) for p in first["loc"]) or "params"
             message = f"invalid params for git signal '{request.signal}': {where}: {first['msg']}"
             return item(None, EvidenceError(kind="malformed", message=message))
+        if known is not None and known.value is not None and request.signal in _FROM_TREE:
+            return item(known.value, path=known.provenance.path)
+        if known is not None and known.value is not None and request.signal == "file_age":
+            return item(self._file_age_again(known.value, known.observed_at), path=known.provenance.path)
         value, path = getattr(self, "_" + request.signal)(params)
         return item(value, path=path)
 
@@ -233,6 +249,14 @@ class _Reader:
         days = (self.now - int(out[1])) / 86400 if out else None
         return {"exists": p.path in self._tree[0], "days": days, "last_commit": out[0] if out else None}, p.path
 
+    def _file_age_again(self, value: dict[str, Any], observed_at: datetime) -> dict[str, Any]:
+        """A file age read at this commit before, at ``observed_at``, aged to now without asking git again."""
+        if value["days"] is None:
+            return value
+        # Commit times are whole seconds, so the time of the file's last commit comes back exactly.
+        committed = round(observed_at.timestamp() - value["days"] * 86400)
+        return {**value, "days": (self.now - committed) / 86400}
+
     def _commits_since(self, p: CommitsSince) -> tuple[dict[str, Any], str | None]:
         # Window (now - days, now] on whole-second commit times, from `now`, never
         # the wall clock. Like `git log --since`, the walk stops at the first
@@ -247,23 +271,65 @@ class _Reader:
 
 
 def collect(
-    source: GitSource, requests: list[EvidenceRequest], *, now: datetime, cache_dir: Path, commit: str | None = None
+    source: GitSource,
+    requests: list[EvidenceRequest],
+    *,
+    now: datetime,
+    cache_dir: Path,
+    commit: str | None = None,
+    previous: CollectResult | None = None,
 ) -> CollectResult:
-    """Answer every request from the tip of `source.branch` (or from `commit`); never raises for source faults."""
+    """Answer every request from the tip of `source.branch` (or from `commit`); never raises for source faults.
+
+    `previous` is this source's last result. When it was read at the commit
+    read now (its fingerprint) with the same settings, the answers that depend
+    only on that commit are reused and the tree is not walked again; the ones
+    that depend on `now` are brought up to date.
+    """
     now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)  # a naive `now` is UTC
     try:
         repo = _Repo(source, cache_dir, sync=commit is None)
         try:
-            sha, committed = repo.resolve(commit or source.branch, "commit" if commit else "branch")
+            rev, what = (commit, "commit") if commit else (source.branch, "branch")
+            sha, committed = _unmoved(repo, rev, previous, source) or repo.resolve(rev, what)
             reader = _Reader(repo, sha, committed, now)
+            known = _known(previous, source, sha)
             # A corrupt object met while answering fails the whole source: the
             # repository, not the request, is at fault.
-            evidence = [reader.evidence(request, now) for request in requests]
+            evidence = [reader.evidence(r, now, known.get(evidence_key(source.id, r.signal, r.params))) for r in requests]
         finally:
             repo.close()
     except _FAULTS as exc:
         return failed(source.id, requests, _fault(exc, source).error, now=now)
-    return CollectResult(source=source.id, evidence=evidence, fingerprint=sha)
+    return CollectResult(source=source.id, evidence=evidence, fingerprint=sha, settings=_settings(source))
+
+
+def _settings(source: GitSource) -> str:
+    """The settings of a source that change its answers at a given commit."""
+    return f"max_file_bytes={source.max_file_bytes}"
+
+
+def _unmoved(repo: _Repo, rev: str, previous: CollectResult | None, source: GitSource) -> tuple[str, int | None] | None:
+    """(SHA, commit time if known) of `previous` when `rev` still names the commit it was read at.
+
+    Read from the ref files, without running git: the HEAD comparison of an
+    unchanged source. None sends the caller to :meth:`_Repo.resolve`.
+    """
+    if previous is None or previous.fingerprint is None or previous.settings != _settings(source):
+        return None
+    if repo.peek(rev) != previous.fingerprint:
+        return None
+    stamps = [e.value["committed_at"] for e in previous.evidence
+              if e.signal == "head" and e.value and e.provenance.commit == previous.fingerprint]
+    committed = int(datetime.strptime(stamps[0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()) if stamps else None
+    return previous.fingerprint, committed
+
+
+def _known(previous: CollectResult | None, source: GitSource, sha: str) -> dict[str, Evidence]:
+    """The answers of `previous` that were read at commit `sha` with the settings of `source`, by evidence key."""
+    if previous is None or previous.fingerprint != sha or previous.settings != _settings(source):
+        return {}
+    return {e.key: e for e in previous.evidence if e.error is None and e.provenance.commit == sha and e.source == source.id}
 
 
 def read_text(

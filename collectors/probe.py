@@ -33,6 +33,8 @@ from collectors.evidence import (
     failed,
 )
 
+from ._http import ssl_context
+
 __all__ = ["SIGNALS", "Fetched", "HttpSource", "JsonValue", "Latency", "Status", "collect", "fetch", "http_url", "shown_url"]
 
 _CHUNK = 64 * 1024
@@ -147,7 +149,7 @@ def fetch(
     deadline = time.monotonic() + timeout  # httpx times each phase; this bounds the whole body too
     start = time.perf_counter()
     try:
-        with (httpx.Client(timeout=timeout, follow_redirects=follow_redirects) as client,
+        with (httpx.Client(timeout=timeout, follow_redirects=follow_redirects, verify=ssl_context()) as client,
               client.stream(method, url, headers=sent) as response):
             body, oversize = bytearray(), False
             for chunk in response.iter_bytes(_CHUNK):

@@ -10,6 +10,7 @@ an overall below ``--fail-under``), 2 bad usage, configuration or input.
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from datetime import datetime, timezone
 from collections.abc import Iterator
@@ -491,6 +492,39 @@ def serve(
 
 
 @app.command()
+def worker(
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+    queues: Annotated[Optional[str], typer.Option("--queues", "-Q", help="Comma-separated queues to consume (default: celery.default_queue).")] = None,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", min=1, max=256, help="Worker processes (default: the number of CPUs).")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", envvar="PILLARWATCH_CACHE_DIR", help="This worker's git mirrors and HTTP cache (default: cache_dir of the configuration, or .pillarwatch/mirrors beside it).")] = None,
+    log_level: LogLevelOption = "info",
+) -> None:
+    """Run a Celery worker for `executor: celery`: collect the sources the daemon sends, in the foreground until SIGTERM."""
+    import os
+    import socket
+
+    from .config import load_worker_settings
+    from .tasks import WorkerOptions, celery_app, configure_worker
+
+    if log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise typer.BadParameter(f"{log_level!r}: use debug, info, warning or error", param_hint="--log-level")
+    settings, partial = load_worker_settings(config)
+    chosen = [q.strip() for q in (queues or settings.default_queue).split(",") if q.strip()]
+    if not chosen:
+        raise typer.BadParameter("name at least one queue", param_hint="--queues")
+    known = settings.all_queues
+    if settings.queues and (unknown := [q for q in chosen if q not in known]):
+        raise ConfigError([f"--queues: no queue {', '.join(map(repr, unknown))} in celery.queues (have: {', '.join(known)})"])
+    configure_worker(WorkerOptions(cache_dir=(cache_dir.resolve() if cache_dir else partial.cache_path),
+                                   allow_commands=partial.allow_commands))
+    argv = ["worker", f"--queues={','.join(chosen)}", f"--loglevel={log_level.upper()}", "--without-gossip", "--without-mingle",
+            f"--hostname=pillarwatch-{os.getpid()}@{socket.gethostname()}"]
+    if concurrency:
+        argv.append(f"--concurrency={concurrency}")
+    celery_app(settings).worker_main(argv)
+
+
+@app.command()
 def alerts(
     config: ConfigOption = Path(DEFAULT_CONFIG),
     project: ProjectOption = None,
@@ -533,6 +567,10 @@ def main() -> None:
     except PillarwatchError as exc:
         err.print(f"pillarwatch: error: {exc}", markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)
+    except sqlite3.Error as exc:
+        # The database refused a write (a full disk) or a read: the transaction was rolled back whole.
+        err.print(f"pillarwatch: error: database: {' '.join(str(exc).split())}", markup=False, soft_wrap=True)
+        sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
 

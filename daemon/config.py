@@ -10,6 +10,7 @@ line and the field (see :mod:`daemon.yamlsource`).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from datetime import date, timedelta
 from pathlib import Path
@@ -186,9 +187,14 @@ class PillarFromTemplate(_Strict):
     weight: float | None = Field(default=None, ge=0)
 
 
+# What the daemon adds to a collector's source model; the collector (and a worker) never sees these.
+DAEMON_SOURCE_KEYS = frozenset({"schedule", "queue"})
+
+
 def _scheduled(model: type[BaseModel]) -> type[BaseModel]:
-    """A collector's source model, plus when the daemon collects it (the collector ignores it)."""
-    return create_model("Configured" + model.__name__, __base__=model, __module__=__name__, schedule=(Optional[Schedule], None))
+    """A collector's source model, plus when the daemon collects it and on which Celery queue (the collector ignores both)."""
+    return create_model("Configured" + model.__name__, __base__=model, __module__=__name__, schedule=(Optional[Schedule], None),
+                        queue=(Optional[Annotated[str, Field(pattern=_ID)]], None))
 
 
 Source = Annotated[Union[tuple(_scheduled(model) for model, _ in KINDS.values())], Field(discriminator="kind")]  # type: ignore[valid-type]
@@ -270,12 +276,89 @@ class ApiSettings(_Strict):
         return self
 
 
+class CelerySettings(_Strict):
+    """How the daemon reaches Celery workers (`executor: celery`) and how `pillarwatch worker` reaches the broker."""
+
+    broker_url: str | None = Field(default=None, min_length=1)
+    broker_url_env: str | None = Field(default=None, min_length=1)
+    result_backend: str | None = Field(default=None, min_length=1)
+    result_backend_env: str | None = Field(default=None, min_length=1)
+    default_queue: str = Field(default="pillarwatch", pattern=_ID)
+    queues: list[Annotated[str, Field(pattern=_ID)]] = Field(default_factory=list)
+    visibility_timeout: Duration = timedelta(hours=1)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    retry_delay: Duration = timedelta(seconds=5)
+    result_timeout: Optional[Duration] = None
+
+    DEFAULT_BROKER: ClassVar[str] = "redis://127.0.0.1:6379/0"
+    # A collection's soft limit is its sources' timeouts plus this; the hard limit (the worker
+    # process is killed) this much later again.
+    MARGIN_SECONDS: ClassVar[float] = 5.0
+
+    _parse = field_validator("visibility_timeout", "retry_delay", "result_timeout", mode="before")(
+        lambda cls, v: None if v is None else parse_duration(v))
+
+    @model_validator(mode="after")
+    def _one_way_each(self) -> CelerySettings:
+        if self.broker_url and self.broker_url_env:
+            raise ValueError("give broker_url or broker_url_env, not both")
+        if self.result_backend and self.result_backend_env:
+            raise ValueError("give result_backend or result_backend_env, not both")
+        if self.retry_delay < timedelta(seconds=1):
+            raise ValueError("retry_delay must be at least 1s")
+        return self
+
+    @property
+    def all_queues(self) -> list[str]:
+        return [self.default_queue, *(q for q in self.queues if q != self.default_queue)]
+
+    def time_limits(self, timeout_seconds: float) -> tuple[float, float]:
+        """(soft, hard) time limit of a task whose sources' timeouts add up to `timeout_seconds`."""
+        soft = timeout_seconds + self.MARGIN_SECONDS
+        return soft, soft + self.MARGIN_SECONDS
+
+    def retry_countdowns(self) -> list[int]:
+        """How long each retry of an unreachable source waits: `retry_delay`, doubling (whole seconds)."""
+        base = max(1, round(self.retry_delay.total_seconds()))
+        return [base * 2**n for n in range(self.max_retries)]
+
+    def wait_seconds(self, timeout_seconds: float) -> float:
+        """How long the daemon waits for a task's result: every attempt to its hard limit, the retry
+        delays, and one visibility timeout (a task whose worker died is delivered again after it)."""
+        if self.result_timeout is not None:
+            return self.result_timeout.total_seconds()
+        _, hard = self.time_limits(timeout_seconds)
+        return (self.max_retries + 1) * hard + sum(self.retry_countdowns()) + self.visibility_timeout.total_seconds() + 30
+
+    def broker(self) -> str:
+        """The broker URL (it may hold a password: never log it)."""
+        return _from_env(self.broker_url_env, "celery.broker_url_env") if self.broker_url_env else self.broker_url or self.DEFAULT_BROKER
+
+    def backend(self) -> str:
+        """The result backend URL: by default the broker's when it is Redis, else `rpc://` (results as broker messages)."""
+        if self.result_backend_env:
+            return _from_env(self.result_backend_env, "celery.result_backend_env")
+        if self.result_backend:
+            return self.result_backend
+        broker = self.broker()
+        return broker if broker.split(":", 1)[0] in ("redis", "rediss", "sentinel") else "rpc://"
+
+
+def _from_env(name: str, key: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigError([f"{key}: environment variable {name} is not set"])
+    return value
+
+
 class Config(_Strict):
     version: Literal[1] = 1
     store: str = ".pillarwatch/pillarwatch.db"
     cache_dir: str | None = None
     concurrency: int = Field(default=8, ge=1, le=256)
     allow_commands: bool = False
+    executor: Literal["local", "celery"] = "local"
+    celery: CelerySettings = Field(default_factory=CelerySettings)
     display: Display = Field(default_factory=Display)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
@@ -378,6 +461,7 @@ def _cross_check(config: Config) -> list[tuple[tuple[Any, ...], str]]:
         for ki, project_id in enumerate(rule.projects or []):
             if project_id not in project_ids:
                 problems.append((("routes", ri, "projects", ki), f"no project {project_id!r}"))
+    problems += _check_queues(config)
     seen_projects: set[str] = set()
     for pi, project in enumerate(config.projects):
         ploc = ("projects", pi)
@@ -433,6 +517,54 @@ def _cross_check(config: Config) -> list[tuple[tuple[Any, ...], str]]:
     return problems
 
 
+def source_timeout(source: Any) -> float:
+    """How long one collection of a source may take (a document read through git has no timeout of its own)."""
+    return float(getattr(source, "timeout_seconds", 60.0))
+
+
+def _check_queues(config: Config) -> list[tuple[tuple[Any, ...], str]]:
+    """A source's queue must be one the workers are told of; with Celery, a task must end before the
+    broker would deliver it again (Redis's visibility timeout)."""
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    settings = config.celery
+    visibility = settings.visibility_timeout.total_seconds()
+    longest_wait = max(settings.retry_countdowns(), default=0)
+    for pi, project in enumerate(config.projects):
+        for si, source in enumerate(project.sources):
+            loc = ("projects", pi, "sources", si)
+            if source.queue and settings.queues and source.queue not in settings.all_queues:
+                problems.append((loc + ("queue",), f"no queue {source.queue!r} in celery.queues (have: {', '.join(settings.all_queues)})"))
+            if config.executor != "celery" or getattr(source, "git", None):
+                continue
+            total = source_timeout(source) + sum(source_timeout(s) for s in project.sources if getattr(s, "git", None) == source.id)
+            _, hard = settings.time_limits(total)
+            if hard + longest_wait >= visibility:
+                problems.append((loc + ("timeout_seconds",), f"a task of this source may run {hard + longest_wait:g}s, not shorter than"
+                                 f" celery.visibility_timeout ({visibility:g}s): the broker would deliver it twice"))
+    return problems
+
+
+def load_worker_settings(path: Path | str) -> tuple[CelerySettings, Config]:
+    """What `pillarwatch worker` reads of a configuration: `celery`, `allow_commands`, `cache_dir`.
+
+    Projects are not read (a worker may get a file with none); a fault in the
+    keys it reads is a :class:`ConfigError` naming the file and line.
+    """
+    doc = YamlDocument.load(Path(path))
+    wanted = {k: doc.data[k] for k in ("celery", "allow_commands", "cache_dir", "store") if k in doc.data}
+    try:
+        config = Config.model_validate({**wanted, "projects": [_NO_PROJECT]})
+    except ValidationError as exc:
+        raise ConfigError([doc.problem(_strip_tags(e["loc"]), _message(e)) for e in exc.errors()]) from None
+    config.path = doc.path
+    return config.celery, config
+
+
+# A stand-in project: a worker's configuration is validated without its projects.
+_NO_PROJECT = {"id": "worker", "sources": [{"id": "none", "kind": "doc", "path": "none"}],
+               "pillars": [{"id": "none", "title": "none", "criteria": [{"id": "none", "title": "none", "not_applicable": "worker"}]}]}
+
+
 def _resolve_local_paths(config: Config) -> None:
     """Make paths on this machine absolute, relative to the configuration file."""
     if config.api.token_file:
@@ -460,4 +592,4 @@ def config_schema() -> dict[str, Any]:
     return TypeAdapter(Config).json_schema()
 
 
-__all__ = ["ApiSettings", "Config", "ConfigError", "Criterion", "Pillar", "Project", "format_loc", "load_config", "parse_duration"]
+__all__ = ["ApiSettings", "CelerySettings", "Config", "ConfigError", "Criterion", "Pillar", "Project", "format_loc", "load_config", "parse_duration"]

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
 
 from collectors import git
 from collectors.kinds import KINDS
@@ -55,8 +57,8 @@ def _timeout(source: Source) -> float:
 
 
 class _Job:
-    def __init__(self, project: Project, source: Source, requests: list[EvidenceRequest]):
-        self.project, self.source, self.requests = project, source, requests
+    def __init__(self, project: Project, source: Source, requests: list[EvidenceRequest], previous: CollectResult | None):
+        self.project, self.source, self.requests, self.previous = project, source, requests, previous
         self.started: float | None = None
 
     @property
@@ -70,10 +72,16 @@ def collect_sources(
     *,
     now: datetime,
     progress: Progress | None = None,
+    previous: Mapping[str, Mapping[str, CollectResult]] | None = None,
 ) -> dict[str, list[CollectResult]]:
-    """Collect every source of the given projects; faults come back as evidence errors."""
+    """Collect every source of the given projects; faults come back as evidence errors.
+
+    ``previous`` holds each source's latest result (by project id, then source
+    id): a git source whose branch has not moved reuses what it read then.
+    """
+    before = previous or {}
     jobs = [
-        _Job(p, s, requests)
+        _Job(p, s, requests, before.get(p.id, {}).get(s.id))
         for p in projects
         for s, requests in ((s, requests_by_source(p)[s.id]) for s in p.sources)
     ]
@@ -134,7 +142,7 @@ def _run_phase(
 def _collect(config: Config, job: _Job, now: datetime, done: dict[tuple[str, str], CollectResult]) -> CollectResult:
     upstream = _upstream(job.source)
     at = done[(job.project.id, upstream)] if upstream else None
-    return collect_one(config, job.project, job.source, job.requests, now=now, upstream=at)
+    return collect_one(config, job.project, job.source, job.requests, now=now, upstream=at, previous=job.previous)
 
 
 def collect_one(
@@ -145,24 +153,50 @@ def collect_one(
     *,
     now: datetime,
     upstream: CollectResult | None = None,
+    previous: CollectResult | None = None,
 ) -> CollectResult:
     """Run the collector that serves this source's kind.
 
     ``upstream`` is the latest result of the git source a document or report
-    is read through: it is read at that commit.
+    is read through: it is read at that commit. ``previous`` is this source's
+    own latest result (see :func:`run_collector`).
     """
-    cache = config.cache_path
+    upstream_id = _upstream(source)
+    repo = project.source(upstream_id) if upstream_id is not None else None
+    return run_collector(source, requests, now=now, cache_dir=config.cache_path, allow_commands=config.allow_commands,
+                         repo=repo, upstream=upstream, previous=previous)
+
+
+def run_collector(
+    source: Any,
+    requests: list[EvidenceRequest],
+    *,
+    now: datetime,
+    cache_dir: Path,
+    allow_commands: bool = False,
+    repo: Any = None,
+    upstream: CollectResult | None = None,
+    previous: CollectResult | None = None,
+) -> CollectResult:
+    """The collector call itself, from a source model alone: what a Celery worker runs too.
+
+    ``repo`` is the git source a document or report is read through, and
+    ``upstream`` its latest result. ``previous`` is this source's own latest
+    result: a git source whose branch has not moved since reuses the evidence
+    it read from that commit instead of walking its tree again.
+    """
     upstream_id = _upstream(source)
     if upstream_id is not None:
-        repo = project.source(upstream_id)
         if upstream is None or not upstream.answered or upstream.fingerprint is None or not isinstance(repo, git.GitSource):
             why = upstream.error.message if upstream is not None and upstream.error else "not collected yet"
             error = EvidenceError(kind="unreachable", message=f"git source {upstream_id!r} did not answer: {why}")
             return failed(source.id, requests, error, now=now)
-        return _collector(source.kind)(source, requests, now=now, cache_dir=cache, repo=repo, commit=upstream.fingerprint)
+        return _collector(source.kind)(source, requests, now=now, cache_dir=cache_dir, repo=repo, commit=upstream.fingerprint)
     if source.kind == "command":
-        return _collector("command")(source, requests, now=now, allowed=config.allow_commands)
-    return _collector(source.kind)(source, requests, now=now, cache_dir=cache)
+        return _collector("command")(source, requests, now=now, allowed=allow_commands)
+    if source.kind == "git":
+        return git.collect(source, requests, now=now, cache_dir=cache_dir, previous=previous)
+    return _collector(source.kind)(source, requests, now=now, cache_dir=cache_dir)
 
 
 def dependents(project: Project, source_id: str) -> list[Source]:
@@ -189,7 +223,8 @@ def run_projects(
     :func:`daemon.record.deliver_pending` sends them.
     """
     now = now or datetime.now(timezone.utc)
-    collected = collect_sources(config, projects, now=now, progress=progress)
+    previous = {p.id: store.latest_results(p.id) for p in projects} if store is not None else None
+    collected = collect_sources(config, projects, now=now, progress=progress, previous=previous)
     snapshots = []
     for project in projects:
         results = collected[project.id]

@@ -86,7 +86,7 @@ class Schedule(BaseModel):
         zone = ZoneInfo(self.timezone)
         if self.every is not None:
             grid = IntervalTrigger(seconds=self.every.total_seconds(), start_date=ANCHOR, timezone=zone)
-            return _JitteredInterval(grid, self.every, seconds) if seconds else grid
+            return _AnchoredInterval(grid, self.every, seconds)
         return CronTrigger(**_cron_fields(str(self.cron)), timezone=zone, jitter=seconds)
 
     def latest_due(self, now: datetime) -> datetime:
@@ -115,24 +115,28 @@ class Schedule(BaseModel):
         return fire.astimezone(timezone.utc)
 
 
-class _JitteredInterval(BaseTrigger):
-    """An anchored interval with jitter that never carries over to the next run.
+class _AnchoredInterval(BaseTrigger):
+    """An anchored interval whose runs stay on the grid, with jitter that never carries over.
 
-    APScheduler 3's IntervalTrigger counts the next run from the previous,
-    jittered one, so the delays add up until due times are skipped.
+    APScheduler 3's IntervalTrigger counts the next run from the previous
+    one, wherever that was: delays of a jittered run add up until due times
+    are skipped, and after the daemon's catch-up run at start (at "now", off
+    the grid) every later run fired that far after its due time, so a run
+    late by the rest of the interval claimed the next due time and the next
+    run found it collected.
     """
 
-    def __init__(self, grid: IntervalTrigger, every: timedelta, jitter: int):
+    def __init__(self, grid: IntervalTrigger, every: timedelta, jitter: int | None):
         self.grid, self.every, self.jitter = grid, every, jitter
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
         due = None
-        if previous_fire_time is not None:  # back to the grid: jitter is shorter than the interval
+        if previous_fire_time is not None:  # back to the grid (jitter is shorter than the interval)
             due = ANCHOR + ((previous_fire_time - ANCHOR) // self.every) * self.every
         return self._apply_jitter(self.grid.get_next_fire_time(due, now), self.jitter, now)
 
     def __str__(self) -> str:
-        return f"{self.grid} with jitter {self.jitter}s"
+        return f"{self.grid} with jitter {self.jitter}s" if self.jitter else str(self.grid)
 
 
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from collectors.evidence import CollectResult, Evidence, EvidenceError, evidence_key
+from collectors.evidence import CollectResult, Evidence, EvidenceError, EvidenceRequest, evidence_key
 
 from .arithmetic import weighted_mean
 from .config import CheckFields, Criterion, FreshWithinDays, Pillar, Project, Scale, Thresholds, Transform
@@ -72,8 +72,8 @@ def combine(method: str, scored: Sequence[tuple[float, float]]) -> float | None:
     return weighted_mean(scored)
 
 
-def score_check(check: CheckFields, evidence: Evidence | None) -> CheckResult:
-    request = check.request()
+def score_check(check: CheckFields, evidence: Evidence | None, request: EvidenceRequest | None = None) -> CheckResult:
+    request = request or check.request()
     transform = check.effective_transform or "bool"
     result = CheckResult(
         source=check.source,
@@ -129,7 +129,7 @@ def score_criterion(
         found = evidence.get(key)
         if found is not None:
             used.setdefault(key, found)
-        checks.append(score_check(check, found))
+        checks.append(score_check(check, found, request))
     base |= {"checks": checks, "evidence": list(used.values())}
 
     failures = [c.error.message for c in checks if c.error is not None]
@@ -197,13 +197,18 @@ def score_project(
         )
         for s in project.sources
     ]
+    # Each criterion's previous score by (pillar, criterion): one lookup each, not a walk of the snapshot.
+    before: dict[tuple[str, str], CriterionScore] = {}
+    for p in previous.pillars if previous else []:
+        for c in p.criteria:
+            before.setdefault((p.id, c.id), c)
     pillars = []
     for pillar in project.expanded_pillars:
         criteria = [
             score_criterion(
                 c,
                 evidence,
-                previous=previous.criterion(pillar.id, c.id) if previous else None,
+                previous=before.get((pillar.id, c.id)),
                 previous_seen_at=previous.seen_at if previous else None,
                 now=now,
             )

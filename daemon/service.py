@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -30,9 +31,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from .config import Config, load_config
 from .errors import PillarwatchError
+from .executor import Abandoned, Executor, build_job, make_executor
 from .lock import DaemonLock
 from .record import deliver_pending, record
-from .runner import collect_one, dependents, requests_by_source
+from .runner import requests_by_source
 from .snapshot import rfc3339
 from .store import Store
 
@@ -60,6 +62,7 @@ class Daemon:
         self._reload = threading.Event()
         self._db = threading.RLock()  # one connection, one writer at a time
         self._sending = threading.Lock()
+        self._health = threading.Lock()  # one writer of the health file's .tmp at a time
         self._running = 0
         self._running_changed = threading.Condition()
         self._dirty: set[str] = set()
@@ -67,6 +70,7 @@ class Daemon:
         self.store: Store | None = None
         self.sender_store: Store | None = None  # its own connection: sending must not hold up scoring
         self.scheduler: BackgroundScheduler | None = None
+        self.executor: Executor | None = None  # where collections run (daemon.executor), fixed at start
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -75,6 +79,11 @@ class Daemon:
             self.store = Store.open(self.config.store_path)
             self.sender_store = Store.open(self.config.store_path)
             try:
+                self.executor = make_executor(self.config)
+                if self.config.executor == "celery":
+                    from .tasks import describe
+
+                    log.info("collecting on Celery workers: %s", describe(self.config.celery))
                 self._start_api()
                 self._start_scheduler()
                 log.info("started (pid %d): %s", os.getpid(), self._describe())
@@ -156,6 +165,8 @@ class Daemon:
             new.store = str(self.config.store_path)
         if (new.api.host, new.api.port) != (self.config.api.host, self.config.api.port) and self.api is not None:
             log.warning("reload: the API address changed; it takes effect at the next start")
+        if (new.executor, new.celery) != (self.config.executor, self.config.celery):
+            log.warning("reload: the executor or its celery settings changed; they take effect at the next start")
         self.config = new
         assert self.scheduler is not None
         for job in self.scheduler.get_jobs():
@@ -174,6 +185,8 @@ class Daemon:
                 self._running_changed.wait(timeout=0.2)
         if self._running:
             log.warning("%d collection(s) still running after %gs; stopping without them", self._running, grace)
+        if self.executor is not None:
+            self.executor.close()  # threads still waiting for a worker's result give up
         for project_id in sorted(self._dirty):  # flush: score what was collected
             self._score_job(project_id)
         self.scheduler.shutdown(wait=False)
@@ -189,6 +202,8 @@ class Daemon:
             self._running += 1
         try:
             self._collect(project_id, source_id)
+        except sqlite3.Error as exc:  # a full disk: nothing of this run is stored, the next run tries again
+            _write_failed(f"{project_id}/{source_id}: run not recorded", exc)
         finally:
             with self._running_changed:
                 self._running -= 1
@@ -205,18 +220,26 @@ class Daemon:
             if not self.store.claim_run(project_id, source_id, due, now=now):
                 log.info("%s/%s: due time %s already collected", project_id, source_id, rfc3339(due))
                 return
-            upstream = self.store.latest_results(project_id).get(getattr(source, "git", None) or "")
-        wanted = requests_by_source(project)
-        result = collect_one(config, project, source, wanted[source_id], now=now, upstream=upstream)
-        # Documents and reports inside a git source are read at the commit just seen.
-        follow = [(d, collect_one(config, project, d, wanted[d.id], now=utcnow(), upstream=result)) for d in dependents(project, source_id)]
+            latest = self.store.latest_results(project_id)
+        # Documents and reports inside a git source are read at the commit just seen, in the same job.
+        job = build_job(config, project, source, requests_by_source(project), due=due, now=now,
+                        upstream=latest.get(getattr(source, "git", None) or ""), previous=latest.get(source_id))
+        assert self.executor is not None
+        try:
+            collected = self.executor.collect(job)
+        except Abandoned:
+            log.warning("%s/%s: run due %s abandoned at shutdown; collected at the next start", project_id, source_id, rfc3339(due))
+            return
+        result = collected.result
         with self._db:
-            self.store.record_run(project_id, source_id, due, outcome="ok" if result.answered else "error", now=utcnow(),
-                                  result=result, error=result.error.message if result.error else None)
-            for dependent, dependent_result in follow:
-                self.store.record_run(project_id, dependent.id, due, outcome="ok" if dependent_result.answered else "error",
-                                      now=utcnow(), result=dependent_result,
-                                      error=dependent_result.error.message if dependent_result.error else None)
+            # A due time is recorded once: a later result for one already recorded is dropped (a task
+            # delivered twice, or a document its git source's job read and recorded first).
+            if self.store.run_outcome(project_id, source_id, due) != "running":
+                log.info("%s/%s: due time %s already recorded; a later result is dropped", project_id, source_id, rfc3339(due))
+                return
+            for each in (result, *collected.dependents):
+                self.store.record_run(project_id, each.source, due, outcome="ok" if each.answered else "error", now=utcnow(),
+                                      result=each, error=each.error.message if each.error else None)
         if result.error:
             log.warning("%s/%s: %s: %s", project_id, source_id, result.error.kind, result.error.message)
         self._request_score(project_id)
@@ -237,10 +260,15 @@ class Daemon:
         except PillarwatchError:
             return  # removed by a reload
         now = utcnow()
-        with self._db:
-            results = self.store.latest_results(project_id)
-            ordered = [results[s.id] for s in project.sources if s.id in results]
-            recorded = record(self.store, self.config, project, ordered, now=now)
+        try:
+            with self._db:
+                results = self.store.latest_results(project_id)
+                ordered = [results[s.id] for s in project.sources if s.id in results]
+                recorded = record(self.store, self.config, project, ordered, now=now)
+        except sqlite3.Error as exc:  # rolled back whole; scored again after the next run (or at shutdown)
+            self._dirty.add(project_id)
+            _write_failed(f"{project_id}: snapshot not stored", exc)
+            return
         s = recorded.snapshot
         log.info("%s: snapshot #%s overall %s (%s)%s", project_id, s.id, _figure(s.overall),
                  "complete" if s.complete else "partial", f", {recorded.queued} alert message(s) queued" if recorded.queued else "")
@@ -252,8 +280,12 @@ class Daemon:
 
     def _send_job(self) -> None:
         assert self.sender_store is not None
-        with self._sending:  # the interval job and the shutdown flush never overlap
-            report = deliver_pending(self.sender_store, self.config, now=utcnow())
+        try:
+            with self._sending:  # the interval job and the shutdown flush never overlap
+                report = deliver_pending(self.sender_store, self.config, now=utcnow())
+        except sqlite3.Error as exc:  # the outbox keeps what is due: the next round sends it
+            _write_failed("delivery", exc)
+            return
         if report.total:
             log.info("delivery: %s", report)
 
@@ -271,6 +303,9 @@ class Daemon:
                     pruned = self.store.prune(project.id, policy, now=utcnow())
             except PillarwatchError as exc:
                 log.error("retention: %s", exc)
+                continue
+            except sqlite3.Error as exc:
+                _write_failed(f"retention of {project.id}", exc)
                 continue
             removed[project.id] = len(pruned.plan.remove)
             evidence += pruned.deleted.evidence if pruned.deleted else 0
@@ -296,8 +331,11 @@ class Daemon:
         for run_time in times:
             due = schedule.latest_due(run_time)  # the due time, without the jitter
             log.warning("%s/%s: run due %s %s%s", project_id, source_id, rfc3339(due), outcome, f": {error}" if error else "")
-            with self._db:
-                self.store.record_run(project_id, source_id, due, outcome=outcome, now=utcnow(), error=error)
+            try:
+                with self._db:
+                    self.store.record_run(project_id, source_id, due, outcome=outcome, now=utcnow(), error=error)
+            except sqlite3.Error as exc:
+                _write_failed(f"{project_id}/{source_id}: run due {rfc3339(due)} not recorded", exc)
 
     # --- health -----------------------------------------------------------------------
 
@@ -309,7 +347,8 @@ class Daemon:
         assert self.store is not None
         with self._db:
             last_success = self.store.last_success()
-            latest = {p.id: self.store.latest(p.id) for p in self.config.projects}
+            # The figures only, without criteria and evidence: this runs after every snapshot of every project.
+            latest = {p.id: next(iter(self.store.history(p.id, limit=1)), None) for p in self.config.projects}
         body = {
             "pid": os.getpid(),
             "started_at": rfc3339(self.started_at),
@@ -322,8 +361,18 @@ class Daemon:
         }
         path = self.config.health_path
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(body, indent=2) + "\n")
-        os.replace(tmp, path)
+        with self._health:  # the score jobs of two projects may finish together
+            try:
+                tmp.write_text(json.dumps(body, indent=2) + "\n")
+                os.replace(tmp, path)
+            except OSError as exc:  # a full disk: the previous health file stays whole
+                tmp.unlink(missing_ok=True)
+                log.error("health file %s not written: %s", path, exc.strerror or exc)
+
+
+def _write_failed(what: str, exc: sqlite3.Error) -> None:
+    """One log line for a write the database refused (a full disk); the transaction was rolled back whole."""
+    log.error("%s: cannot write the database: %s", what, " ".join(str(exc).split()))
 
 
 def _job_id(project_id: str, source_id: str) -> str:

@@ -18,6 +18,9 @@ import yaml
 from .errors import ConfigError
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Values a document may stand for once its aliases are expanded: a configuration of
+# 10,000 criteria has a few hundred thousand; an alias bomb ("billion laughs") has billions.
+_MAX_VALUES = 1_000_000
 
 Loc = tuple[Any, ...]
 
@@ -48,7 +51,11 @@ class YamlDocument:
         loader = yaml.SafeLoader(text)
         try:
             node = loader.get_single_node()
+            if node is not None and (refused := _alias_problem(node)):
+                raise ConfigError([f"{shown}:{refused[0].start_mark.line + 1}: {refused[1]}"])
             data = loader.construct_document(node) if node is not None else None
+        except RecursionError:
+            raise ConfigError([f"{shown}: YAML nested too deeply"]) from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = f"{mark.line + 1}:" if mark else ""
@@ -108,6 +115,37 @@ class YamlDocument:
             return match.group(0)
 
         return _VAR.sub(replace, value)
+
+
+def _alias_problem(root: yaml.Node) -> tuple[yaml.Node, str] | None:
+    """A node whose aliases make the document recursive or too large once expanded, and why; None if none.
+
+    Aliases share one node, so walking the document as a tree (as validation
+    does) visits a shared node once per alias: sizes are counted on the graph,
+    without recursion, each node once.
+    """
+    size: dict[int, int] = {}  # id(node) -> values it stands for; -1 while its children are counted
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, counted = stack.pop()
+        children = _children(node)
+        if counted:
+            size[id(node)] = 1 + sum(size[id(child)] for child in children)
+            if size[id(node)] > _MAX_VALUES:
+                return node, f"YAML aliases expand to more than {_MAX_VALUES:,} values"
+        elif id(node) not in size:
+            size[id(node)] = -1
+            stack.append((node, True))
+            stack.extend((child, False) for child in children)
+        elif size[id(node)] < 0:  # met again while its own children are being counted
+            return node, "a YAML alias refers to a collection that contains it"
+    return None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
 
 
 def _shown(path: Path) -> str:

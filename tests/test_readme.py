@@ -13,7 +13,7 @@ from daemon.cli import app
 from daemon.config import CheckFields, Config, Criterion, Display, Manual, Pillar, PillarFromTemplate, Project, Templates
 from daemon.config import FreshWithinDays, Scale, Thresholds
 from daemon.alerts import AlertRules
-from daemon.config import ApiSettings, DaemonSettings
+from daemon.config import ApiSettings, CelerySettings, DaemonSettings
 from daemon.retention import RetentionPolicy
 from daemon.notify.channels import AppriseChannel, EmailChannel, LogChannel, Route, SlackChannel, WebhookChannel
 from daemon.schedule import Schedule
@@ -60,7 +60,7 @@ def test_every_command_is_documented_in_the_readme(command):
 
 MODELS = [Config, Display, Templates, Project, Pillar, PillarFromTemplate, Criterion, Manual, CheckFields,
           Scale, Thresholds, FreshWithinDays, *(model for model, _ in KINDS.values()),
-          AlertRules, Schedule, DaemonSettings, ApiSettings, RetentionPolicy, WebhookChannel, SlackChannel, EmailChannel, AppriseChannel, LogChannel, Route]
+          AlertRules, Schedule, DaemonSettings, ApiSettings, CelerySettings, RetentionPolicy, WebhookChannel, SlackChannel, EmailChannel, AppriseChannel, LogChannel, Route]
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)

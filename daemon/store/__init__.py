@@ -29,6 +29,34 @@ from .snapshots import SnapshotQueries
 __all__ = ["SCHEMA_VERSION", "Store"]
 
 
+class _WriterDatabase(sqlite_utils.Database):
+    """A database whose outermost transaction takes the write lock at ``BEGIN IMMEDIATE``.
+
+    The daemon writes through two connections (scoring, delivery). SQLite
+    does not call the busy handler when a transaction that has already read
+    tries to write: a deferred ``BEGIN`` that reads first (claiming a run,
+    saving a snapshot) fails at once with "database is locked" if the other
+    connection holds the write lock or committed since, whatever the busy
+    timeout. Taking the lock first makes the timeout apply. Nested calls
+    are savepoints, as in sqlite-utils.
+    """
+
+    @contextmanager
+    def atomic(self) -> Iterator[sqlite_utils.Database]:
+        if self.conn.in_transaction:
+            with super().atomic():
+                yield self
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.rollback()
+            raise
+
+
 class Store(SnapshotQueries, RunQueries, AlertQueries, RetentionQueries):
     """Everything pillarwatch keeps, in one SQLite file."""
 
@@ -50,7 +78,7 @@ class Store(SnapshotQueries, RunQueries, AlertQueries, RetentionQueries):
                 return store
             path.parent.mkdir(parents=True, exist_ok=True)
             # Callers that share one connection across threads (the daemon) serialise it themselves.
-            db = sqlite_utils.Database(sqlite3.connect(path, check_same_thread=False, timeout=5))
+            db = _WriterDatabase(sqlite3.connect(path, check_same_thread=False, timeout=5))
             db.execute("PRAGMA busy_timeout = 5000")
             db.enable_wal()
             # Alert state and the outbox must survive a power cut once committed;

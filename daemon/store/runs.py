@@ -36,6 +36,14 @@ class RunQueries:
             )
         return True
 
+    def run_outcome(self, project: str, source: str, due_at: datetime) -> str | None:
+        """How the run of one due time stands (``running``, ``ok``, ``error``, ...), None when never claimed."""
+        row = self.db.execute(
+            "SELECT outcome FROM source_runs WHERE project = ? AND source = ? AND due_at = ?",
+            [project, source, rfc3339(due_at)],
+        ).fetchone()
+        return row[0] if row else None
+
     def record_run(
         self,
         project: str,

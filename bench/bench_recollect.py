@@ -1,0 +1,158 @@
+"""Warm re-collection when nothing changed, against one ``git fetch`` per repository.
+
+Every generated repository is a URL source (``file://``), so the collector
+mirrors it into its cache on the first collection and fetches it afterwards,
+as it would a remote. After that first collection, each round collects every
+source again with nothing changed upstream, handing the collector each
+source's previous result as the runner and the daemon do; the baseline is
+the fetch alone (the collector's own command, ``git fetch --prune origin`` in
+each mirror), the same number at a time. DESIGN.md: an unchanged source costs
+"one fetch plus a HEAD comparison, no tree walk".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from collectors.evidence import CollectResult
+from daemon.config import Config, load_config
+from daemon.runner import collect_sources
+
+from ._support import NOW, BenchResult, Context, Row, alternate, median, project_dict, run_parallel, timed, write_config
+
+NAME = "collect_warm"
+TITLE = "Warm re-collection, nothing changed"
+
+_TARGET = 1.2
+
+
+def sizes(ctx: Context) -> tuple[int, int, int]:
+    """(repositories, files per repository, rounds)."""
+    return (4, 60, 2) if ctx.quick else (200, 2000, 5)
+
+
+def _fetch(mirror: Path) -> None:
+    """The collector's fetch, started the way it starts git (C locale, no stdin, a session of its own)."""
+    env = {**os.environ, "LANGUAGE": "C", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
+    subprocess.run(["git", f"--git-dir={mirror}", "fetch", "--prune", "origin"], cwd=mirror, env=env, check=True,
+                   stdin=subprocess.DEVNULL, capture_output=True, start_new_session=True)
+
+
+def run(ctx: Context) -> BenchResult:
+    count, files, rounds = sizes(ctx)
+    repos = ctx.repos(count, files)
+    folder = ctx.folder(NAME)
+    urls = [r.as_uri() for r in repos]
+    sources = [{"url": url, "branch": "main"} for url in urls]
+    config = load_config(write_config(folder, [project_dict(f"p{i:03d}", s) for i, s in enumerate(sources)]))
+    # The same projects without the one signal that must walk history again for a new time (same mirrors).
+    lean = load_config(write_config(folder, [project_dict(f"p{i:03d}", s, without=("activity",)) for i, s in enumerate(sources)],
+                                    name="lean.yaml"))
+    assert lean.cache_path == config.cache_path
+    mirrors = [config.cache_path / (hashlib.sha256(url.encode()).hexdigest()[:16] + ".git") for url in urls]
+    workers = config.concurrency
+    previous: dict[str, dict[str, CollectResult]] = {}
+    step = [0]
+
+    def collect(cfg: Config) -> dict[str, list[CollectResult]]:
+        step[0] += 1
+        now = NOW + timedelta(minutes=15 * step[0])
+        found = collect_sources(cfg, cfg.projects, now=now, previous=previous)
+        # What the store would hand the next collection. (A lean result lacks `commits_since`,
+        # which is never reused anyway: it is asked of git for every new time.)
+        previous.update({pid: {r.source: r for r in results} for pid, results in found.items()})
+        return found
+
+    with ctx.task(f"{NAME}: first collection, cloning {count} mirrors", total=None):
+        first_seconds = timed(lambda: collect(config))
+    assert all(m.exists() for m in mirrors), "the collector did not mirror every repository where expected"
+    first_failed = [pid for pid, r in previous.items() if not r["repo"].answered]
+
+    def fetch_all() -> float:
+        return timed(lambda: run_parallel([lambda m=m: _fetch(m) for m in mirrors], workers))
+
+    cpu: dict[str, list[tuple[float, float]]] = {"collector": [], "fetch": []}
+
+    def counted(what: str, measure: Callable[[], float]) -> Callable[[], float]:
+        """``measure``, also keeping the CPU it took here (Python) and in the git processes it waited for."""
+        def run_it() -> float:
+            before = os.times()
+            seconds = measure()
+            after = os.times()
+            cpu[what].append((after.user + after.system - before.user - before.system,
+                              after.children_user + after.children_system - before.children_user - before.children_system))
+            return seconds
+        return run_it
+
+    with ctx.task(f"{NAME}: {count} sources, re-collection vs git fetch", total=3 * rounds) as task:
+        mine, leaner, base = alternate(rounds, [counted("collector", lambda: timed(lambda: collect(config))),
+                                                lambda: timed(lambda: collect(lean)), counted("fetch", fetch_all)],
+                                       task.advance)
+
+    # The evidence reused from the unchanged commit must be what a full read finds at the same moment.
+    warm = collect(config)
+    full: dict[str, list[CollectResult]] = {}
+    reread = timed(lambda: full.update(collect_sources(config, config.projects, now=NOW + timedelta(minutes=15 * step[0]))))
+    differ = [pid for pid, results in full.items()
+              if [e.model_dump() for e in results[0].evidence] != [e.model_dump() for e in warm[pid][0].evidence]]
+    unanswered = sorted(set(first_failed) | {pid for pid, r in warm.items() if not r[0].answered})
+    ratio, lean_ratio = median(mine) / median(base), median(leaner) / median(base)
+    def per_source_ms(what: str, which: int) -> float:
+        return median([c[which] for c in cpu[what]]) / count * 1000
+
+    notes = [f"CPU per source, median of the rounds: the collector {per_source_ms('collector', 0):.1f} ms in Python and "
+             f"{per_source_ms('collector', 1):.1f} ms in git processes; the bare fetch {per_source_ms('fetch', 0):.1f} ms "
+             f"in Python (starting it) and {per_source_ms('fetch', 1):.1f} ms in git.",
+             f"First collection (cloning every mirror, reading every tree): {first_seconds:.1f} s.",
+             f"Reused evidence checked equal to a full read at the same moment for {count - len(differ)} of {count} sources"
+             + (f" (differ: {', '.join(differ[:5])})." if differ else ".")]
+    if unanswered:
+        notes.append(f"Sources that failed: {', '.join(unanswered[:5])}.")
+    notes += [
+        "Fixed while writing this benchmark: every collection used to read the whole tree and every matching blob "
+        "again even when the branch had not moved (the third row; 19× the fetch when measured during the fix). Now "
+        "the collector is handed the source's previous result (`pillarwatch collect` and the runner from the store, "
+        "the daemon in its collect job); when the branch's ref, read from the ref files without starting git, still "
+        "names the commit of that result (its fingerprint) and the source's `max_file_bytes` is the same, the "
+        "evidence read from the tree is reused, `file_age` and `head` are aged to the new time by arithmetic (commit "
+        "times are whole seconds, so they come back exactly), and only `commits_since` asks git again. Git commands "
+        "are also started with `subprocess` now instead of GitPython's `execute`, whose watchdog thread per command "
+        "added about 2 ms to each (and whose environment ran git in the C.UTF-8 locale here). The reused evidence is "
+        "checked above to equal a full read at the same moment.",
+        "Why the 1.2× target is still missed: a `file://` fetch of an unchanged repository is the cheapest fetch "
+        "there is (a few milliseconds of git, no network), and the collector's own fixed cost per source (opening the "
+        "repository with GitPython, which reads its configuration; starting two processes, each with a copy of the "
+        "environment; building ten evidence models) is of the same order, as the CPU split above shows; "
+        "`commits_since` adds one `git rev-list`. The machine has 2 cores, so that CPU is time. Against a remote "
+        "across a network, where a fetch takes tens to hundreds of milliseconds, the same few milliseconds are a few "
+        "per cent. What would close the gap here: not opening the repository with GitPython on the unchanged path "
+        "(the ref files and `git` itself suffice), and one environment built per run instead of per command.",
+    ]
+    return BenchResult(
+        name=NAME, title=TITLE,
+        size=f"{count} `file://` sources x {files} files, 10 signals each, {workers} at a time",
+        rounds=rounds,
+        rows=[
+            Row("re-collect all sources, 10 signals", "s", median(mine), median(base), "one `git fetch` per repository",
+                target=f"≤ {_TARGET}×", met=ratio <= _TARGET, extra={"rounds": mine, "baseline_rounds": base}),
+            Row("re-collect, 9 signals (without `commits_since`)", "s", median(leaner), median(base),
+                "one `git fetch` per repository", target=f"≤ {_TARGET}×", met=lean_ratio <= _TARGET,
+                extra={"rounds": leaner}),
+            Row("re-collect reading every tree again (no previous result; one round)", "s", reread, median(base),
+                "one `git fetch` per repository", extra={"rounds": [reread]}),
+        ],
+        method=("`collect_sources(..., previous=...)` over one project per repository, after a first collection that "
+                "cloned the mirrors, against `git fetch --prune origin` in every mirror with the same parallelism; the "
+                "three measurements rotate within each round. Each collection is fifteen minutes later than the one "
+                "before, so the signals that depend on the clock (`file_age`, `commits_since`, `head`) are answered "
+                "for the new time. The second row drops the one signal that needs git again for a new time "
+                "(`commits_since` counts the commits in a window that slides with the clock: one `git rev-list`). "
+                "The third is the same collection without the previous results, as every collection was before "
+                "the fix below: the fetch, then every tree walked and every matching blob read."),
+        notes=notes,
+    )
