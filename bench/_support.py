@@ -117,7 +117,7 @@ class Context:
             self._repos[key] = paths
         return self._repos[key]
 
-    def task(self, description: str, total: float | None) -> "Task":
+    def task(self, description: str, total: float | None) -> Task:
         return Task(self.progress, description, total)
 
 
@@ -200,19 +200,6 @@ def make_repo(path: Path, *, seed: int, files: int) -> Path:
     subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input=b"".join(chunks), check=True,
                    env={**os.environ, "GIT_DIR": str(path)})
     return path
-
-
-def add_commit(repo: Path, *, path: str, text: str, when: datetime) -> str:
-    """One more commit on ``main`` changing one file (via fast-import: works on bare repositories)."""
-    data = text.encode()
-    message = b"change"
-    stamp = int(when.timestamp())
-    stream = (b"commit refs/heads/main\nauthor Bench <bench@example.invalid> %d +0000\n" % stamp
-              + b"committer Bench <bench@example.invalid> %d +0000\ndata %d\n%s\n" % (stamp, len(message), message)
-              + b"from refs/heads/main^0\nM 100644 inline %s\ndata %d\n%s\n\n" % (path.encode(), len(data), data))
-    env = {**os.environ, "GIT_DIR": str(repo)}
-    subprocess.run(["git", "fast-import", "--quiet"], input=stream, check=True, env=env)
-    return subprocess.run(["git", "rev-parse", "main"], capture_output=True, text=True, check=True, env=env).stdout.strip()
 
 
 # --- the ten signals asked of every generated repository ----------------------------------
@@ -303,15 +290,10 @@ def interleaved(rounds: int, subject: Callable[[], float], baseline: Callable[[]
     return a, b
 
 
-def run_parallel(jobs: Iterable[Callable[[], Any]], workers: int) -> list[Any]:
+def map_parallel(work: Callable[[Any], Any], items: Iterable[Any], workers: int) -> list[Any]:
+    """``work`` on every item, ``workers`` at a time; the results in order."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(job) for job in jobs]
-        return [f.result() for f in futures]
-
-
-def git(*args: str, cwd: Path | None = None) -> str:
-    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
-    return out.stdout
+        return list(pool.map(work, items))
 
 
 def _profile(work: Callable[[], Any]) -> tuple[dict[Any, Any], float]:

@@ -22,7 +22,7 @@ from daemon.config import load_config
 from collectors import git
 from daemon.runner import collect_sources, requests_by_source
 
-from ._support import (NOW, SIGNALS, BenchResult, Context, Row, interleaved, median, project_dict, run_parallel,
+from ._support import (NOW, SIGNALS, BenchResult, Context, Row, interleaved, median, map_parallel, project_dict,
                        time_shares, timed, write_config)
 
 NAME = "collect_cold"
@@ -133,7 +133,7 @@ def run(ctx: Context) -> BenchResult:
 
     def baseline() -> float:
         def work() -> None:
-            plain[:] = run_parallel([lambda r=r: plumbing(r, now.timestamp()) for r in repos], workers)
+            plain[:] = map_parallel(lambda repo: plumbing(repo, now.timestamp()), repos, workers)
         return timed(work)
 
     with ctx.task(f"{NAME}: {count} repositories, collector vs plumbing", total=2 * rounds) as task:

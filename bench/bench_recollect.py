@@ -23,7 +23,7 @@ from collectors.evidence import CollectResult
 from daemon.config import Config, load_config
 from daemon.runner import collect_sources
 
-from ._support import NOW, BenchResult, Context, Row, alternate, median, project_dict, run_parallel, timed, write_config
+from ._support import NOW, BenchResult, Context, Row, alternate, median, map_parallel, project_dict, timed, write_config
 
 NAME = "collect_warm"
 TITLE = "Warm re-collection, nothing changed"
@@ -74,7 +74,7 @@ def run(ctx: Context) -> BenchResult:
     first_failed = [pid for pid, r in previous.items() if not r["repo"].answered]
 
     def fetch_all() -> float:
-        return timed(lambda: run_parallel([lambda m=m: _fetch(m) for m in mirrors], workers))
+        return timed(lambda: map_parallel(_fetch, mirrors, workers))
 
     cpu: dict[str, list[tuple[float, float]]] = {"collector": [], "fetch": []}
 
@@ -115,7 +115,7 @@ def run(ctx: Context) -> BenchResult:
         notes.append(f"Sources that failed: {', '.join(unanswered[:5])}.")
     notes += [
         "Fixed while writing this benchmark: every collection used to read the whole tree and every matching blob "
-        "again even when the branch had not moved (the third row; 19× the fetch when measured during the fix). Now "
+        "again even when the branch had not moved (the third row). Now "
         "the collector is handed the source's previous result (`pillarwatch collect` and the runner from the store, "
         "the daemon in its collect job); when the branch's ref, read from the ref files without starting git, still "
         "names the commit of that result (its fingerprint) and the source's `max_file_bytes` is the same, the "

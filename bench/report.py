@@ -56,7 +56,7 @@ def render(body: dict[str, Any], results: list[BenchResult]) -> str:
         for row in r.rows:
             if row.target:
                 lines.append(f"| {r.title} | {row.metric} | {fmt(row.median, row.unit)} | "
-                             f"{fmt(row.baseline, row.unit)} | {_ratio(row.ratio)} | {row.target} | {verdict(row.met)} |")
+                             f"{fmt(row.baseline, row.unit)} | {ratio_text(row.ratio)} | {row.target} | {verdict(row.met)} |")
     for r in results:
         rounds = f"{r.rounds} round{'' if r.rounds == 1 else 's'}"
         lines += ["", f"## {r.title}", "", f"`{r.name}`: {r.size}; {rounds}; {r.seconds:.0f} s with setup.", ""]
@@ -64,7 +64,7 @@ def render(body: dict[str, Any], results: list[BenchResult]) -> str:
         for row in r.rows:
             baseline = f"{fmt(row.baseline, row.unit)} ({row.baseline_label})" if row.baseline is not None else "–"
             lines.append(f"| {row.metric}{_extra(row.extra, row.unit)} | {fmt(row.median, row.unit)} | {baseline} | "
-                         f"{_ratio(row.ratio)} | {row.target or '–'} | {verdict(row.met)} |")
+                         f"{ratio_text(row.ratio)} | {row.target or '–'} | {verdict(row.met)} |")
         if r.method:
             lines += ["", f"Method: {r.method}"]
         previous = ""
@@ -77,8 +77,10 @@ def render(body: dict[str, Any], results: list[BenchResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _ratio(ratio: float | None) -> str:
-    return "–" if ratio is None else f"{ratio:.2f}×"
+def ratio_text(ratio: float | None) -> str:
+    if ratio is None:
+        return "–"
+    return f"{ratio:.2g}×" if ratio < 0.1 else f"{ratio:.2f}×"
 
 
 def _extra(extra: dict[str, Any], unit: str) -> str:

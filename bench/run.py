@@ -21,6 +21,7 @@ import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
+from types import ModuleType
 
 if __package__ in (None, ""):  # `python bench/run.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -37,7 +38,7 @@ from bench.report import render
 MODULES = ["bench_scoring", "bench_storage", "bench_status", "bench_collect", "bench_recollect", "bench_memory", "bench_workers"]
 
 
-def benchmarks() -> dict[str, object]:
+def benchmarks() -> dict[str, ModuleType]:
     found = {}
     for name in MODULES:
         module = importlib.import_module(f"bench.{name}")
@@ -112,14 +113,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _summary(result: BenchResult) -> Table:
-    from bench.report import fmt, verdict
+    from bench.report import fmt, ratio_text, verdict
 
     table = Table(title=f"{result.title} ({result.size})", title_justify="left")
     for column in ("figure", "median", "baseline", "ratio", "target", "met"):
         table.add_column(column)
     for row in result.rows:
         table.add_row(row.metric, fmt(row.median, row.unit), fmt(row.baseline, row.unit) if row.baseline is not None else "–",
-                      f"{row.ratio:.2f}×" if row.ratio is not None else "–", row.target or "–", verdict(row.met))
+                      ratio_text(row.ratio), row.target or "–", verdict(row.met))
     return table
 
 

@@ -319,10 +319,11 @@ def _unmoved(repo: _Repo, rev: str, previous: CollectResult | None, source: GitS
         return None
     if repo.peek(rev) != previous.fingerprint:
         return None
+    # The commit's time, if a `head` answer of the previous result has it (to the second, as git keeps it).
     stamps = [e.value["committed_at"] for e in previous.evidence
               if e.signal == "head" and e.value and e.provenance.commit == previous.fingerprint]
-    committed = int(datetime.strptime(stamps[0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()) if stamps else None
-    return previous.fingerprint, committed
+    committed = datetime.strptime(stamps[0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc) if stamps else None
+    return previous.fingerprint, int(committed.timestamp()) if committed else None
 
 
 def _known(previous: CollectResult | None, source: GitSource, sha: str) -> dict[str, Evidence]:

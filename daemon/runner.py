@@ -223,8 +223,8 @@ def run_projects(
     :func:`daemon.record.deliver_pending` sends them.
     """
     now = now or datetime.now(timezone.utc)
-    previous = {p.id: store.latest_results(p.id) for p in projects} if store is not None else None
-    collected = collect_sources(config, projects, now=now, progress=progress, previous=previous)
+    last_results = {p.id: store.latest_results(p.id) for p in projects} if store is not None else None
+    collected = collect_sources(config, projects, now=now, progress=progress, previous=last_results)
     snapshots = []
     for project in projects:
         results = collected[project.id]
