@@ -13,13 +13,14 @@ import hashlib
 import os
 import re
 from datetime import date, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model, TypeAdapter, ValidationError, field_validator, model_validator
 
 from collectors.kinds import KINDS, kinds_of_signal, signal_models
-from collectors.evidence import EvidenceRequest, canonical_json
+from collectors.evidence import EvidenceRequest, canonical_json, evidence_key
 
 from .alerts import AlertRules
 from .errors import ConfigError
@@ -104,9 +105,27 @@ class CheckFields(_Strict):
     # Fields that are not the signal's parameters.
     _own: ClassVar[frozenset[str]] = frozenset({"source", "weight", "field", "transform", "signal"})
 
+    # Derived once, on first use after loading (a loaded configuration is not changed): scoring
+    # 10,000 criteria spent most of its time rebuilding them (docs/BENCHMARKS.md, scoring).
+    # cached_property keeps them in the instance's __dict__, outside the model's fields.
     def request(self) -> EvidenceRequest:
+        return self._request
+
+    @cached_property
+    def _request(self) -> EvidenceRequest:
         params = self.model_dump(mode="json", exclude=set(self._own), exclude_none=True)
         return EvidenceRequest(signal=self.signal, params=params)  # type: ignore[attr-defined]
+
+    @cached_property
+    def key(self) -> str:
+        """The evidence key this check reads (see :func:`collectors.evidence.evidence_key`)."""
+        return evidence_key(self.source, self._request.signal, self._request.params)
+
+    @cached_property
+    def transform_json(self) -> Any:
+        """The effective transform as plain data, as a check result records it."""
+        transform = self.effective_transform or "bool"
+        return transform if isinstance(transform, str) else transform.model_dump()
 
     @property
     def value_field(self) -> str:
@@ -229,7 +248,11 @@ class Project(_Strict):
 
     def rules_hash(self) -> str:
         """Identifies the rules: equal hashes score equal evidence equally."""
-        # Titles and alert floors do not change a score.
+        return self._rules_hash
+
+    @cached_property
+    def _rules_hash(self) -> str:
+        # Computed once, after loading. Titles and alert floors do not change a score.
         body = [p.model_dump(mode="json", exclude={"title", "below"}) for p in self.expanded_pillars]
         return hashlib.sha256(canonical_json(body).encode()).hexdigest()[:16]
 

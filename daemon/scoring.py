@@ -9,12 +9,14 @@ is ``unknown``. Pillar % and overall % follow DESIGN.md's arithmetic.
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from collectors.evidence import CollectResult, Evidence, EvidenceError, EvidenceRequest, evidence_key
+from collectors.evidence import CollectResult, Evidence, EvidenceError, EvidenceRequest
 
 from .arithmetic import weighted_mean
 from .config import CheckFields, Criterion, FreshWithinDays, Pillar, Project, Scale, Thresholds, Transform
@@ -80,7 +82,7 @@ def score_check(check: CheckFields, evidence: Evidence | None, request: Evidence
         signal=request.signal,
         params=request.params,
         field=check.value_field,
-        transform=transform if isinstance(transform, str) else transform.model_dump(),
+        transform=check.transform_json,
         weight=check.weight,
     )
     if evidence is None:
@@ -124,12 +126,10 @@ def score_criterion(
     used: dict[str, Evidence] = {}
     checks: list[CheckResult] = []
     for check in criterion.checks:
-        request = check.request()
-        key = evidence_key(check.source, request.signal, request.params)
-        found = evidence.get(key)
+        found = evidence.get(check.key)
         if found is not None:
-            used.setdefault(key, found)
-        checks.append(score_check(check, found, request))
+            used.setdefault(check.key, found)
+        checks.append(score_check(check, found, check.request()))
     base |= {"checks": checks, "evidence": list(used.values())}
 
     failures = [c.error.message for c in checks if c.error is not None]
@@ -177,6 +177,26 @@ def overall_of(pillars: Sequence[PillarScore]) -> float | None:
     return weighted_mean([(p.score, p.weight) for p in pillars if p.score is not None])
 
 
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Hold off Python's cycle collector while a snapshot is built.
+
+    Scoring allocates a dozen small objects per criterion, none in a cycle;
+    the collector, triggered by the count of allocations, would traverse the
+    whole heap (configuration, evidence, the previous snapshot) once or twice
+    in the middle of it: half the time of scoring 10,000 criteria
+    (docs/BENCHMARKS.md). Afterwards one young collection finds them instead.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def score_project(
     project: Project,
     results: Sequence[CollectResult],
@@ -185,6 +205,17 @@ def score_project(
     now: datetime,
 ) -> Snapshot:
     """Score one project from the results of collecting its sources."""
+    with _no_cycle_collection():
+        return _score_project(project, results, previous=previous, now=now)
+
+
+def _score_project(
+    project: Project,
+    results: Sequence[CollectResult],
+    *,
+    previous: Snapshot | None,
+    now: datetime,
+) -> Snapshot:
     evidence = {e.key: e for result in results for e in result.evidence}
     by_source = {r.source: r for r in results}
     sources = [

@@ -25,7 +25,7 @@ import pytest
 
 from ..api_support import free_port
 from ..conftest import HttpServer, Reply, Seen
-from ..test_daemon import SECRET, DaemonProcess, Receiver, query
+from ..test_daemon import SECRET, DaemonProcess, Receiver, daemons, query  # noqa: F401 (daemons: a fixture for this folder)
 
 SEED_ENV = "PW_RELIABILITY_SEED"
 
