@@ -216,14 +216,21 @@ class Daemon:
         source = project.source(source_id)
         now = utcnow()
         due = project.schedule_of(source).latest_due(now)
+        upstream_id = getattr(source, "git", None)
         with self._db:
+            latest = self.store.latest_results(project_id)
+            if upstream_id is not None and upstream_id not in latest:
+                # First start: the git source's own job, running now too, reads this source at the
+                # commit it sees. Collected here first, it would record "not collected yet" and could
+                # land after that good result.
+                log.info("%s/%s: git source %r not collected yet; its job reads this source", project_id, source_id, upstream_id)
+                return
             if not self.store.claim_run(project_id, source_id, due, now=now):
                 log.info("%s/%s: due time %s already collected", project_id, source_id, rfc3339(due))
                 return
-            latest = self.store.latest_results(project_id)
         # Documents and reports inside a git source are read at the commit just seen, in the same job.
         job = build_job(config, project, source, requests_by_source(project), due=due, now=now,
-                        upstream=latest.get(getattr(source, "git", None) or ""), previous=latest.get(source_id))
+                        upstream=latest.get(upstream_id or ""), previous=latest.get(source_id))
         assert self.executor is not None
         try:
             collected = self.executor.collect(job)

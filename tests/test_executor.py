@@ -251,3 +251,27 @@ def test_a_result_for_a_due_time_already_recorded_is_dropped(tmp_path, repo):
         assert "svc" not in daemon._dirty  # nothing new to score
     finally:
         daemon.store.close()
+
+
+def test_on_a_first_start_a_document_waits_for_its_git_sources_job(tmp_path, repo):
+    """Collected before its git source ever was, a document would record "not collected yet" over the good result."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from daemon.service import Daemon
+
+    daemon = Daemon(_config(tmp_path, repo.path), api=False)
+    daemon.store = Store.open(daemon.config.store_path)
+    daemon.executor = LocalExecutor(daemon.config)
+    daemon.scheduler = BackgroundScheduler()  # not started: scoring is only asked for
+    try:
+        daemon._collect("svc", "status")
+        assert daemon.store.runs("svc") == [] and daemon.store.latest_results("svc") == {}
+        daemon._collect("svc", "repo")  # reads the document at the commit it saw
+        status = daemon.store.latest_results("svc")["status"]
+        assert status.answered and status.evidence[0].value["score"] == 0.8
+        daemon._collect("svc", "status")  # its own due time now runs as usual
+        outcomes = {(r["source"], r["outcome"]) for r in daemon.store.runs("svc")}
+        assert outcomes == {("repo", "ok"), ("status", "ok")}
+        assert len([r for r in daemon.store.runs("svc") if r["source"] == "status"]) == 2
+    finally:
+        daemon.store.close()
