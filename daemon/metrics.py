@@ -34,6 +34,7 @@ from .alerts import AlertKind, OutboxItem
 from .config import Config, Project
 from .snapshot import CriterionScore, Snapshot, Status
 from .store import Store
+from .store.runs import DURATION_BUCKETS
 
 __all__ = ["CONTENT_TYPE", "DURATION_BUCKETS", "StoreCollector", "evidence_observed_at", "metrics_text"]
 
@@ -41,9 +42,6 @@ __all__ = ["CONTENT_TYPE", "DURATION_BUCKETS", "StoreCollector", "evidence_obser
 # every Prometheus version reads it (newer clients call 1.0.0 "latest").
 CONTENT_TYPE: str = getattr(exposition, "CONTENT_TYPE_PLAIN_0_0_4", exposition.CONTENT_TYPE_LATEST)
 
-# Upper bounds (seconds) of the run duration histogram: a local read takes a
-# fraction of a second, a fetch or a CI API walk seconds, a collector timeout a minute.
-DURATION_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 STATUSES: tuple[str, ...] = get_args(Status)
 ALERT_KINDS: tuple[str, ...] = get_args(AlertKind)
@@ -156,7 +154,7 @@ class StoreCollector(Collector):
         durations = HistogramMetricFamily(
             "pillarwatch_source_run_duration_seconds", "How long the runs of a source that happened (ok or error) took.",
             labels=["project", "source"])
-        for row in self.store.run_durations(DURATION_BUCKETS):
+        for row in self.store.run_durations():
             if self._configured(row["project"], row["source"]):
                 buckets = [(floatToGoString(b), n) for b, n in zip(DURATION_BUCKETS, row["buckets"])]
                 durations.add_metric([row["project"], row["source"]], [*buckets, ("+Inf", row["count"])], row["sum"])

@@ -61,8 +61,11 @@ class RetentionPolicy(BaseModel):
     daily_for: timedelta = Field(default=timedelta(days=90), description="up to this age, the latest of each UTC day")
     weekly_for: timedelta = Field(default=timedelta(days=365), description="up to this age, the latest of each week")
     monthly_for: timedelta | None = Field(default=None, description="up to this age, the latest of each month; null: forever")
+    runs_for: timedelta = Field(default=timedelta(days=30), description=(
+        "the schedule's record of each run (one row per source and due time) is kept this long, then folded into "
+        "per-source totals that the metrics' counters go on from; each source's latest run stays"))
 
-    @field_validator("keep_all", "daily_for", "weekly_for", "monthly_for", mode="before")
+    @field_validator("keep_all", "daily_for", "weekly_for", "monthly_for", "runs_for", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         from .config import parse_duration
@@ -71,8 +74,9 @@ class RetentionPolicy(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> RetentionPolicy:
-        if self.keep_all < timedelta(0):
-            raise ValueError("keep_all must not be negative")
+        for name in ("keep_all", "runs_for"):
+            if getattr(self, name) < timedelta(0):
+                raise ValueError(f"{name} must not be negative")
         bounds = [("keep_all", self.keep_all), ("daily_for", self.daily_for), ("weekly_for", self.weekly_for)]
         if self.monthly_for is not None:
             bounds.append(("monthly_for", self.monthly_for))

@@ -412,3 +412,44 @@ def test_prune_without_a_database_is_one_line(tmp_path):
                           check=False, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "no database yet" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "pw.db").exists()
+
+
+def test_old_runs_fold_into_totals_and_the_counters_never_go_back(store):
+    """The runs table keeps `runs_for`; what is folded still counts, in the counters and the histogram."""
+    outcomes = ["ok", "ok", "error", "missed", "ok", "skipped"]
+    for source in ("repo", "ci"):
+        for k in range(24 * 60):  # one run an hour for 60 days, the last one still running
+            due = NOW - timedelta(days=60) + timedelta(hours=k)
+            outcome = "running" if k == 24 * 60 - 1 else outcomes[k % len(outcomes)]
+            if outcome in ("missed", "skipped"):
+                store.record_run("svc", source, due, outcome=outcome, now=due)
+            elif outcome == "running":
+                store.claim_run("svc", source, due, now=due)
+            else:
+                store.claim_run("svc", source, due, now=due)
+                store.record_run("svc", source, due, outcome=outcome, now=due + timedelta(seconds=k % 7 * 0.2))
+    store.record_run("other", "repo", NOW - timedelta(days=50), outcome="ok", now=NOW - timedelta(days=50))
+    counts, durations = store.run_counts(), store.run_durations()
+    catch_up = {s: store.last_due("svc", s) for s in ("repo", "ci")}
+    store.save_snapshot(make_snapshot(0, NOW))
+
+    pruned = store.prune("svc", POLICY, now=NOW)
+
+    left = store.db.execute("SELECT count(*), min(due_at) FROM source_runs WHERE project = 'svc'").fetchone()
+    assert pruned.deleted.source_runs == 2 * 30 * 24 and left[0] == 2 * 30 * 24  # the newest 30 days of each source stay
+    assert left[1] == "2026-10-21T12:00:00Z"
+    assert store.run_counts() == counts and store.run_durations() == durations
+    assert {s: store.last_due("svc", s) for s in ("repo", "ci")} == catch_up
+    assert store.db.execute("SELECT count(*) FROM source_runs WHERE project = 'other'").fetchone()[0] == 1  # another project's
+
+    later = NOW + timedelta(days=45)  # everything but the running claim and each source's latest is old now
+    assert store.prune("svc", POLICY, now=later).deleted.source_runs == 2 * (30 * 24 - 1)
+    assert store.run_counts() == counts and store.run_durations() == durations
+    assert {s: store.last_due("svc", s) for s in ("repo", "ci")} == catch_up
+    assert store.prune("svc", POLICY, now=later).deleted.source_runs == 0
+
+
+def test_runs_for_is_a_duration_not_below_zero():
+    assert RetentionPolicy(runs_for="12w").runs_for == timedelta(weeks=12)
+    with pytest.raises(ValueError, match="runs_for must not be negative"):
+        RetentionPolicy(runs_for=timedelta(days=-1))

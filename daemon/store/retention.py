@@ -50,6 +50,7 @@ class DeletedCounts:
     criterion_scores: int = 0
     imported_documents: int = 0
     evidence: int = 0
+    source_runs: int = 0  # folded into source_run_totals (see RunQueries.fold_runs)
 
     def __add__(self, other: DeletedCounts) -> DeletedCounts:
         return DeletedCounts(**{k: v + getattr(other, k) for k, v in asdict(self).items()})
@@ -161,7 +162,11 @@ class RetentionQueries:
             with self._write_lock(dry_run):
                 decided = plan(self.snapshot_times(project), now=now, policy=policy,
                                protected=self.protected_snapshots(project))
-                deleted = None if dry_run else self.delete_snapshots(decided.remove)
+                if dry_run:
+                    deleted = None
+                else:
+                    folded = self.fold_runs(project, before=now - policy.runs_for)  # type: ignore[attr-defined]
+                    deleted = self.delete_snapshots(decided.remove) + DeletedCounts(source_runs=folded)
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: pruning {project}: {exc}") from None
         return Pruned(project, decided, deleted)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -12,6 +13,13 @@ from collectors.evidence import CollectResult
 
 from ..snapshot import rfc3339
 from ._util import parse_time
+
+# Upper bounds (seconds) of the run duration histogram: a local read takes a
+# fraction of a second, a fetch or a CI API walk seconds, a collector timeout a
+# minute. Folded runs keep their counts per bound (see fold_runs).
+DURATION_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+_SECONDS = "max(0.0, round((julianday(finished_at) - julianday(started_at)) * 86400.0, 3))"
 
 
 class RunQueries:
@@ -137,31 +145,83 @@ class RunQueries:
     # --- aggregates for metrics ------------------------------------------------------
 
     def run_counts(self) -> list[dict[str, Any]]:
-        """Finished runs by project, source and outcome (``n``); runs still going are left out."""
+        """Finished runs by project, source and outcome (``n``), folded ones included; runs still going are left out."""
         return list(self.db.query(
-            "SELECT project, source, outcome, count(*) AS n FROM source_runs WHERE outcome != 'running'"
+            "SELECT project, source, outcome, sum(n) AS n FROM ("
+            "  SELECT project, source, outcome, count(*) AS n FROM source_runs WHERE outcome != 'running'"
+            "  GROUP BY project, source, outcome"
+            "  UNION ALL SELECT project, source, outcome, runs FROM source_run_totals)"
             " GROUP BY project, source, outcome ORDER BY project, source, outcome"
         ))
 
-    def run_durations(self, bounds: Sequence[float]) -> list[dict[str, Any]]:
-        """How long the runs that happened (``ok`` or ``error``) took, per project and source.
+    def run_durations(self) -> list[dict[str, Any]]:
+        """How long the runs that happened (``ok`` or ``error``) took, per project and source, folded ones included.
 
         Each row has ``count``, ``sum`` (seconds, to the millisecond) and
-        ``buckets``: the cumulative count of runs that took at most each bound.
+        ``buckets``: the cumulative count of runs that took at most each of
+        :data:`DURATION_BUCKETS`.
         """
-        seconds = "max(0.0, round((julianday(finished_at) - julianday(started_at)) * 86400.0, 3))"
-        le = ", ".join(f"sum(seconds <= ?) AS le_{i}" for i in range(len(bounds)))
-        rows = self.db.execute(
-            f"WITH runs AS (SELECT project, source, {seconds} AS seconds FROM source_runs"
-            "  WHERE finished_at IS NOT NULL AND outcome IN ('ok', 'error'))"
-            f" SELECT project, source, count(*), total(seconds){', ' + le if le else ''}"
-            " FROM runs GROUP BY project, source ORDER BY project, source",
-            [float(b) for b in bounds],
+        by_source: dict[tuple[str, str], list[float]] = {}
+        live = self._durations("SELECT project, source, outcome, started_at, finished_at FROM source_runs", {})
+        folded = self.db.execute(
+            "SELECT project, source, runs, seconds, buckets FROM source_run_totals WHERE outcome IN ('ok', 'error')"
         ).fetchall()
+        for project, source, count, seconds, buckets in [*live, *((*r[:4], json.loads(r[4])) for r in folded)]:
+            row = by_source.setdefault((project, source), [0, 0.0, *(0 for _ in DURATION_BUCKETS)])
+            for i, value in enumerate((count, seconds, *buckets)):
+                row[i] += value
         return [
-            {"project": r[0], "source": r[1], "count": r[2], "sum": r[3], "buckets": [int(n) for n in r[4:]]}
-            for r in rows
+            {"project": p, "source": s, "count": int(r[0]), "sum": round(r[1], 3), "buckets": [int(n) for n in r[2:]]}
+            for (p, s), r in sorted(by_source.items())
         ]
+
+    def _durations(self, runs: str, args: dict[str, Any], by: str = "project, source") -> list[tuple[Any, ...]]:
+        """Per ``by``: the count, total seconds and cumulative counts per bound of the finished ok/error ``runs``."""
+        le = ", ".join(f"sum(seconds <= {float(b)!r})" for b in DURATION_BUCKETS)
+        rows = self.db.execute(
+            f"WITH took AS (SELECT *, {_SECONDS} AS seconds FROM ({runs})"
+            "  WHERE finished_at IS NOT NULL AND outcome IN ('ok', 'error'))"
+            f" SELECT {by}, count(*), total(seconds), {le} FROM took GROUP BY {by}",
+            args,
+        ).fetchall()
+        width = len(by.split(","))
+        return [(*r[:width], r[width], r[width + 1], [int(n) for n in r[width + 2:]]) for r in rows]
+
+    def fold_runs(self, project: str, *, before: datetime) -> int:
+        """Fold the project's finished runs due before ``before`` into per-source totals; returns how many.
+
+        Each source's latest claimed run stays (the daemon's catch-up reads
+        it); counts and the duration histogram (at :data:`DURATION_BUCKETS`)
+        carry on from the totals, so the metrics' counters do not go back.
+        Call inside a transaction.
+        """
+        latest = ("SELECT source, max(due_at) AS due_at FROM source_runs WHERE project = :p"
+                  " AND outcome NOT IN ('missed', 'skipped') GROUP BY source")
+        doomed = (f"SELECT r.* FROM source_runs AS r LEFT JOIN ({latest}) AS l ON l.source = r.source AND l.due_at = r.due_at"
+                  " WHERE r.project = :p AND r.due_at < :before AND r.outcome != 'running' AND l.source IS NULL")
+        args = {"p": project, "before": rfc3339(before)}
+        counts = self.db.execute(f"SELECT source, outcome, count(*) FROM ({doomed}) GROUP BY source, outcome", args).fetchall()
+        if not counts:
+            return 0
+        took = {(source, outcome): (seconds, buckets)
+                for source, outcome, _, seconds, buckets in self._durations(doomed, args, "source, outcome")}
+        folded = 0
+        for source, outcome, count in counts:
+            row = self.db.execute(
+                "SELECT runs, seconds, buckets FROM source_run_totals WHERE project = ? AND source = ? AND outcome = ?",
+                [project, source, outcome],
+            ).fetchone()
+            runs, total, buckets = (int(row[0]), float(row[1]), json.loads(row[2])) if row else (0, 0.0, [0] * len(DURATION_BUCKETS))
+            seconds, more = took.get((source, outcome), (0.0, [0] * len(DURATION_BUCKETS)))
+            self.db.execute(
+                "INSERT OR REPLACE INTO source_run_totals (project, source, outcome, runs, seconds, buckets) VALUES (?, ?, ?, ?, ?, ?)",
+                [project, source, outcome, runs + count, round(total + seconds, 3), json.dumps([a + b for a, b in zip(buckets, more)])],
+            )
+            folded += count
+        self.db.execute(
+            f"DELETE FROM source_runs WHERE (project, source, due_at) IN (SELECT project, source, due_at FROM ({doomed}))", args,
+        )
+        return folded
 
     def source_health(self) -> list[dict[str, Any]]:
         """Every source's ``failing_since`` and ``last_success_at`` (datetimes or None)."""

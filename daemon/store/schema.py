@@ -151,5 +151,22 @@ def _migration_3(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3]
+def _migration_4(db: sqlite_utils.Database) -> None:
+    """Old runs folded into per-source totals, so the runs table stays small and the counters go on."""
+    db.executescript(
+        """
+        CREATE TABLE source_run_totals (
+            project TEXT NOT NULL,
+            source TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            runs INTEGER NOT NULL,
+            seconds REAL NOT NULL DEFAULT 0,
+            buckets TEXT NOT NULL DEFAULT '[]',  -- ok/error runs at most each of runs.DURATION_BUCKETS, cumulative
+            PRIMARY KEY (project, source, outcome)
+        ) WITHOUT ROWID;
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3, _migration_4]
 SCHEMA_VERSION = len(MIGRATIONS)
