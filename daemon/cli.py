@@ -558,7 +558,7 @@ def main() -> None:
     # Warnings (a delivery to retry, a source to skip) go to stderr as one line each.
     logging.basicConfig(level=logging.WARNING, format="pillarwatch: %(levelname)s: %(message)s", stream=sys.stderr)
     try:
-        app(standalone_mode=True)
+        code = app(prog_name="pillarwatch", standalone_mode=False)
     except ConfigError as exc:
         # Each problem already names its file, line and field.
         for problem in exc.problems:
@@ -571,8 +571,27 @@ def main() -> None:
         # The database refused a write (a full disk) or a read: the transaction was rolled back whole.
         err.print(f"pillarwatch: error: database: {' '.join(str(exc).split())}", markup=False, soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):  # typer.Abort: Ctrl-C at a prompt
         sys.exit(130)
+    except Exception as exc:
+        # The command line parser's errors (click's, vendored by recent typer: matched by shape). Its
+        # own form is three lines (usage, hint, error); one line names the command and the fault.
+        if not callable(getattr(exc, "format_message", None)) or not isinstance(getattr(exc, "exit_code", None), int):
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `pillarwatch` alone: the help, as click prints it
+            err.print(exc.format_message(), markup=False, highlight=False)
+            sys.exit(exc.exit_code)
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        hint = " (see --help)" if ctx is not None else ""
+        err.print(f"pillarwatch: error: {where}{_one_line(exc.format_message())}{hint}", markup=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    # Without standalone mode, click returns the exit status of `typer.Exit` (None when a command just ends).
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":
