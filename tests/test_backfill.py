@@ -107,3 +107,21 @@ def test_backfill_needs_a_range_and_a_git_source(known_history):
     assert proc.returncode == 2 and "--since DATE or --commits N" in proc.stderr
     proc = pillarwatch(root, "backfill", "--commits", "2", "--source", "live")
     assert proc.returncode == 2 and "no git source 'live'" in proc.stderr
+
+
+MONTHLY = {"keep_all": "1d", "daily_for": "1d", "weekly_for": "1d"}  # then the latest of each month
+
+
+def test_what_retention_removed_a_second_backfill_does_not_bring_back(known_history):
+    root, shas = known_history
+    config = yaml.safe_load((root / "pw.yaml").read_text())
+    (root / "pw.yaml").write_text(yaml.safe_dump({**config, "retention": MONTHLY}, sort_keys=False))
+    assert json.loads(pillarwatch(root, "backfill", "--since", "2026-01-01", "--json").stdout)[0]["added"] == 9
+    pruned = json.loads(pillarwatch(root, "prune", "--json").stdout)["projects"][0]
+    assert (pruned["kept"], pruned["removed"]) == (1, 8)  # January's latest
+
+    (again,) = json.loads(pillarwatch(root, "backfill", "--since", "2026-01-01", "--json").stdout)
+    assert (again["added"], again["skipped"]) == (0, 9)
+    db = sqlite3.connect(root / "pw.db")
+    assert db.execute("SELECT count(*) FROM snapshots").fetchone()[0] == 1
+    assert {r[0] for r in db.execute("SELECT key FROM pruned_origins WHERE source = 'repo'")} == set(shas[:8])

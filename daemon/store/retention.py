@@ -24,13 +24,14 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlite_utils
 
 from ..errors import StoreError
 from ..retention import RetentionPlan, RetentionPolicy, plan
+from ..snapshot import rfc3339
 from ._util import parse_time
 
 # The tables holding rows of one snapshot (a foreign key to `snapshots`), deleted
@@ -122,6 +123,17 @@ class RetentionQueries:
                     [wanted],
                 )
             ]
+            # Backfill and import skip what is remembered here, as they skip what is stored.
+            self.db.execute(
+                "INSERT OR IGNORE INTO pruned_origins (project, origin, source, key, pruned_at)"
+                " SELECT s.project, 'backfilled', json_extract(j.value, '$.id'), json_extract(j.value, '$.fingerprint'), :now"
+                "   FROM snapshots AS s, json_each(s.sources) AS j"
+                f"  WHERE s.id IN ({chosen.replace('?', ':ids')}) AND s.origin = 'backfilled'"
+                "    AND json_extract(j.value, '$.fingerprint') IS NOT NULL"
+                " UNION ALL SELECT project, 'imported', '', content_hash, :now FROM imported_documents"
+                f"  WHERE snapshot_id IN ({chosen.replace('?', ':ids')})",
+                {"ids": wanted, "now": rfc3339(datetime.now(timezone.utc))},
+            )
             for table, column in children:
                 deleted = self.db.execute(f"DELETE FROM [{table}] WHERE [{column}] IN ({chosen})", [wanted]).rowcount
                 counts[table] = counts.get(table, 0) + deleted

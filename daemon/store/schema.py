@@ -152,9 +152,18 @@ def _migration_3(db: sqlite_utils.Database) -> None:
 
 
 def _migration_4(db: sqlite_utils.Database) -> None:
-    """Old runs folded into per-source totals, so the runs table stays small and the counters go on."""
+    """Old runs folded into per-source totals, so the runs table stays small and the counters go on; and
+    what retention removed of backfilled and imported history, so running those again does not bring it back."""
     db.executescript(
         """
+        CREATE TABLE pruned_origins (
+            project TEXT NOT NULL,
+            origin TEXT NOT NULL,  -- backfilled: a commit of `source`; imported: a document's content hash
+            source TEXT NOT NULL DEFAULT '',
+            key TEXT NOT NULL,
+            pruned_at TEXT NOT NULL,
+            PRIMARY KEY (project, origin, source, key)
+        ) WITHOUT ROWID;
         CREATE TABLE source_run_totals (
             project TEXT NOT NULL,
             source TEXT NOT NULL,

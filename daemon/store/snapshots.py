@@ -154,7 +154,9 @@ class SnapshotQueries:
         """Store an imported snapshot with where it came from; None when that document was imported before."""
         with self.db.atomic():
             known = self.db.execute(
-                "SELECT 1 FROM imported_documents WHERE project = ? AND content_hash = ?", [snapshot.project, content_hash]
+                "SELECT 1 FROM imported_documents WHERE project = :p AND content_hash = :h"
+                " UNION ALL SELECT 1 FROM pruned_origins WHERE project = :p AND origin = 'imported' AND key = :h",
+                {"p": snapshot.project, "h": content_hash},
             ).fetchone()
             if known:
                 return None
@@ -173,11 +175,12 @@ class SnapshotQueries:
         return [{**row, "verification": json.loads(row["verification"])} for row in rows]
 
     def backfilled_commits(self, project: str, source: str) -> set[str]:
-        """The commits of a git source that backfilled snapshots of a project were scored at."""
+        """The commits of a git source that backfilled snapshots of a project were scored at (kept or pruned)."""
         rows = self.db.query(
             "SELECT json_extract(value, '$.fingerprint') AS sha FROM snapshots, json_each(snapshots.sources)"
-            " WHERE project = ? AND origin = 'backfilled' AND json_extract(value, '$.id') = ?",
-            [project, source],
+            " WHERE project = :p AND origin = 'backfilled' AND json_extract(value, '$.id') = :s"
+            " UNION SELECT key FROM pruned_origins WHERE project = :p AND origin = 'backfilled' AND source = :s",
+            {"p": project, "s": source},
         )
         return {row["sha"] for row in rows if row["sha"]}
 
