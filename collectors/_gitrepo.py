@@ -204,15 +204,32 @@ class _Repo:
         if denied is not None:
             raise SourceFault("unreachable", f"cannot read repository {path}: permission denied on {denied}",
                               retryable=True)
-        try:
-            self.repo = Repo(path)
-        except (InvalidGitRepositoryError, NoSuchPathError):
-            raise SourceFault("malformed", f"not a git repository: {path}") from None
+        self._repo: Repo | None = None
+        self._path = path
+        if source.url:
+            # Our own bare mirror: opened by GitPython only when a blob is read. Opening it (reading
+            # its configuration) cost as much as the rest of re-collecting an unchanged source.
+            if not ((path / "HEAD").is_file() and (path / "objects").is_dir()):
+                raise SourceFault("malformed", f"not a git repository: {path}")
+            self.cwd, self._git_dir, self._common_dir = str(path), path, path
+        else:
+            repo = self.repo
+            self.cwd, self._git_dir, self._common_dir = repo.working_dir, Path(repo.git_dir), Path(repo.common_dir)
         # Name the repository explicitly: a GIT_DIR in the environment must not redirect us.
-        self.cwd, self.git_dir = self.repo.working_dir, f"--git-dir={self.repo.git_dir}"
+        self.git_dir = f"--git-dir={self._git_dir}"
+
+    @property
+    def repo(self) -> Repo:
+        if self._repo is None:
+            try:
+                self._repo = Repo(self._path)
+            except (InvalidGitRepositoryError, NoSuchPathError):
+                raise SourceFault("malformed", f"not a git repository: {self._path}") from None
+        return self._repo
 
     def close(self) -> None:
-        self.repo.close()  # ends GitPython's persistent cat-file processes
+        if self._repo is not None:
+            self._repo.close()  # ends GitPython's persistent cat-file processes
 
     def run(self, *args: str) -> str:
         return _run(self.cwd, self.git_dir, *args, timeout=self.timeout, what=self.where)
@@ -239,7 +256,7 @@ class _Repo:
         """
         if not _REF_NAME.match(rev) or ".." in rev or "//" in rev or rev.endswith((".lock", "/")):
             return None
-        git_dir, common = Path(self.repo.git_dir), Path(self.repo.common_dir)
+        git_dir, common = self._git_dir, self._common_dir
         packed: dict[str, str] | None = None
         for form in _REF_RULES:
             name = form % rev

@@ -115,6 +115,10 @@ class CollectResult(BaseModel):
     # The source's settings the evidence was read with, where they change it
     # (git: max_file_bytes): evidence is reused only under the same ones.
     settings: str | None = None
+    # Answers that depend on the clock as well as on the state read, by evidence key: until when
+    # each still holds for the same fingerprint (None: as long as the fingerprint). A later
+    # collection of the same state reuses them until then (git: `commits_since`).
+    holds_until: dict[str, datetime | None] = Field(default_factory=dict)
 
     @property
     def answered(self) -> bool:

@@ -152,8 +152,11 @@ def _follow(path: str, lookup: Callable[[str], _Entry | None], read: Callable[[s
 class _Reader:
     """Answers requests against one commit; the tree is walked at most once."""
 
-    def __init__(self, repo: _Repo, sha: str, committed: int | None, now: datetime):
+    def __init__(self, repo: _Repo, sha: str, committed: int | None, now: datetime,
+                 held: dict[str, datetime | None] | None = None):
         self.repo, self.sha, self._committed, self.now = repo, sha, committed, now.timestamp()
+        self._held = held or {}  # the previous result's holds_until, for this same commit
+        self.holds_until: dict[str, datetime | None] = {}
 
     @property
     def committed(self) -> int:
@@ -205,6 +208,15 @@ class _Reader:
             return item(known.value, path=known.provenance.path)
         if known is not None and known.value is not None and request.signal == "file_age":
             return item(self._file_age_again(known.value, known.observed_at), path=known.provenance.path)
+        if isinstance(params, CommitsSince):
+            key = evidence_key(self.repo.source.id, request.signal, request.params)
+            if known is not None and known.value is not None and key in self._held:
+                until = self._held[key]
+                if until is None or self.now < until.timestamp():
+                    self.holds_until[key] = until
+                    return item(known.value, path=known.provenance.path)
+            value, path, self.holds_until[key] = self._commits_since(params)
+            return item(value, path=path)
         value, path = getattr(self, "_" + request.signal)(params)
         return item(value, path=path)
 
@@ -257,13 +269,20 @@ class _Reader:
         committed = round(observed_at.timestamp() - value["days"] * 86400)
         return {**value, "days": (self.now - committed) / 86400}
 
-    def _commits_since(self, p: CommitsSince) -> tuple[dict[str, Any], str | None]:
+    def _commits_since(self, p: CommitsSince) -> tuple[dict[str, Any], str | None, datetime | None]:
+        """The count, and until when it holds at this commit: the window slides with the clock."""
         # Window (now - days, now] on whole-second commit times, from `now`, never
         # the wall clock. Like `git log --since`, the walk stops at the first
         # commit older than the window, so clock-skewed history may undercount.
         oldest = math.floor(self.now - p.days * 86400) + 1
-        args = ["rev-list", "--count", f"--max-age={oldest}", f"--min-age={math.floor(self.now)}", self.sha]
-        return {"count": int(self.repo.run(*args, *(["--", p.path] if p.path else [])))}, p.path
+        out = self.repo.run("log", "--format=%ct", f"--max-age={oldest}", self.sha, *(["--", p.path] if p.path else []))
+        stamps = [int(line) for line in out.split()]
+        counted = [t for t in stamps if t <= math.floor(self.now)]
+        # The count changes when its oldest commit leaves the window, or a commit dated later than now enters it.
+        changes = [min(counted) + p.days * 86400] if counted else []
+        changes += [t for t in stamps if t > math.floor(self.now)]
+        until = datetime.fromtimestamp(math.floor(min(changes)), timezone.utc) if changes else None
+        return {"count": len(counted)}, p.path, until
 
     def _head(self, p: Head) -> tuple[dict[str, Any], str | None]:
         stamp = datetime.fromtimestamp(self.committed, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -292,8 +311,8 @@ def collect(
         try:
             rev, what = (commit, "commit") if commit else (source.branch, "branch")
             sha, committed = _unmoved(repo, rev, previous, source) or repo.resolve(rev, what)
-            reader = _Reader(repo, sha, committed, now)
             known = _known(previous, source, sha)
+            reader = _Reader(repo, sha, committed, now, previous.holds_until if known and previous else None)
             # A corrupt object met while answering fails the whole source: the
             # repository, not the request, is at fault.
             evidence = [reader.evidence(r, now, known.get(evidence_key(source.id, r.signal, r.params))) for r in requests]
@@ -301,7 +320,8 @@ def collect(
             repo.close()
     except _FAULTS as exc:
         return failed(source.id, requests, _fault(exc, source).error, now=now)
-    return CollectResult(source=source.id, evidence=evidence, fingerprint=sha, settings=_settings(source))
+    return CollectResult(source=source.id, evidence=evidence, fingerprint=sha, settings=_settings(source),
+                         holds_until=reader.holds_until)
 
 
 def _settings(source: GitSource) -> str:

@@ -132,3 +132,38 @@ def test_peek_reads_packed_refs_and_symbolic_refs_as_git_does(repo: GitRepo, tmp
         assert opened.peek("no-such-branch") is None
     finally:
         opened.close()
+
+
+def test_commits_since_is_reused_until_its_count_can_change(git_repo: GitRepo, tmp_path: Path) -> None:
+    """The window slides with the clock: the count holds until its oldest commit leaves or a later-dated one enters."""
+    git_repo.write("a.txt", "1\n")
+    git_repo.commit("old", when=T0 - timedelta(days=5))
+    git_repo.write("a.txt", "2\n")
+    git_repo.commit("recent", when=T0 - timedelta(days=1))
+    git_repo.write("a.txt", "3\n")
+    git_repo.commit("dated in the future", when=T0 + timedelta(hours=6))  # a skewed clock
+    src = GitSource(id="svc", path=str(git_repo.path))
+    window = [EvidenceRequest(signal="commits_since", params={"days": 2.0})]
+    key = 'svc:commits_since:{"days":2.0}'
+
+    first = collect(src, window, now=T0, cache_dir=tmp_path)
+    assert first.evidence[0].value == {"count": 1}
+    assert first.holds_until == {key: T0 + timedelta(hours=6)}  # the future-dated commit enters first
+
+    # A forged count shows which answers were reused and which asked git again.
+    forged = first.model_copy(update={"evidence": [first.evidence[0].model_copy(update={"value": {"count": 99}})]})
+    before = collect(src, window, now=T0 + timedelta(hours=5, minutes=59), cache_dir=tmp_path, previous=forged)
+    assert before.evidence[0].value == {"count": 99} and before.holds_until == first.holds_until
+    after = collect(src, window, now=T0 + timedelta(hours=6), cache_dir=tmp_path, previous=forged)
+    assert after.evidence[0].value == {"count": 2}
+    assert after.holds_until == {key: T0 + timedelta(days=1)}  # when "recent" leaves the two days
+
+    # Reused along a chain of collections, every answer equals a fresh read at the same moment.
+    previous = first
+    for hours in range(0, 24 * 4, 5):
+        now = T0 + timedelta(hours=hours, seconds=1)
+        chained = collect(src, window, now=now, cache_dir=tmp_path, previous=previous)
+        fresh = collect(src, window, now=now, cache_dir=tmp_path)
+        assert chained.evidence[0].value == fresh.evidence[0].value, now
+        previous = chained
+    assert previous.evidence[0].value == {"count": 0} and previous.holds_until == {key: None}  # holds for good now
