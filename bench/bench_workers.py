@@ -600,7 +600,7 @@ def render(body: dict[str, Any]) -> str:
         "Assumptions:",
         "",
         "- each repository is one `git` source (a URL, mirrored by the workers; its documents and reports are read",
-        f"  through it, in the same task) and one CI source (GitHub Actions; GitLab costs more CPU per collection,",
+        "  through it, in the same task) and one CI source (GitHub Actions; GitLab costs more CPU per collection,",
         f"  see above), both `every: {SCHEDULE_MINUTES}m`, each repository its own project;",
         f"- an unchanged remote answers a `git fetch` in {FETCH_LATENCY:g} s, an API request takes {API_LATENCY:g} s;",
         f"- a repository gets {PUSHES_PER_DAY} pushes and {RUNS_PER_DAY} completed workflow runs a day, so {m['git_changed'] * 100:.0f} % of git and",

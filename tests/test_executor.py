@@ -18,7 +18,7 @@ import yaml
 from collectors.evidence import CollectResult, EvidenceRequest
 from daemon.config import CelerySettings, load_config, load_worker_settings
 from daemon.errors import ConfigError
-from daemon.executor import CollectJob, Collected, LocalExecutor, SourceJob, build_job, make_executor, run_job, source_json, source_model
+from daemon.executor import CollectJob, Collected, LocalExecutor, SourceJob, build_job, make_executor, run_job, source_model
 from daemon.runner import collect_one, dependents, requests_by_source
 from daemon.store import Store
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import textwrap
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
