@@ -633,7 +633,9 @@ def render(body: dict[str, Any]) -> str:
         "mirror lives, warm, on one machine (a queue that two machines serve costs a mirror on each; the disk to plan "
         "for is the sum of a machine's mirrors); CI sources on a queue one machine serves (one "
         f"ETag cache); {_ceil(m['tokens_conditional']) + 1} GitHub tokens (one spare); one Redis, with `visibility_timeout` above the "
-        "longest task (the default hour is); the daemon with `concurrency` as above.")
+        "longest task (the default hour is); the daemon with `concurrency` as above. RabbitMQ serves as well through "
+        "the same settings (an `amqp://` broker, results as broker messages: `rpc://`; tests/test_celery.py runs the "
+        "same tests on both brokers); the figures here were measured with Redis.")
     lines.append("")
     if m["db_worst"] < 0.5:
         lines.append("The daemon's store is not the limit at this scale, even when every collection changes its snapshot.")

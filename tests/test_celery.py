@@ -1,7 +1,9 @@
-"""`executor: celery`: a real Redis server, real `pillarwatch worker` processes, the real daemon.
+"""`executor: celery`: a real broker, real `pillarwatch worker` processes, the real daemon.
 
-Redis is Debian's `redis-server`, started here on a free port of 127.0.0.1
-(the tests skip only when the binary is missing; .ci/run installs it).
+Each test runs twice: on Debian's `redis-server` (results in Redis too) and
+on Debian's `rabbitmq-server` (results as broker messages, `rpc://`), each
+started here on free ports of 127.0.0.1 with a password (a test skips only
+when its broker is not installed; .ci/run installs both).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import yaml
 from .conftest import GitRepo
 from .test_daemon import DaemonProcess, query, wait_for
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed (apt-get install redis-server)")
+RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # Debian's, without the wrapper that switches user
 
 
 def _free_port() -> int:
@@ -61,14 +63,69 @@ class RedisServer:
         self._dbs += 1
         return f"redis://:{PASSWORD}@127.0.0.1:{self.port}/{self._dbs}"
 
+    def masked(self) -> str:
+        """How the daemon names the broker in its log."""
+        return f"redis://:**@127.0.0.1:{self.port}/"
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def redis(tmp_path_factory: pytest.TempPathFactory):
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
+class RabbitMQServer:
+    """Debian's rabbitmq-server as a node of its own (name, ports, data, cookie) with a password-protected user."""
+
+    def __init__(self, folder: Path):
+        self.port, dist, epmd = _free_port(), _free_port(), _free_port()
+        # An Erlang port mapper of its own, in the foreground: the node would leave a daemon one running.
+        self.epmd = subprocess.Popen(["epmd", "-port", str(epmd), "-address", "127.0.0.1"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        (folder / "rabbitmq.conf").write_text(
+            f"listeners.tcp.1 = 127.0.0.1:{self.port}\ndefault_user = pw\ndefault_pass = {PASSWORD}\n"
+            "default_vhost = /\nlog.console = true\nlog.file = false\n")
+        (folder / "enabled_plugins").write_text("[].\n")
+        env = {**os.environ, "HOME": str(folder), "RABBITMQ_NODENAME": f"pwtest{self.port}@localhost",
+               "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1", "RABBITMQ_NODE_PORT": str(self.port),
+               "RABBITMQ_DIST_PORT": str(dist), "ERL_EPMD_PORT": str(epmd),
+               "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq"), "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
+               "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"), "RABBITMQ_LOG_BASE": str(folder / "log"),
+               "RABBITMQ_PID_FILE": str(folder / "rabbitmq.pid")}
+        self.log = folder / "rabbitmq.log"
+        self.proc = subprocess.Popen([RABBITMQ_SERVER], cwd=folder, env=env, stdout=open(self.log, "ab"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self._vhosts = 0
+        wait_for(self._up, timeout=90, what="rabbitmq-server", logs=lambda: self.log.read_text()[-3000:])
+
+    def _up(self) -> bool:
+        assert self.proc.poll() is None, f"rabbitmq-server exited {self.proc.returncode}"
+        return "started TCP listener on 127.0.0.1" in self.log.read_text()
+
+    def url(self) -> str:
+        return f"amqp://pw:{PASSWORD}@127.0.0.1:{self.port}//"
+
+    def masked(self) -> str:
+        return f"amqp://pw:**@127.0.0.1:{self.port}//"
+
+    def stop(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGTERM)  # the node's script and the Erlang VM it started
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.epmd.terminate()
+        self.epmd.wait(timeout=10)
+
+
+BROKERS = {"redis": ("redis-server", RedisServer), "rabbitmq": (RABBITMQ_SERVER, RabbitMQServer)}  # binary, server
+
+
+@pytest.fixture(scope="module", params=sorted(BROKERS))
+def broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    binary, server_class = BROKERS[request.param]
+    if shutil.which(binary) is None:
+        pytest.skip(f"{request.param} is not installed (apt-get install {Path(binary).name})")
+    server = server_class(tmp_path_factory.mktemp(request.param))
     yield server
     server.stop()
 
@@ -196,8 +253,8 @@ def _all_collected(folder: Path, sources: int) -> bool:
     return bool(done) and done[0][0] == sources
 
 
-def test_celery_workers_give_the_same_snapshot_as_local(tmp_path, redis, workers, monkeypatch):
-    monkeypatch.setenv("PW_TEST_BROKER", redis.url())  # the daemon's and the workers' environment
+def test_celery_workers_give_the_same_snapshot_as_local(tmp_path, broker, workers, monkeypatch):
+    monkeypatch.setenv("PW_TEST_BROKER", broker.url())  # the daemon's and the workers' environment
     repos = _repos(tmp_path)
     local = _write(tmp_path / "local", {"version": 1, "store": "pw.db", "daemon": _DAEMON, "projects": [_project(repos)]})
     remote = _write(tmp_path / "celery", {
@@ -225,20 +282,21 @@ def test_celery_workers_give_the_same_snapshot_as_local(tmp_path, redis, workers
     for source in ("r0", "r1"):
         assert f"svc/{source}: collected in" in collected
     assert "svc/r2: collected in" in b.logs() and "svc/r2: collected in" not in a.logs()
-    assert f"redis://:**@127.0.0.1:{redis.port}/" in daemons[1].logs()
+    assert broker.masked() in daemons[1].logs()
     for log in (daemons[1].logs(), a.logs(), b.logs()):
         assert PASSWORD not in log
 
 
-def test_a_worker_killed_mid_task_loses_nothing_and_nothing_is_stored_twice(tmp_path, redis, workers):
+def test_a_worker_killed_mid_task_loses_nothing_and_nothing_is_stored_twice(tmp_path, broker, workers):
     marks = tmp_path / "runs.txt"
     # The command says which worker runs it, then takes 5 s: long enough to kill that worker mid-task.
     command = {"id": "slow", "kind": "command", "timeout_seconds": 6,
                "argv": ["sh", "-c", f'echo "$PW_WORKER" >> {marks}; sleep 5; echo 42']}
     folder = _write(tmp_path / "w", {
         "version": 1, "store": "pw.db", "daemon": _DAEMON, "allow_commands": True, "executor": "celery",
-        # A task's hard limit is 16 s (6 s + 2 x 5 s): the broker hands a dead worker's task to another after 18 s.
-        "celery": {"broker_url": redis.url(), "visibility_timeout": "18s", "max_retries": 0},
+        # A task's hard limit is 16 s (6 s + 2 x 5 s): Redis hands a dead worker's task to another after 18 s,
+        # RabbitMQ as soon as the dead worker's connection drops.
+        "celery": {"broker_url": broker.url(), "visibility_timeout": "18s", "max_retries": 0},
         "projects": [{"id": "svc", "schedule": {"every": "1h"}, "sources": [command], "pillars": [
             {"id": "p", "title": "P", "criteria": [
                 {"id": "answer", "title": "Answer", "checks": [
