@@ -134,8 +134,10 @@ def run(ctx: Context) -> BenchResult:
                "source's latest result is replaced in place. A changed snapshot stores its criterion rows (with "
                "each check's parameters and value) and, after a new commit, a new row for every fact, since each "
                "fact's provenance names the commit: about the size of its JSON.",
-               "Finding, no fix here: the daemon's run log (`source_runs`, one row per run of each source, read "
-               "for the schedule and for the `pillarwatch_source_runs` counters) is never pruned by retention, so "
-               f"each run of a source costs about {run_bytes:.0f} B more, kept forever: with 100 sources collected "
-               f"every 15 minutes, about {run_bytes * 100 * 96 * 365 / 1e6:,.0f} MB a year."],
+               "Found here and fixed: the daemon's run log (`source_runs`, one row per run of each source, read "
+               "for the schedule and for the `pillarwatch_source_runs` counters) was never pruned, so each run of "
+               f"a source cost about {run_bytes:.0f} B more, kept forever: with 100 sources collected every 15 "
+               f"minutes, about {run_bytes * 100 * 96 * 365 / 1e6:,.0f} MB a year. Retention now folds runs older "
+               f"than `retention.runs_for` (30 days) into per-source totals the counters go on from: at most about "
+               f"{run_bytes * 100 * 96 * 30 / 1e6:,.0f} MB for those 100 sources."],
     )
