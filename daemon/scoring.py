@@ -76,34 +76,29 @@ def combine(method: str, scored: Sequence[tuple[float, float]]) -> float | None:
 
 def score_check(check: CheckFields, evidence: Evidence | None, request: EvidenceRequest | None = None) -> CheckResult:
     request = request or check.request()
-    transform = check.effective_transform or "bool"
-    result = CheckResult(
-        source=check.source,
-        signal=request.signal,
-        params=request.params,
-        field=check.value_field,
-        transform=check.transform_json,
-        weight=check.weight,
-    )
+    value: Any = None
+    score: float | None = None
+    error: EvidenceError | None = None
     if evidence is None:
-        result.error = EvidenceError(kind="not_found", message=f"source {check.source!r} was not collected")
-        return result
-    if evidence.error is not None:
-        result.error = evidence.error
-        return result
-    value = evidence.value or {}
-    if check.value_field not in value:
-        result.error = EvidenceError(
-            kind="malformed",
-            message=f"{request.signal} evidence has no field {check.value_field!r} (has: {', '.join(sorted(value))})",
-        )
-        return result
-    result.value = value[check.value_field]
-    try:
-        result.score = apply_transform(transform, result.value)
-    except TransformError as exc:
-        result.error = EvidenceError(kind="malformed", message=f"{check.value_field}: {exc}")
-    return result
+        error = EvidenceError(kind="not_found", message=f"source {check.source!r} was not collected")
+    elif evidence.error is not None:
+        error = evidence.error
+    else:
+        facts = evidence.value or {}
+        if check.value_field not in facts:
+            error = EvidenceError(
+                kind="malformed",
+                message=f"{request.signal} evidence has no field {check.value_field!r} (has: {', '.join(sorted(facts))})",
+            )
+        else:
+            value = facts[check.value_field]
+            try:
+                score = apply_transform(check.effective_transform or "bool", value)
+            except TransformError as exc:
+                error = EvidenceError(kind="malformed", message=f"{check.value_field}: {exc}")
+    # One model built with every field: assigning to a pydantic model afterwards costs as much again.
+    return CheckResult(source=check.source, signal=request.signal, params=request.params, field=check.value_field,
+                       transform=check.transform_json, weight=check.weight, value=value, score=score, error=error)
 
 
 def score_criterion(
