@@ -18,6 +18,9 @@ _SNAP = Decimal("1e-9")
 def weighted_mean(pairs: Iterable[tuple[float, float]]) -> float | None:
     """Mean of ``(value, weight)`` pairs; None when the total weight is zero."""
     items = list(pairs)
+    if len(items) == 1:  # most criteria have one check: the same result without two fsums
+        value, weight = items[0]
+        return value * weight / weight if weight > 0 else None
     total = math.fsum(w for _, w in items)
     if total <= 0:
         return None
