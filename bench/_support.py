@@ -8,6 +8,7 @@ process, one pack per repository) instead of thousands of ``git add`` calls.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import random
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from collectors.evidence import CollectResult
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -378,3 +381,17 @@ def machine() -> dict[str, str]:
         "git": git_version,
         "sqlite": sqlite3.sqlite_version,
     }
+
+
+def changed_result(result: CollectResult, n: int) -> CollectResult:
+    """The result as if commit number ``n`` had landed: new SHA everywhere, one count moved."""
+    sha = hashlib.sha1(f"commit {n}".encode()).hexdigest()
+    evidence = []
+    for e in result.evidence:
+        value = dict(e.value or {})
+        if e.signal == "file_count" and "count" in value:
+            value["count"] = value["count"] + n % 7
+        if e.signal == "head":
+            value["sha"] = sha
+        evidence.append(e.model_copy(update={"value": value, "provenance": e.provenance.model_copy(update={"commit": sha})}))
+    return result.model_copy(update={"evidence": evidence, "fingerprint": sha})

@@ -13,7 +13,6 @@ size of the snapshot as ``status --json`` prints it, compacted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -24,7 +23,7 @@ from daemon.record import record
 from daemon.runner import collect_sources
 from daemon.store import Store
 
-from ._support import NOW, BenchResult, Context, Row, median, project_dict, write_config
+from ._support import NOW, BenchResult, Context, Row, changed_result, median, project_dict, write_config
 
 NAME = "storage"
 TITLE = "Bytes per stored snapshot"
@@ -43,20 +42,6 @@ def _file_size(store: Store) -> int:
     return store.path.stat().st_size
 
 
-def _changed(result: CollectResult, n: int) -> CollectResult:
-    """The result as if commit number ``n`` had landed: new SHA everywhere, one count moved."""
-    sha = hashlib.sha1(f"commit {n}".encode()).hexdigest()
-    evidence = []
-    for e in result.evidence:
-        value = dict(e.value or {})
-        if e.signal == "file_count" and "count" in value:
-            value["count"] = value["count"] + n % 7
-        if e.signal == "head":
-            value["sha"] = sha
-        evidence.append(e.model_copy(update={"value": value, "provenance": e.provenance.model_copy(update={"commit": sha})}))
-    return result.model_copy(update={"evidence": evidence, "fingerprint": sha})
-
-
 def _batch(store: Store, config: Config, result: CollectResult, count: int, start: int, *, changed: bool,
            schedule_log: bool = False) -> float:
     """Record ``count`` snapshots; bytes of growth per snapshot."""
@@ -64,7 +49,7 @@ def _batch(store: Store, config: Config, result: CollectResult, count: int, star
     before = _file_size(store)
     for i in range(start, start + count):
         now = NOW + timedelta(minutes=15 * i)
-        this = _changed(result, i) if changed else result.model_copy(update={"evidence": [
+        this = changed_result(result, i) if changed else result.model_copy(update={"evidence": [
             e.model_copy(update={"observed_at": now}) for e in result.evidence]})
         if schedule_log:  # what the daemon writes around each run of a source
             store.claim_run(project.id, "repo", now, now=now)
@@ -99,7 +84,7 @@ def run(ctx: Context) -> BenchResult:
                 step += changed_n
                 task.advance()
                 # The state the unchanged batch repeats is the last changed one.
-                last = _changed(result, step - 1)
+                last = changed_result(result, step - 1)
                 unchanged.append(_batch(store, config, last, unchanged_n, step, changed=False))
                 step += unchanged_n
                 task.advance()

@@ -60,7 +60,7 @@ from daemon.executor import CeleryExecutor, CollectJob, SourceJob
 from daemon.record import record
 from daemon.store import Store
 
-from ._support import NOW, ROOT, SIGNALS, BenchResult, Context, Row, machine, project_dict, rss_kib, write_config
+from ._support import NOW, ROOT, SIGNALS, BenchResult, Context, Row, changed_result, machine, project_dict, rss_kib, write_config
 
 NAME = "workers"
 TITLE = "Collections on Celery workers"
@@ -371,20 +371,6 @@ def kinds(folder: Path, redis_server: Redis, api: ApiServer, ctx: Context, size:
     return out
 
 
-def _changed(result: CollectResult, n: int) -> CollectResult:
-    """The result as if commit number ``n`` had landed: a new SHA everywhere, one count moved."""
-    sha = hashlib.sha1(f"commit {n}".encode()).hexdigest()
-    evidence = []
-    for e in result.evidence:
-        value = dict(e.value or {})
-        if e.signal == "file_count" and "count" in value:
-            value["count"] = value["count"] + n % 7
-        if e.signal == "head":
-            value["sha"] = sha
-        evidence.append(e.model_copy(update={"value": value, "provenance": e.provenance.model_copy(update={"commit": sha})}))
-    return result.model_copy(update={"evidence": evidence, "fingerprint": sha})
-
-
 def sqlite_writes(folder: Path, ctx: Context, size: dict[str, int], say: Any) -> dict[str, Any]:
     """What the daemon writes per collection and per snapshot, in its own store (changed snapshots)."""
     from daemon.runner import collect_sources
@@ -404,7 +390,7 @@ def sqlite_writes(folder: Path, ctx: Context, size: dict[str, int], say: Any) ->
             sums = {"run": 0.0, "run_cpu": 0.0, "snapshot": 0.0, "snapshot_cpu": 0.0}
             for i in range(count):
                 now = NOW + timedelta(minutes=15 * (i + (count if not changed else 0)))
-                this = _changed(result, i if changed else count)
+                this = changed_result(result, i if changed else count)
                 this = this.model_copy(update={"evidence": [e.model_copy(update={"observed_at": now}) for e in this.evidence]})
                 wall, cpu = time.perf_counter(), time.process_time()
                 store.claim_run(project.id, "repo", now, now=now)
