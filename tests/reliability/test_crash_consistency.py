@@ -220,7 +220,8 @@ def test_kill_9_at_random_moments_loses_no_alert_and_delivers_each_once_past_the
     resent = {k: c for k, c in receiver.counts().items() if c > 1}
     print(f"crash consistency: {ITERATIONS} kills in {time.monotonic() - started:.0f}s"
           f" (collect: start-up {start_up:.2f}s, typical run {typical_collect:.2f}s);"
-          f" landed: {dict(sorted(landed.items()))}; {len(checkpoints[-1])} messages, {len(resent)} sent again after a kill")
+          f" landed: {dict(sorted(landed.items()))}; {len(checkpoints[-1])} messages, {len(resent)} sent again after a kill,"
+          f" {receiver.cut} cut mid-body by a kill")
     assert not store_problems(db, pillars=PILLARS, criteria=CRITERIA)
 
     # No alert lost or doubled: the stored snapshots call for exactly the alerts stored.
