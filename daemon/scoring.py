@@ -124,7 +124,7 @@ def score_criterion(
         found = evidence.get(check.key)
         if found is not None:
             used.setdefault(check.key, found)
-        checks.append(score_check(check, found, check.request()))
+        checks.append(score_check(check, found))
     base |= {"checks": checks, "evidence": list(used.values())}
 
     failures = [c.error.message for c in checks if c.error is not None]
