@@ -182,9 +182,9 @@ def _children(pid: int) -> list[int]:
 
 
 def _github_listing(count: int = 10) -> dict[str, Any]:
-    """A workflow-runs answer of the GitHub API's shape and size (the recorded one when shared/ has it)."""
-    recorded = ROOT.parent / "shared" / "fixtures" / "gh_actions_list_workflow_runs.json"
-    template: dict[str, Any] = json.loads(recorded.read_text())["workflow_runs"][0] if recorded.exists() else {}
+    """A workflow-runs answer of the GitHub API's shape and size, each run made from the recorded one."""
+    recorded = ROOT / "tests" / "fixtures" / "gh_actions_list_workflow_runs.json"
+    template: dict[str, Any] = json.loads(recorded.read_text())["workflow_runs"][0]
     runs = []
     for i in range(count):
         created = (NOW - timedelta(hours=3 * i)).strftime("%Y-%m-%dT%H:%M:%SZ")
