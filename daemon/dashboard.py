@@ -164,6 +164,7 @@ def page(store: Store, config: Config, project_id: str, *, standalone: bool = Fa
         seen_at=_when(snapshot.last_seen_at) if snapshot.last_seen_at else None,
         missing_sources=[s.id + (f" ({s.error.kind}: {s.error.message})" if s.error else "")
                          for s in snapshot.sources if not s.answered],
+        answered=_answered(snapshot),
         overall_chart=_chart(history, None, f"{project.title or project.id}: overall over time", decimals),
         history_note=_history_note(history),
         pillars=[_pillar(project, snapshot, p, history, decimals, standalone) for p in snapshot.pillars],
@@ -197,6 +198,12 @@ def _chart(history: queries.History, pillar: str | None, title: str, decimals: i
     ]
     # trend_svg escapes every text it writes, so its markup is safe to insert as it is.
     return Markup(trend_svg(points, title=title, decimals=decimals))
+
+
+def _answered(snapshot: Snapshot) -> str:
+    answered = sum(1 for s in snapshot.sources if s.answered)
+    total = len(snapshot.sources)
+    return f"{answered} of {total} source{'s' if total != 1 else ''} answered"
 
 
 def _history_note(history: queries.History) -> str:
