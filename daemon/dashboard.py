@@ -12,6 +12,8 @@ already formatted; the templates only lay them out.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -32,7 +34,7 @@ from .report import main_gaps, missing_next
 from .snapshot import CriterionScore, PillarScore, Snapshot
 from .store import Store
 
-__all__ = ["HISTORY_LIMIT", "index", "page"]
+__all__ = ["HISTORY_LIMIT", "content_security_policy", "docs", "index", "page"]
 
 # The charts show at most this many of the latest snapshots: enough for months
 # of daily collections, and a page that stays a few hundred kilobytes.
@@ -54,8 +56,32 @@ def _environment() -> Environment:
     return env
 
 
+@lru_cache(maxsize=1)
+def _stylesheet() -> str:
+    env = _environment()
+    assert env.loader is not None
+    return env.loader.get_source(env, "dashboard.css")[0]
+
+
+@lru_cache(maxsize=1)
+def content_security_policy() -> str:
+    """The pages' policy: nothing but the package's own stylesheet, allowed by its hash (no 'unsafe-inline').
+
+    The charts are inline SVG, which needs nothing. The HTTP API sends this
+    with ``frame-ancestors 'none'``, which only a header can carry.
+    """
+    digest = base64.b64encode(hashlib.sha256(_stylesheet().encode()).digest()).decode()
+    return f"default-src 'none'; style-src 'sha256-{digest}'; img-src data:; form-action 'none'; base-uri 'none'"
+
+
 def _render(template: str, **context: Any) -> str:
-    return _environment().get_template(template).render(version=__version__, **context)
+    return _environment().get_template(template).render(
+        version=__version__, stylesheet=Markup(_stylesheet()), csp=content_security_policy(), **context)
+
+
+def docs() -> str:
+    """``/docs``: where the API's description is (no Swagger UI: it would load scripts from a CDN)."""
+    return _render("docs.html", title="pillarwatch API")
 
 
 # --- view models -----------------------------------------------------------------------
