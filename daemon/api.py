@@ -26,7 +26,7 @@ from . import __version__, queries
 from .api_guard import OPEN_PATHS, api_token, guard, one_line
 from .api_schema import AlertsBody, ExplanationBody, Health, errors, openapi_document
 from .config import Config
-from .errors import InputError, StoreError
+from .errors import StoreError
 from .snapshot import Snapshot
 from .store import Store
 
@@ -45,7 +45,9 @@ def create_app(config: ConfigSource) -> FastAPI:
         title="pillarwatch",
         version=__version__,
         description="Read-only access to pillarwatch's snapshots, history, evidence and alerts.",
-        docs_url="/docs",
+        # Swagger UI and ReDoc load their scripts from a CDN: blank offline, and the browser reaches out.
+        # /docs points to /openapi.json instead.
+        docs_url=None,
         redoc_url=None,
         generate_unique_id_function=lambda route: route.name,
     )
@@ -81,14 +83,12 @@ def _json(body: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-def _utc(value: datetime | None, name: str) -> datetime | None:
-    """A time parameter in UTC (a time without a zone is UTC), or a 422 for one outside what can be compared."""
-    if value is None:
-        return None
-    try:
-        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    except (OverflowError, ValueError):
-        raise InputError(f"{name} {value.isoformat()} is out of range") from None
+_MOMENT = ("an ISO 8601 date (2026-11-01 or 20261101, midnight UTC) or date-time (UTC unless it says otherwise), "
+           "or a duration back from now (7d), as on the command line; anything else, a bare number included, is a 422")
+
+
+def _moment(value: str | None, name: str) -> datetime | None:
+    return queries.parse_moment(value, name, now=datetime.now(timezone.utc))
 
 
 # --- health ----------------------------------------------------------------------------
@@ -157,14 +157,14 @@ def history(
     project: ProjectId,
     config: Cfg,
     pillar: Annotated[str | None, Query(description="Only this pillar's figures.")] = None,
-    since: Annotated[datetime | None, Query(description="From this time (RFC 3339, or a date; UTC unless it says otherwise).")] = None,
-    until: Annotated[datetime | None, Query(description="Up to this time, inclusive.")] = None,
+    since: Annotated[str | None, Query(description=f"From this time, inclusive: {_MOMENT}.")] = None,
+    until: Annotated[str | None, Query(description=f"Up to this time, inclusive: {_MOMENT}.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many snapshots: the newest page.")] = 100,
     offset: Annotated[int, Query(ge=0, le=_MAX_ID, description="Skip this many of the newest first.")] = 0,
 ) -> Response:
     chosen = config.project(project)
     with _store(config) as store:
-        found = queries.history(store, chosen, pillar=pillar, since=_utc(since, "since"), until=_utc(until, "until"),
+        found = queries.history(store, chosen, pillar=pillar, since=_moment(since, "since"), until=_moment(until, "until"),
                                 limit=limit, offset=offset)
     return _json(found.model_dump(mode="json"))
 
@@ -244,6 +244,13 @@ def dashboard_page(project: ProjectId, config: Cfg) -> Response:
     config.project(project)
     with _store(config) as store:
         return HTMLResponse(dashboard.page(store, config, project))
+
+
+@router.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+def docs() -> Response:
+    from . import dashboard
+
+    return HTMLResponse(dashboard.docs())
 
 
 @router.get("/badge/{project}.svg", response_class=Response, tags=["badges"], summary="A project's overall % as a badge",

@@ -1,4 +1,8 @@
-"""What stands between a request and the API's routes: the bearer token, and one shape for every error.
+"""What stands between a request and the API's routes: the edge, the bearer token, and one shape for every error.
+
+The edge (:class:`_Edge`, outermost) answers HEAD wherever GET works, refuses
+a foreign ``Host`` on loopback without a token (421, DNS rebinding), and puts
+the security headers on every answer.
 
 Every error leaves as ``{"error": {"status": ..., "message": ...}}``:
 :class:`~daemon.errors.NotFound` → 404, :class:`~daemon.errors.InputError`
@@ -11,11 +15,13 @@ The token itself is never logged.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -68,12 +74,13 @@ def one_line(text: str) -> str:
 
 
 def guard(app: FastAPI, config: Callable[[], Config]) -> None:
-    """Require the token (when configured) and give every error the one shape."""
+    """Require the token (when configured), give every error the one shape, and put the edge in front."""
     app.add_exception_handler(PillarwatchError, _pillarwatch_error)  # type: ignore[arg-type]
     app.add_exception_handler(sqlite3.Error, _database_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_middleware(_Guard, config=config)
+    app.add_middleware(_Edge, config=config)  # added last: outermost, so it sees every answer
 
 
 async def _pillarwatch_error(request: Request, exc: PillarwatchError) -> JSONResponse:
@@ -95,7 +102,95 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     # Unknown paths (404) and methods (405, with its Allow header) get the same body as every other error.
-    return error_response(exc.status_code, one_line(str(exc.detail)), headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if "GET" in headers.get("Allow", "").split(", "):
+        headers["Allow"] += ", HEAD"  # _Edge answers HEAD wherever GET works
+    return error_response(exc.status_code, one_line(str(exc.detail)), headers=headers)
+
+
+_SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                     (b"referrer-policy", b"no-referrer")]
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+class _Edge:
+    """What every request and answer passes: HEAD, the Host header, and the security headers.
+
+    - HEAD is served as GET with the body dropped, so it works wherever GET
+      does and the OpenAPI document stays one operation per route.
+    - On a loopback address without a token, a Host that is not this server
+      is refused (421): a page on a rebound DNS name must not read the API.
+      With a token, or bound elsewhere, the Host is the proxy's business.
+    - Every answer carries the pages' Content-Security-Policy (with
+      ``frame-ancestors 'none'``), ``nosniff`` and no framing.
+    """
+
+    def __init__(self, app: ASGIApp, config: Callable[[], Config]):
+        self.app = app
+        self.config = config
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        head = scope["method"] == "HEAD"
+        if head:
+            # A copy: the server reads the original's method to frame a HEAD answer.
+            scope = dict(scope, method="GET")
+
+        async def edged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message, headers=[*message.get("headers", []), *_security_headers()])
+            elif message["type"] == "http.response.body" and head:
+                message = dict(message, body=b"")
+            await send(message)
+
+        refusal = self._foreign_host(scope)
+        if refusal is not None:
+            await refusal(scope, receive, edged)
+            return
+        await self.app(scope, receive, edged)
+
+    def _foreign_host(self, scope: Scope) -> JSONResponse | None:
+        server = scope.get("server")
+        if not server or not _is_loopback(server[0]):
+            return None
+        try:
+            config = self.config()
+            if api_token(config) is not None:
+                return None
+        except ConfigError:
+            return None  # _Guard refuses every request then
+        given = dict(scope["headers"]).get(b"host")
+        if given is None:
+            return None  # HTTP/1.0 without Host: not a browser, so not a rebinding
+        names = _LOOPBACK_NAMES | {str(server[0]).lower(), config.api.host.lower().strip("[]")}
+        try:
+            parts = urlsplit("//" + given.decode("latin-1"))
+            port = parts.port or (443 if scope.get("scheme") == "https" else 80)
+            if parts.hostname in names and port == server[1] and not parts.username and parts.path == "":
+                return None
+        except ValueError:
+            pass
+        shown = one_line(given.decode("latin-1"))[:100]
+        return error_response(421, f"the Host header {shown!r} does not name this server (a DNS rebinding?): "
+                                   f"use localhost:{server[1]}, set api.host, or configure a token")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _security_headers() -> list[tuple[bytes, bytes]]:
+    from .dashboard import content_security_policy  # rendered pages decide what their policy allows
+
+    policy = content_security_policy() + "; frame-ancestors 'none'"
+    return [(b"content-security-policy", policy.encode()), *_SECURITY_HEADERS]
 
 
 class _Guard:

@@ -27,7 +27,7 @@ from collectors.evidence import SourceFault
 
 from . import __version__, queries, views
 from .arithmetic import display
-from .config import Config, Project, load_config, parse_duration
+from .config import Config, Project, load_config
 from .errors import ConfigError, InputError, PillarwatchError
 from .progress_doc import parse_progress_document, verify
 from .record import deliver_pending
@@ -209,18 +209,8 @@ def explain(
 
 
 def _moment(value: str | None, option: str) -> datetime | None:
-    """An ISO date or time (UTC unless it says otherwise), or a duration back from now (``7d``)."""
-    if value is None:
-        return None
-    try:
-        return datetime.now(timezone.utc) - parse_duration(value)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"{option} {value!r}: use a date (2026-11-01), a time (2026-11-01T08:00Z) or a duration back from now (7d)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    # The API's parser: a value means the same on both.
+    return queries.parse_moment(value, option, now=datetime.now(timezone.utc))
 
 
 @app.command()

@@ -12,6 +12,8 @@ already formatted; the templates only lay them out.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -32,7 +34,7 @@ from .report import main_gaps, missing_next
 from .snapshot import CriterionScore, PillarScore, Snapshot
 from .store import Store
 
-__all__ = ["HISTORY_LIMIT", "index", "page"]
+__all__ = ["HISTORY_LIMIT", "content_security_policy", "docs", "index", "page"]
 
 # The charts show at most this many of the latest snapshots: enough for months
 # of daily collections, and a page that stays a few hundred kilobytes.
@@ -54,8 +56,32 @@ def _environment() -> Environment:
     return env
 
 
+@lru_cache(maxsize=1)
+def _stylesheet() -> str:
+    env = _environment()
+    assert env.loader is not None
+    return env.loader.get_source(env, "dashboard.css")[0]
+
+
+@lru_cache(maxsize=1)
+def content_security_policy() -> str:
+    """The pages' policy: nothing but the package's own stylesheet, allowed by its hash (no 'unsafe-inline').
+
+    The charts are inline SVG, which needs nothing. The HTTP API sends this
+    with ``frame-ancestors 'none'``, which only a header can carry.
+    """
+    digest = base64.b64encode(hashlib.sha256(_stylesheet().encode()).digest()).decode()
+    return f"default-src 'none'; style-src 'sha256-{digest}'; img-src data:; form-action 'none'; base-uri 'none'"
+
+
 def _render(template: str, **context: Any) -> str:
-    return _environment().get_template(template).render(version=__version__, **context)
+    return _environment().get_template(template).render(
+        version=__version__, stylesheet=Markup(_stylesheet()), csp=content_security_policy(), **context)
+
+
+def docs() -> str:
+    """``/docs``: where the API's description is (no Swagger UI: it would load scripts from a CDN)."""
+    return _render("docs.html", title="pillarwatch API")
 
 
 # --- view models -----------------------------------------------------------------------
@@ -164,6 +190,7 @@ def page(store: Store, config: Config, project_id: str, *, standalone: bool = Fa
         seen_at=_when(snapshot.last_seen_at) if snapshot.last_seen_at else None,
         missing_sources=[s.id + (f" ({s.error.kind}: {s.error.message})" if s.error else "")
                          for s in snapshot.sources if not s.answered],
+        answered=_answered(snapshot),
         overall_chart=_chart(history, None, f"{project.title or project.id}: overall over time", decimals),
         history_note=_history_note(history),
         pillars=[_pillar(project, snapshot, p, history, decimals, standalone) for p in snapshot.pillars],
@@ -197,6 +224,12 @@ def _chart(history: queries.History, pillar: str | None, title: str, decimals: i
     ]
     # trend_svg escapes every text it writes, so its markup is safe to insert as it is.
     return Markup(trend_svg(points, title=title, decimals=decimals))
+
+
+def _answered(snapshot: Snapshot) -> str:
+    answered = sum(1 for s in snapshot.sources if s.answered)
+    total = len(snapshot.sources)
+    return f"{answered} of {total} source{'s' if total != 1 else ''} answered"
 
 
 def _history_note(history: queries.History) -> str:

@@ -8,14 +8,14 @@ here writes, and nothing here formats for a terminal or a page.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import BaseModel, field_serializer
 
 from .alert_content import criterion_changes, evidence_changes
 from .alerts import CriterionChange, EvidenceChange
-from .config import Config, Project
+from .config import Config, Project, parse_duration
 from .errors import InputError, NotFound
 from .snapshot import CriterionScore, PillarScore, Snapshot, rfc3339
 from .store import Store
@@ -59,6 +59,35 @@ class HistoryPoint(BaseModel):
     @field_serializer("taken_at", "last_seen_at")
     def _time(self, value: datetime | None) -> str | None:
         return rfc3339(value) if value else None
+
+
+def parse_moment(value: str | None, name: str, *, now: datetime) -> datetime | None:
+    """A ``since``/``until`` value, read the same by the CLI and the API.
+
+    An ISO 8601 date or date-time (``2026-11-01``, ``20261101``,
+    ``2026-11-01T08:00Z``; UTC unless it says otherwise), or a duration back
+    from ``now`` (``7d``). Nothing else: a bare number is not Unix seconds.
+    """
+    if value is None:
+        return None
+    try:
+        back = parse_duration(value)
+    except ValueError:
+        pass
+    else:
+        try:
+            return now - back
+        except OverflowError:
+            raise InputError(f"{name} {value!r} is out of range") from None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"{name} {value!r}: use a date (2026-11-01), a time (2026-11-01T08:00Z) "
+                         "or a duration back from now (7d)") from None
+    try:
+        return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    except (OverflowError, ValueError):
+        raise InputError(f"{name} {value!r} is out of range") from None
 
 
 class History(BaseModel):
@@ -174,6 +203,12 @@ def diff(a: Snapshot, b: Snapshot) -> SnapshotDiff:
     """Pillars whose % moved, criteria whose score or status moved, and the evidence that changed."""
     if a.project != b.project:
         raise InputError(f"snapshots {a.id} and {b.id} belong to different projects ({a.project}, {b.project})")
+    # An empty or inverted diff would read as "nothing changed" or as every change undone: refuse both.
+    if a.id is not None and a.id == b.id:
+        raise InputError(f"a and b are the same snapshot ({a.id}): give two different snapshots")
+    if a.taken_at > b.taken_at:
+        raise InputError(f"snapshot {a.id} ({rfc3339(a.taken_at)}) is later than snapshot {b.id} ({rfc3339(b.taken_at)}): "
+                         "give the earlier one first")
     criteria = criterion_changes(a, b)
     ids = [p.id for p in b.pillars] + [p.id for p in a.pillars if b.pillar(p.id) is None]
     pillars = [_move(a.pillar(i), b.pillar(i)) for i in ids]
@@ -233,7 +268,7 @@ def alerts(store: Store, *, project: str | None = None, state: str | None = None
                             for d in store.outbox_items(alert_id=a.id)]}
             for a in found
         ],
-        "outbox": store.outbox_backlog(),
+        "outbox": store.outbox_backlog(project),
     }
 
 

@@ -229,7 +229,7 @@ def test_unknown_project_is_404_everywhere(api):
     assert error(api.get("/no/such/route"), 404)
     response = api.post("/api/v1/projects")
     error(response, 405)
-    assert response.headers["allow"] == "GET"
+    assert response.headers["allow"] == "GET, HEAD"
 
 
 # --- health, metrics, pages, badges -----------------------------------------------------
@@ -369,3 +369,195 @@ def test_openapi_document_lists_every_route_with_its_errors(api):
     assert history["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/History"}
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     assert "HTTPValidationError" not in doc["components"]["schemas"]
+
+
+# --- HEAD, pages, security headers and the Host header (issue 12, section 5) ----------------
+
+
+def concrete_paths(doc: dict, history: History) -> list[str]:
+    """Every GET route of the OpenAPI document with real parameters filled in."""
+    values = {"project": "shop", "pillar": "dx", "criterion": "restart", "snapshot_id": str(shop_ids(history)[0])}
+    paths = []
+    for path, operations in doc["paths"].items():
+        assert "get" in operations, path
+        for name, value in values.items():
+            path = path.replace("{" + name + "}", value)
+        paths.append(path)
+    return paths
+
+
+def test_head_answers_like_get_on_every_get_route(api, history):
+    paths = concrete_paths(api.get("/openapi.json").json(), history)
+    assert "/healthz" in paths and "/projects/shop/dashboard" in paths
+    for path in [*paths, "/openapi.json", "/docs", "/api/v1/projects/nope", "/no/such/route",
+                 "/api/v1/projects/shop/history?since=not-a-date"]:
+        got, head = api.get(path), api.head(path)
+        assert head.status_code == got.status_code, (path, head.status_code, got.status_code)
+        assert head.content == b"", path
+        assert {k: v for k, v in head.headers.items() if k != "date"} == \
+            {k: v for k, v in got.headers.items() if k != "date"}, path
+    # Another method is still refused, and the refusal names both methods that work.
+    refused = api.post("/healthz")
+    error(refused, 405)
+    assert refused.headers["allow"] == "GET, HEAD"
+
+
+def test_head_behind_a_token_is_refused_without_a_body(history, monkeypatch):
+    monkeypatch.setenv("PW_API_TOKEN", "tok-head-5678")
+    with running(with_api(history.config, token_env="PW_API_TOKEN")) as url:
+        assert httpx.head(url + "/healthz").status_code == 200
+        refused = httpx.head(url + "/api/v1/projects")
+        allowed = httpx.head(url + "/api/v1/projects", headers={"Authorization": "Bearer tok-head-5678"})
+    assert refused.status_code == 401 and refused.content == b"" and refused.headers["www-authenticate"] == "Bearer"
+    assert allowed.status_code == 200 and allowed.content == b"" and int(allowed.headers["content-length"]) > 0
+
+
+def external_references(html: str) -> list[str]:
+    """What in a page would make a browser reach another host: anything loaded, a form, a base URL."""
+    from .html_tree import parse
+
+    found = []
+    for element in parse(html).iter():
+        for name, value in element.attrs.items():
+            if element.tag == "a" and name == "href":
+                continue  # a link is followed by a person, not loaded with the page
+            if name in ("src", "href", "srcset", "action", "data", "poster", "xlink:href") and \
+                    value.strip().lower().startswith(("http:", "https:", "//", "ftp:")):
+                found.append(f"<{element.tag} {name}={value}>")
+        if element.tag in ("script", "style") and ("http:" in element.text() or "https:" in element.text()):
+            found.append(f"<{element.tag}> with a URL")
+    return found
+
+
+def test_no_page_served_by_the_api_references_an_external_host(api, history):
+    paths = concrete_paths(api.get("/openapi.json").json(), history)
+    pages = 0
+    for path in [*paths, "/docs", "/redoc", "/docs/oauth2-redirect"]:
+        response = api.get(path)
+        if not response.headers.get("content-type", "").startswith("text/html"):
+            continue
+        pages += 1
+        assert external_references(response.text) == [], path
+        assert "cdn" not in response.text.lower(), path
+        policy = response.headers["content-security-policy"]
+        assert "http" not in policy and "*" not in policy, (path, policy)
+    assert pages >= 3  # the index, a project's page and /docs
+    docs = api.get("/docs")
+    assert docs.status_code == 200 and '<a href="/openapi.json">' in docs.text and "swagger" not in docs.text.lower()
+    assert api.get("/redoc").status_code == 404
+
+
+def test_since_and_until_are_iso_8601_dates_or_times_and_nothing_else(api):
+    url = "/api/v1/projects/shop/history"
+    # The basic ISO 8601 form is a date, as on the command line: not Unix seconds.
+    basic = api.get(url, params={"since": "20261104"}).json()
+    assert [p["taken_at"] for p in basic["points"]] == ["2026-11-04T08:00:00Z", "2026-11-05T08:00:00Z"]
+    assert api.get(url, params={"until": "20261101T0800Z"}).json()["total"] == 1
+    for bad in ("1762243200", "1762243200.5", "0", "-1", "2026-13-01", "yesterday", "2026-11-04T25:00"):
+        for name in ("since", "until"):
+            assert name in error(api.get(url, params={name: bad}), 422), (name, bad)
+    # A duration back from now means the same as on the command line.
+    assert api.get(url, params={"since": "36500d"}).json()["total"] == 4
+    assert api.get(url, params={"since": "1d"}).json()["total"] == (4 if datetime.now(timezone.utc) < LAST_DAY else 0)
+
+
+def test_alerts_of_one_project_count_only_its_outbox(api):
+    assert api.get("/api/v1/alerts", params={"project": "billing"}).json()["outbox"] == {}
+    assert api.get("/api/v1/alerts", params={"project": "shop"}).json()["outbox"] == {"pending": 8}
+    assert api.get("/api/v1/alerts").json()["outbox"] == {"pending": 8}
+
+
+def test_diff_of_an_equal_or_reversed_pair_is_422(api, history):
+    ids = shop_ids(history)
+    url = "/api/v1/projects/shop/diff"
+    assert "the same snapshot" in error(api.get(url, params={"a": ids[2], "b": ids[2]}), 422)
+    assert "is later than" in error(api.get(url, params={"a": ids[3], "b": ids[1]}), 422)
+    assert "the same snapshot" in error(api.get(url, params={"a": ids[3]}), 422)  # b defaults to the latest: ids[3]
+    assert api.get(url, params={"a": ids[1], "b": ids[3]}).status_code == 200
+
+
+SECURITY_HEADERS = {"x-content-type-options": "nosniff", "x-frame-options": "DENY", "referrer-policy": "no-referrer"}
+
+
+def check_security_headers(response: httpx.Response) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers.get(name) == value, (response.url, name)
+    policy = dict(part.strip().split(" ", 1) for part in response.headers["content-security-policy"].split(";"))
+    assert policy["default-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
+    assert policy["base-uri"] == "'none'" and policy["form-action"] == "'none'"
+    assert "script-src" not in policy  # no script may run: default-src 'none' covers it
+    assert "unsafe" not in policy.get("style-src", "") and "http" not in " ".join(policy.values())
+
+
+def test_every_answer_carries_the_security_headers_and_the_page_style_is_allowed(api):
+    import base64
+    import hashlib
+    import re
+
+    for path in ("/", "/projects/shop/dashboard", "/docs", "/healthz", "/api/v1/projects", "/badge/shop.svg",
+                 "/metrics", "/no/such/route"):
+        check_security_headers(api.get(path))
+    page = api.get("/projects/shop/dashboard")
+    (style,) = re.findall(r"<style>(.*?)</style>", page.text, flags=re.S)
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert f"'sha256-{digest}'" in page.headers["content-security-policy"]  # the stylesheet still applies
+    assert page.headers["content-security-policy"].startswith(
+        parse_meta_policy(page.text))  # the page's own <meta> policy says the same, less what only a header can say
+
+
+def parse_meta_policy(html: str) -> str:
+    from .html_tree import parse
+
+    return parse(html).one("meta", http_equiv="Content-Security-Policy").attrs["content"]
+
+
+def test_loopback_without_a_token_refuses_a_foreign_host_header(history, monkeypatch):
+    """DNS rebinding: a page on evil.example resolving to 127.0.0.1 must not read the open API."""
+    with running(history.config) as url:
+        port = url.rsplit(":", 1)[1]
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}"):
+            assert httpx.get(url + "/api/v1/projects", headers={"Host": host}).status_code == 200, host
+        for host in ("evil.example", f"evil.example:{port}", "127.0.0.1", f"127.0.0.1:{int(port) + 1}",
+                     f"localhost.evil.example:{port}", ""):
+            refused = httpx.get(url + "/api/v1/projects", headers={"Host": host})
+            assert "Host header" in error(refused, 421), host
+            check_security_headers(refused)
+        assert httpx.head(url + "/healthz", headers={"Host": "evil.example"}).status_code == 421
+    # The configured host name is accepted (a name in /etc/hosts for the loopback address, say).
+    with running(with_api(history.config, host="pw.internal")) as url:
+        port = url.rsplit(":", 1)[1]
+        assert httpx.get(url + "/healthz", headers={"Host": f"pw.internal:{port}"}).status_code == 200
+        assert httpx.get(url + "/healthz", headers={"Host": f"evil.example:{port}"}).status_code == 421
+    # With a token, the token is the protection: a proxy may send any Host.
+    monkeypatch.setenv("PW_API_TOKEN", "tok-host-0001")
+    with running(with_api(history.config, token_env="PW_API_TOKEN")) as url:
+        answer = httpx.get(url + "/api/v1/projects", headers={"Host": "pillarwatch.example.com",
+                                                              "Authorization": "Bearer tok-host-0001"})
+        assert answer.status_code == 200
+
+
+def test_the_asgi_app_checks_the_host_and_sends_the_headers(history):
+    import asyncio
+
+    from daemon.api import create_app
+
+    app = create_app(lambda: history.config)
+
+    async def ask(base: str, host: str | None, method: str = "GET") -> httpx.Response:
+        headers = {"Host": host} if host is not None else {}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base) as client:
+            return await client.request(method, "/api/v1/projects", headers=headers)
+
+    async def scenario() -> None:
+        ok = await ask("http://127.0.0.1:8477", None)
+        assert ok.status_code == 200
+        check_security_headers(ok)
+        assert (await ask("http://[::1]:8477", "[::1]:8477")).status_code == 200
+        assert (await ask("http://127.0.0.1:8477", "attacker.example:8477")).status_code == 421
+        assert (await ask("http://[::1]:8477", "attacker.example:8477")).status_code == 421
+        head = await ask("http://127.0.0.1:8477", None, "HEAD")
+        assert head.status_code == 200 and head.content == b"" and head.headers["content-length"] == ok.headers["content-length"]
+        # Not bound to a loopback address (0.0.0.0 reached as 10.1.2.3, say): the operator chose to expose it.
+        assert (await ask("http://10.1.2.3:8477", "dashboard.example.com")).status_code == 200
+
+    asyncio.run(scenario())

@@ -166,3 +166,21 @@ def test_serve_answers_from_a_collected_database_and_stops_on_sigterm(workdir, p
     code, stderr = stop(proc)
     assert code == 0, stderr
     assert "serve-token" not in stderr and "Traceback" not in stderr
+
+
+def test_serve_without_a_token_answers_head_and_refuses_a_rebound_host(workdir, processes):
+    port = free_port()
+    write_config(workdir, workdir / "repo", port)
+    proc = processes("serve", cwd=workdir)
+    url = f"http://127.0.0.1:{port}"
+    assert wait_for("/healthz", lambda: httpx.get(url + "/healthz").status_code == 200, proc)
+    head = httpx.head(url + "/healthz")
+    assert head.status_code == 200 and head.content == b"" and head.headers["content-type"] == "application/json"
+    page = httpx.get(url + "/")  # no database yet (nothing collected): a 503 page, with the headers all the same
+    assert page.status_code == 503 and page.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert httpx.get(url + "/healthz", headers={"Host": f"localhost:{port}"}).status_code == 200
+    rebound = httpx.get(url + "/healthz", headers={"Host": f"attacker.example:{port}"})
+    assert rebound.status_code == 421 and "Host header" in rebound.json()["error"]["message"]
+    code, stderr = stop(proc)
+    assert code == 0 and "Traceback" not in stderr, stderr

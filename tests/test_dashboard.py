@@ -132,13 +132,52 @@ def test_a_partial_snapshot_is_marked_and_its_criteria_stale(tmp_path):
         run_projects(history.config, [history.config.project("shop")], store=store, now=DAY5)
     page = render(history)
     assert page.one("span", class_="partial").text() == "partial"
-    assert "some sources did not answer" in page.one("p", class_="warning").text()
+    assert "sources that did not answer" in page.one("p", class_="warning").text()
     chart = page.one("figure", data_chart="pillar:durability")
     assert len(points(chart)) == 5
     hollow = chart.find_all("circle", class_="partial")
     assert len(hollow) == 1 and hollow[0].one("title").text().endswith("(partial)")
     statuses = {li.attrs["data-status"] for li in page.find_all("li", class_="criterion")}
     assert statuses == {"stale"}
+
+
+def test_a_complete_snapshot_with_a_silent_source_tells_one_truth(tmp_path):
+    """complete_share 0.5: one of two sources failing leaves the snapshot complete; the page must not call it partial."""
+    main, extra = GitRepo(tmp_path / "main"), GitRepo(tmp_path / "extra")
+    for repo in (main, extra):
+        repo.write("README.md", "# x\n")
+        repo.commit("one", when=DAY0)
+    raw = {"version": 1, "store": "one.db", "projects": [{
+        "id": "one", "complete_share": 0.5,
+        "sources": [{"id": "main", "kind": "git", "path": str(main.path)},
+                    {"id": "extra", "kind": "git", "path": str(extra.path)}],
+        "pillars": [{"id": "p", "title": "P", "criteria": [
+            {"id": "a", "title": "A", "checks": [{"source": "main", "signal": "file_exists", "path": "README.md"}]},
+            {"id": "b", "title": "B", "checks": [{"source": "extra", "signal": "file_exists", "path": "README.md"}]}]}],
+    }]}
+    path = tmp_path / "one.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    config = load_config(path)
+    extra.path.rename(tmp_path / "gone")
+    with Store.open(config.store_path) as store:
+        run_projects(config, config.projects, store=store, now=DAY0 + timedelta(hours=1))
+        snapshot = store.latest("one")
+        assert snapshot is not None and snapshot.complete
+        page = parse(dashboard.page(store, config, "one"))
+    header = page.one("header")
+    assert header.one("span", class_="pill").text() == "complete" and header.find_all(class_="partial") == []
+    note = header.one("p", class_="warning")
+    assert "partial" not in note.text().lower() and "complete" in note.text()
+    assert "1 of 2 sources answered" in note.text() and "extra" in note.text()
+
+    # The same page for a snapshot that is partial: the pill and the note both say so.
+    config = config.model_copy(update={"projects": [config.projects[0].model_copy(update={"complete_share": 1.0})]})
+    with Store.open(config.store_path) as store:
+        run_projects(config, config.projects, store=store, now=DAY0 + timedelta(hours=2))
+        page = parse(dashboard.page(store, config, "one"))
+    header = page.one("header")
+    assert header.one("span", class_="pill").text() == "partial"
+    assert header.one("p", class_="warning").text().startswith("Partial snapshot: 1 of 2 sources answered")
 
 
 def test_unknown_project_is_not_found(built):

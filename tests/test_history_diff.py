@@ -93,4 +93,26 @@ def test_diff_errors_name_what_is_wrong(built):
     proc = pillarwatch(built, "diff", "1", "999")
     assert proc.returncode == 2 and "no snapshot 999" in proc.stderr
     proc = pillarwatch(built, "diff", "--project", "shop", "--json", "1", "1")
-    assert proc.returncode == 0 and json.loads(proc.stdout)["criteria"] == []
+    assert proc.returncode == 2 and "the same snapshot" in proc.stderr  # nothing to compare: an error, not an empty diff
+
+
+def test_since_is_an_iso_8601_date_or_time_as_in_the_api(built):
+    found = as_json(built, "history", "--project", "shop", "--since", "20261104")
+    assert [p["taken_at"] for p in found["points"]] == ["2026-11-04T08:00:00Z", "2026-11-05T08:00:00Z"]
+    for bad in ("1762243200", "2026-13-01", "yesterday"):
+        proc = pillarwatch(built, "history", "--project", "shop", "--since", bad)
+        assert proc.returncode == 2 and f"--since {bad!r}" in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_diff_of_an_equal_or_reversed_pair_is_one_line_and_exit_2(built):
+    for args, needle in [(("5", "5"), "the same snapshot"), (("5", "3"), "is later than"),
+                         (("--project", "shop", "7"), "the same snapshot")]:
+        proc = pillarwatch(built, "diff", *args)
+        assert proc.returncode == 2 and needle in proc.stderr, (args, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_alerts_of_one_project_count_only_its_outbox(built):
+    assert as_json(built, "alerts", "--project", "billing")["outbox"] == {}
+    assert as_json(built, "alerts", "--project", "shop")["outbox"] == {"pending": 8}

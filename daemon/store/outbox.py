@@ -108,9 +108,15 @@ class AlertQueries:
         params.append(limit)
         return [self._item(row) for row in self.db.query(sql, params)]
 
-    def outbox_backlog(self) -> dict[str, int]:
-        """How many items are in each state."""
-        return {row["state"]: row["n"] for row in self.db.query("SELECT state, count(*) AS n FROM outbox GROUP BY state")}
+    def outbox_backlog(self, project: str | None = None) -> dict[str, int]:
+        """How many items are in each state (of ``project``'s alerts only, when given)."""
+        if project is None:
+            rows = self.db.query("SELECT state, count(*) AS n FROM outbox GROUP BY state")
+        else:
+            rows = self.db.query(
+                "SELECT o.state, count(*) AS n FROM outbox o JOIN alerts a ON a.id = o.alert_id"
+                " WHERE a.project = ? GROUP BY o.state", [project])
+        return {row["state"]: row["n"] for row in rows}
 
     def oldest_pending_at(self) -> datetime | None:
         """When the oldest message still waiting for delivery was queued."""
