@@ -5,6 +5,7 @@ Used by backfill and import; like the collector, it reads commit objects only.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,8 +23,11 @@ def first_parent_log(
     looked like after each change landed. Raises SourceFault.
     """
     args = ["rev-list", "--first-parent", "--format=%ct"]
-    if since is not None:
-        args.append(f"--since={int(since.timestamp())}")
+    # The integer forms: git's date parser reads a bare number below 100000000 (1973) as
+    # something else, and "@<epoch>" as nothing on the git this runs on. No commit predates
+    # 1970, so an earlier date is no lower bound.
+    if since is not None and since.timestamp() > 0:
+        args.append(f"--max-age={math.ceil(since.timestamp())}")
     if max_count is not None:
         args.append(f"--max-count={max_count}")
     try:
@@ -43,11 +47,14 @@ def first_parent_log(
 
 def commit_before(source: GitSource, moment: datetime, *, cache_dir: Path) -> str | None:
     """The last commit of `source.branch` made at or before `moment`, if any. Raises SourceFault."""
+    if moment.timestamp() < 0:
+        return None  # no commit predates 1970 (and --min-age=-1 would mean no bound)
     try:
         repo = _Repo(source, cache_dir, sync=False)
         try:
             sha, _ = repo.resolve(source.branch)
-            out = repo.run("rev-list", "--first-parent", "-1", f"--before={int(moment.timestamp())}", sha, "--")
+            # The integer form, as in first_parent_log.
+            out = repo.run("rev-list", "--first-parent", "-1", f"--min-age={math.floor(moment.timestamp())}", sha, "--")
         finally:
             repo.close()
     except _FAULTS as exc:
