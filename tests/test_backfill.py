@@ -109,7 +109,34 @@ def test_backfill_needs_a_range_and_a_git_source(known_history):
     assert proc.returncode == 2 and "no git source 'live'" in proc.stderr
 
 
-MONTHLY = {"keep_all": "1d", "daily_for": "1d", "weekly_for": "1d"}  # then the latest of each month
+MONTHLY = {"keep_all": "1d", "daily_for": "1d", "weekly_for": "1d", "backfilled": "tiers"}  # then the latest of each month
+
+
+def test_backfilled_history_is_kept_by_retention_unless_told_to_thin_it(known_history):
+    root, shas = known_history
+    assert json.loads(pillarwatch(root, "backfill", "--since", "2026-01-01", "--json").stdout)[0]["added"] == 9
+    # Older than 90 days: the default tiers alone would keep the latest of each week.
+    from daemon.service import Daemon
+    from daemon.store import Store
+
+    daemon = Daemon(root / "pw.yaml")
+    daemon.store = Store.open(root / "pw.db")
+    try:
+        daemon._prune_job()  # the daemon's daily prune
+    finally:
+        daemon.store.close()
+    pruned = json.loads(pillarwatch(root, "prune", "--json").stdout)["projects"][0]
+    assert (pruned["kept"], pruned["removed"]) == (9, 0)
+    db = sqlite3.connect(root / "pw.db")
+    assert db.execute("SELECT count(*) FROM snapshots WHERE origin = 'backfilled'").fetchone()[0] == 9
+
+    config = yaml.safe_load((root / "pw.yaml").read_text())
+    (root / "pw.yaml").write_text(yaml.safe_dump({**config, "retention": {"backfilled": "tiers"}}, sort_keys=False))
+    pruned = json.loads(pillarwatch(root, "prune", "--json").stdout)["projects"][0]
+    # ISO weeks of January 2026: Fri 2 to Sun 4, then Mon 5 to Sat 10: the latest of each.
+    assert (pruned["kept"], pruned["removed"]) == (2, 7)
+    kept = [r[0] for r in db.execute("SELECT taken_at FROM snapshots ORDER BY taken_at")]
+    assert kept == ["2026-01-04T09:00:00Z", "2026-01-10T09:00:00Z"]
 
 
 def test_what_retention_removed_a_second_backfill_does_not_bring_back(known_history):
