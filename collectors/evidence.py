@@ -38,6 +38,12 @@ def canonical_json(value: Any) -> str:
     return _CANONICAL.encode(value)
 
 
+# Value fields computed from the collection's clock, not read from the source (git: how old a
+# file or HEAD is). They change every second while the state stays the same, so they are left
+# out of a snapshot's identity (see daemon.snapshot.Snapshot.content_hash).
+CLOCK_FIELDS: dict[str, frozenset[str]] = {"file_age": frozenset({"days"}), "head": frozenset({"age_days"})}
+
+
 def evidence_key(source: str, signal: str, params: dict[str, Any]) -> str:
     """The identity of one requested fact: source, signal and parameters."""
     return f"{source}:{signal}:{canonical_json(params)}"

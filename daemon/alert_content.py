@@ -8,7 +8,7 @@ commit, path, line and URL so that channels can link to them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +21,10 @@ from .snapshot import CriterionScore, Snapshot, rfc3339
 _DOC_SIGNALS = {"declared_score": "score", "ratio": "ratio", "checklist": "ratio"}
 _COUNT_WORDS = {"matches": "matches", "files": "files", "count": "files"}
 _MAX_VALUE_CHARS = 60
+
+# (source, old commit, new commit, path or glob, is a glob) -> the commit in between that made the change, or None
+# when it cannot be told: the I/O is the caller's (collectors.git_history.blamer), these functions stay pure.
+Blame = Callable[[str, str, str, str, bool], str | None]
 
 
 # --- criteria --------------------------------------------------------------------------
@@ -68,7 +72,8 @@ def merge_criteria(old: list[CriterionChange], new: list[CriterionChange]) -> li
 # --- evidence --------------------------------------------------------------------------
 
 
-def evidence_changes(baseline: Snapshot | None, current: Snapshot, criteria: list[CriterionChange]) -> list[EvidenceChange]:
+def evidence_changes(baseline: Snapshot | None, current: Snapshot, criteria: list[CriterionChange],
+                     *, blame: Blame | None = None) -> list[EvidenceChange]:
     """Every evidence item of the given criteria that differs between the two snapshots."""
     if baseline is None:
         return []
@@ -83,7 +88,8 @@ def evidence_changes(baseline: Snapshot | None, current: Snapshot, criteria: lis
             fields.update(_check_fields(criterion))
             for item in criterion.evidence:
                 pairs.setdefault(item.key, [None, None])[side] = item
-    described = (describe_evidence(old, new, field=fields.get(key), kind=kinds.get((new or old).source, ""))  # type: ignore[union-attr]
+    described = (describe_evidence(old, new, field=fields.get(key), kind=kinds.get((new or old).source, ""),  # type: ignore[union-attr]
+                                   blame=blame)
                  for key, (old, new) in pairs.items())
     return [d for d in described if d is not None]
 
@@ -103,7 +109,8 @@ def _state(item: Evidence | None) -> Any:
     return ("error", item.error.kind, item.error.message) if item.error else ("value", canonical_json(item.value))
 
 
-def describe_evidence(old: Evidence | None, new: Evidence | None, *, field: str | None = None, kind: str = "") -> EvidenceChange | None:
+def describe_evidence(old: Evidence | None, new: Evidence | None, *, field: str | None = None, kind: str = "",
+                      blame: Blame | None = None) -> EvidenceChange | None:
     """One changed fact in words, or None when nothing changed."""
     if _state(old) == _state(new):
         return None
@@ -121,14 +128,15 @@ def describe_evidence(old: Evidence | None, new: Evidence | None, *, field: str 
         key = field or next(iter(sorted(new.value or {})), "value")
         change.description = f"{_label(new)}: {key} {_fmt((new.value or {}).get(key))} ({was})"
     else:
-        _describe_values(change, old, new, field, kind)
+        _describe_values(change, old, new, field, kind, blame)
     return change
 
 
-def _describe_values(change: EvidenceChange, old: Evidence, new: Evidence, field: str | None, kind: str) -> None:
+def _describe_values(change: EvidenceChange, old: Evidence, new: Evidence, field: str | None, kind: str,
+                     blame: Blame | None) -> None:
     a, b = old.value or {}, new.value or {}
-    at = f" in {new.provenance.commit[:7]}" if new.provenance.commit else ""
     signal = new.signal
+    at = _made_in(change, old, new, blame) if signal in ("file_exists", "file_count", "content_match") else ""
     if signal == "file_exists" and bool(a.get("exists")) != bool(b.get("exists")):
         gone = bool(a.get("exists"))
         path = _first_path(a if gone else b) or new.params.get("path") or new.params.get("glob")
@@ -157,6 +165,21 @@ def _describe_values(change: EvidenceChange, old: Evidence, new: Evidence, field
     else:
         key = _changed(a, b, field, None) or field or "value"
         change.description = f"{_label(new)}: {key} {_fmt(a.get(key))} → {_fmt(b.get(key))}"
+
+
+def _made_in(change: EvidenceChange, old: Evidence, new: Evidence, blame: Blame | None) -> str:
+    """`` in <commit>`` naming the commit that made a change to files, or `` between <A> and <B>``."""
+    before, after = old.provenance.commit, new.provenance.commit
+    if not after:
+        return ""
+    if not before or before == after:
+        return f" in {after[:7]}"
+    path, pattern = new.params.get("path"), new.params.get("glob")
+    found = blame(new.source, before, after, str(path or pattern), not path) if blame and (path or pattern) else None
+    if found is None:
+        return f" between {before[:7]} and {after[:7]}"
+    change.commit = found
+    return f" in {found[:7]}"
 
 
 def _changed(a: dict[str, Any], b: dict[str, Any], field: str | None, among: Iterable[str] | None) -> str | None:

@@ -193,7 +193,8 @@ def diff(
 ) -> Response:
     chosen = config.project(project)
     with _store(config) as store:
-        return _json(queries.diff_latest(store, chosen, a, b).model_dump(mode="json"))
+        found = queries.diff_latest(store, chosen, a, b, blame=queries.commit_blame(config, chosen))
+        return _json(found.model_dump(mode="json"))
 
 
 @router.get("/api/v1/alerts", response_model=AlertsBody, tags=["alerts"],

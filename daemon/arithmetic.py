@@ -37,4 +37,17 @@ def display(value: float | None, decimals: int = 0, *, suffix: str = "") -> str:
     """A figure as people read it: ``74.5`` -> ``"75"``; ``None`` -> ``"–"``."""
     if value is None:
         return "–"
-    return f"{round_half_up(value, decimals)}{suffix}"
+    return f"{_no_minus_zero(round_half_up(value, decimals))}{suffix}"
+
+
+def display_change(value: float | None, decimals: int = 0) -> str:
+    """A change as people read it, signed: ``74.5`` -> ``"+75"``, ``-3.2`` -> ``"-3"``, ``-0.2`` -> ``"0"``."""
+    if value is None:
+        return "–"
+    rounded = _no_minus_zero(round_half_up(value, decimals))
+    return f"{rounded:+}" if rounded else str(rounded)
+
+
+def _no_minus_zero(rounded: Decimal) -> Decimal:
+    # -0.2 rounds to Decimal("-0"), which reads as a fall that did not happen.
+    return abs(rounded) if rounded == 0 else rounded

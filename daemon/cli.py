@@ -248,7 +248,12 @@ def diff(
     with Store.open(cfg.store_path, readonly=True) as store:
         # With both ids given, the snapshots say which project they belong to.
         chosen = None if a is not None and b is not None else queries.choose_project(cfg, project)
-        found = queries.diff(store.get(a), store.get(b)) if chosen is None else queries.diff_latest(store, chosen, a, b)
+        if chosen is None:
+            first, second = store.get(a), store.get(b)  # type: ignore[arg-type]
+            known = {p.id: p for p in cfg.projects}.get(second.project)
+            found = queries.diff(first, second, blame=queries.commit_blame(cfg, known) if known else None)
+        else:
+            found = queries.diff_latest(store, chosen, a, b, blame=queries.commit_blame(cfg, chosen))
     if as_json:
         _print_json(found.model_dump(mode="json"))
     else:

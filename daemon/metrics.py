@@ -146,7 +146,7 @@ class StoreCollector(Collector):
 
     def _sources(self) -> Iterator[Metric]:
         runs = CounterMetricFamily(
-            "pillarwatch_source_runs", "Scheduled runs of a source that ended, by outcome (ok, error, missed, skipped).",
+            "pillarwatch_source_runs", "Scheduled runs of a source that ended, by outcome (ok, error, missed, skipped, interrupted).",
             labels=["project", "source", "outcome"])
         for row in self.store.run_counts():
             if self._configured(row["project"], row["source"]):

@@ -13,7 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel, field_serializer
 
-from .alert_content import criterion_changes, evidence_changes
+from collectors import git_history
+from collectors.git import GitSource
+
+from .alert_content import Blame, criterion_changes, evidence_changes
 from .alerts import CriterionChange, EvidenceChange
 from .config import Config, Project, parse_duration
 from .errors import InputError, NotFound
@@ -199,8 +202,11 @@ class SnapshotDiff(BaseModel):
         return rfc3339(value)
 
 
-def diff(a: Snapshot, b: Snapshot) -> SnapshotDiff:
-    """Pillars whose % moved, criteria whose score or status moved, and the evidence that changed."""
+def diff(a: Snapshot, b: Snapshot, *, blame: Blame | None = None) -> SnapshotDiff:
+    """Pillars whose % moved, criteria whose score or status moved, and the evidence that changed.
+
+    ``blame`` finds the commit that made a change to files (see :func:`commit_blame`).
+    """
     if a.project != b.project:
         raise InputError(f"snapshots {a.id} and {b.id} belong to different projects ({a.project}, {b.project})")
     # An empty or inverted diff would read as "nothing changed" or as every change undone: refuse both.
@@ -218,11 +224,12 @@ def diff(a: Snapshot, b: Snapshot) -> SnapshotDiff:
         overall=PillarMove(id="overall", title="Overall", before=a.overall, after=b.overall, delta=_delta(a.overall, b.overall)),
         pillars=[m for m in pillars if m.before != m.after],
         criteria=criteria,
-        evidence=evidence_changes(a, b, criteria),
+        evidence=evidence_changes(a, b, criteria, blame=blame),
     )
 
 
-def diff_latest(store: Store, project: Project, a: int | None = None, b: int | None = None) -> SnapshotDiff:
+def diff_latest(store: Store, project: Project, a: int | None = None, b: int | None = None, *,
+                blame: Blame | None = None) -> SnapshotDiff:
     """``diff`` with defaults: B is the latest snapshot (or the one given), A the one before B."""
     second = _of_project(store.get(b), project) if b is not None else latest(store, project)
     if a is not None:
@@ -232,7 +239,12 @@ def diff_latest(store: Store, project: Project, a: int | None = None, b: int | N
         if before is None:
             raise NotFound(f"snapshot {second.id} is the first of project {second.project!r}: nothing to compare with")
         first = before
-    return diff(first, second)
+    return diff(first, second, blame=blame)
+
+
+def commit_blame(config: Config, project: Project) -> Blame:
+    """Finds, in the project's git sources, the commit that made a change (within each source's timeout)."""
+    return git_history.blamer([s for s in project.sources if isinstance(s, GitSource)], cache_dir=config.cache_path)
 
 
 def _of_project(found: Snapshot, project: Project) -> Snapshot:

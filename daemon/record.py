@@ -18,6 +18,7 @@ from collectors.evidence import CollectResult
 from .alerts import Alert, AlertMessage, OutboxItem
 from .config import Config, Project
 from .notify import Channel, DeliveryReport, LogChannel, deliver_due, route
+from .queries import commit_blame
 from .regressions import evaluate, rescore
 from .scoring import score_project
 from .snapshot import Snapshot, rfc3339
@@ -44,6 +45,7 @@ def record(store: Store, config: Config, project: Project, results: Sequence[Col
         evaluation = evaluate(
             project, saved, baseline, store.open_alerts(project.id),
             failing_since=store.failing_since(project.id), decimals=config.display.decimals, now=now,
+            blame=commit_blame(config, project),
         )
         alerts = store.save_alerts(evaluation.alerts)
         by_fingerprint = {a.fingerprint: a.id for a in alerts}

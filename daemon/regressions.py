@@ -74,9 +74,14 @@ def evaluate(
     failing_since: dict[str, datetime],
     decimals: int,
     now: datetime,
+    blame: content.Blame | None = None,
 ) -> Evaluation:
-    """Alerts created or changed by ``current``, and the messages to deliver."""
+    """Alerts created or changed by ``current``, and the messages to deliver.
+
+    ``blame`` names the commit that made a change to files (see :func:`daemon.queries.commit_blame`).
+    """
     run = _Run(project, current, baseline, open_alerts, decimals=decimals, now=now)
+    run.blame = blame
     if current.complete:
         run.figures()
     run.sources(failing_since)
@@ -155,6 +160,7 @@ class _Run:
         self.existing = {key: a.model_copy(deep=True) for key, a in self.before.items()}
         self.open = dict(self.existing)  # the live alert of each (subject, kind), new ones included
         self.created: list[Alert] = []
+        self.blame: content.Blame | None = None
         self.messages: list[AlertMessage] = []
 
     def changed(self) -> list[Alert]:
@@ -172,7 +178,7 @@ class _Run:
                 continue  # nothing scorable: neither a drop nor a recovery
             pillar_id = subject.removeprefix("pillar:") if subject != "overall" else None
             criteria = content.criterion_changes(self.baseline, self.current, pillar_id)
-            evidence = content.evidence_changes(self.baseline, self.current, criteria)
+            evidence = content.evidence_changes(self.baseline, self.current, criteria, blame=self.blame)
             step = (criteria, evidence)
             self._regression(subject, name, old, new, step)
             self._floor(subject, name, floors.get(subject), new, step)

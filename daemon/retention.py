@@ -26,8 +26,11 @@ Precisely:
   in ``protected`` (the store passes the snapshots open alerts and undelivered
   alert messages refer to). Pinned snapshots do not displace the latest of
   their bucket, which is kept as well.
-- Imported and backfilled snapshots are judged by their ``taken_at`` like any
-  other; a backfilled snapshot later in a day than the one kept replaces it.
+- Imported and backfilled snapshots are history that cannot be collected
+  again, so by default (``backfilled: keep``, ``imported: keep``) the store
+  passes them as ``protected`` and every one is kept. With ``tiers`` they are
+  judged by their ``taken_at`` like any other; a backfilled snapshot later in a
+  day than the one kept replaces it.
 
 Consequences the tests check: planning again on what was kept removes nothing;
 and because tiers only coarsen with age and buckets nest, pruning every day
@@ -47,6 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 __all__ = ["TIERS", "RetentionPlan", "RetentionPolicy", "Tier", "plan"]
 
+OriginRetention = Literal["keep", "tiers"]
 Tier = Literal["keep_all", "daily", "weekly", "monthly", "expired"]
 TIERS: tuple[Tier, ...] = ("keep_all", "daily", "weekly", "monthly", "expired")
 
@@ -61,6 +65,10 @@ class RetentionPolicy(BaseModel):
     daily_for: timedelta = Field(default=timedelta(days=90), description="up to this age, the latest of each UTC day")
     weekly_for: timedelta = Field(default=timedelta(days=365), description="up to this age, the latest of each week")
     monthly_for: timedelta | None = Field(default=None, description="up to this age, the latest of each month; null: forever")
+    backfilled: OriginRetention = Field(default="keep", description=(
+        "backfilled snapshots: `keep` every one (backfill cannot bring back what was pruned), or thin them by the same `tiers`"))
+    imported: OriginRetention = Field(default="keep", description=(
+        "imported snapshots: `keep` every one (import cannot bring back what was pruned), or thin them by the same `tiers`"))
     runs_for: timedelta = Field(default=timedelta(days=30), description=(
         "the schedule's record of each run (one row per source and due time) is kept this long, then folded into "
         "per-source totals that the metrics' counters go on from; each source's latest run stays"))
@@ -84,6 +92,10 @@ class RetentionPolicy(BaseModel):
             if b < a:
                 raise ValueError(f"{longer} ({_days(b)}) must not be shorter than {shorter} ({_days(a)})")
         return self
+
+    def kept_origins(self) -> tuple[str, ...]:
+        """The origins of snapshots kept whatever their age (``backfilled``, ``imported``)."""
+        return tuple(o for o in ("backfilled", "imported") if getattr(self, o) == "keep")
 
     def tier_of(self, age: timedelta) -> Tier:
         """The tier a snapshot of this age is in (a snapshot from the future is ``keep_all``)."""

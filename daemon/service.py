@@ -79,6 +79,7 @@ class Daemon:
             self.store = Store.open(self.config.store_path)
             self.sender_store = Store.open(self.config.store_path)
             try:
+                self._interrupted()
                 self.executor = make_executor(self.config)
                 if self.config.executor == "celery":
                     from .tasks import describe
@@ -103,6 +104,14 @@ class Daemon:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _interrupted(self) -> None:
+        """Runs a previous daemon left ``running`` (killed, or stopped without them) become ``interrupted``;
+        their due times are no longer claimed, so the jobs added next collect them at once."""
+        assert self.store is not None
+        for project_id, source_id, due in self.store.interrupt_runs(now=utcnow()):
+            log.warning("%s/%s: run due %s was interrupted (the daemon stopped during it); collecting it now",
+                        project_id, source_id, rfc3339(due))
 
     def request_reload(self) -> None:
         self._reload.set()

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_serializer
 
-from collectors.evidence import Evidence, EvidenceError, canonical_json
+from collectors.evidence import CLOCK_FIELDS, Evidence, EvidenceError, canonical_json
 
 Status = Literal["ok", "stale", "unknown", "manual", "not_applicable"]
 Origin = Literal["collected", "backfilled", "imported"]
@@ -106,7 +106,13 @@ class Snapshot(BaseModel):
         return next((p for p in self.pillars if p.id == pillar_id), None)
 
     def content_hash(self) -> str:
-        """Equal hashes mean an equal state: the same scores from the same evidence."""
+        """Equal hashes mean an equal state: the same scores and statuses from the same evidence.
+
+        Values derived from the clock (:data:`~collectors.evidence.CLOCK_FIELDS`, e.g. a file's
+        age in days) are left out: a later collection of the same state is a repeat whose ages
+        are refreshed in place (see ``Store.save_snapshot``). Scores stay in, so an age that
+        moves a score (``fresh_within_days``) makes a new snapshot.
+        """
         body = self.model_dump(
             mode="json",
             exclude={
@@ -116,7 +122,27 @@ class Snapshot(BaseModel):
                 "pillars": {"__all__": {"criteria": {"__all__": {"evidence": {"__all__": {"observed_at"}}}}}},
             },
         )
+        for pillar in body["pillars"]:
+            for criterion in pillar["criteria"]:
+                if clock_derived(criterion):
+                    _drop_clock_values(criterion)
         return hashlib.sha256(canonical_json(body).encode()).hexdigest()[:32]
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+def clock_derived(criterion: dict[str, Any] | CriterionScore) -> bool:
+    """Whether a criterion (a model or its JSON) reads a value derived from the clock."""
+    checks = criterion["checks"] if isinstance(criterion, dict) else criterion.checks
+    return any((c["signal"] if isinstance(c, dict) else c.signal) in CLOCK_FIELDS for c in checks)
+
+
+def _drop_clock_values(criterion: dict[str, Any]) -> None:
+    for check in criterion["checks"]:
+        if check["field"] in CLOCK_FIELDS.get(check["signal"], ()):
+            check["value"] = None
+    for item in criterion["evidence"]:
+        clock = CLOCK_FIELDS.get(item["signal"], frozenset())
+        if item["value"] is not None and clock:
+            item["value"] = {k: v for k, v in item["value"].items() if k not in clock}

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from collectors.evidence import Evidence, evidence_key
 
-from .arithmetic import display
+from .arithmetic import display, display_change
 from .progress_doc import Verification
 from .queries import History, SnapshotDiff
 from .snapshot import CriterionScore, PillarScore, Snapshot
@@ -20,6 +20,13 @@ _STATUS_STYLE = {"ok": "green", "stale": "yellow", "unknown": "red", "manual": "
 
 def _percent(value: float | None, decimals: int) -> str:
     return display(value, decimals, suffix="%")
+
+
+def _change(change: float, decimals: int) -> str:
+    """Signed and coloured by the figure shown, so a change that rounds to 0 is neither green nor red."""
+    shown = display_change(change, decimals)
+    colour = "green" if shown.startswith("+") else "red" if shown.startswith("-") else "dim"
+    return f"[{colour}]{shown}[/]"
 
 
 def snapshot_summary(snapshot: Snapshot, decimals: int) -> RenderableType:
@@ -186,7 +193,7 @@ def history_view(history: History, decimals: int) -> RenderableType:
         table.add_row(
             title, sparkline(values),
             _percent(known[0] if known else None, decimals), _percent(known[-1] if known else None, decimals),
-            "–" if change is None else f"[{'green' if change > 0 else 'red' if change < 0 else 'dim'}]{change:+.{decimals}f}[/]",
+            "–" if change is None else _change(change, decimals),
             _percent(min(known) if known else None, decimals), _percent(max(known) if known else None, decimals),
         )
     return table
@@ -202,13 +209,12 @@ def diff_view(d: SnapshotDiff, decimals: int) -> RenderableType:
     if not moves and not d.criteria and not d.evidence:
         lines.append(Text("nothing changed"))
     for m in moves:
-        delta = "" if m.delta is None else f" ({m.delta:+.{decimals}f})"
+        delta = "" if m.delta is None else f" ({display_change(m.delta, decimals)})"
         lines.append(Text(f"{m.title}: {_percent(m.before, decimals)} → {_percent(m.after, decimals)}{delta}"))
     if d.criteria:
         lines.append(Text("criteria:", style="bold"))
         for c in d.criteria:
-            before = "–" if c.before is None else f"{c.before:.2f}"
-            after = "–" if c.after is None else f"{c.after:.2f}"
+            before, after = display(c.before, 2), display(c.after, 2)
             status = f" [{c.status_before} → {c.status_after}]" if c.status_before != c.status_after else ""
             lines.append(Text(f"  {c.pillar}/{c.criterion} {c.title}: {before} → {after}{status}"))
     if d.evidence:

@@ -109,7 +109,34 @@ def test_backfill_needs_a_range_and_a_git_source(known_history):
     assert proc.returncode == 2 and "no git source 'live'" in proc.stderr
 
 
-MONTHLY = {"keep_all": "1d", "daily_for": "1d", "weekly_for": "1d"}  # then the latest of each month
+MONTHLY = {"keep_all": "1d", "daily_for": "1d", "weekly_for": "1d", "backfilled": "tiers"}  # then the latest of each month
+
+
+def test_backfilled_history_is_kept_by_retention_unless_told_to_thin_it(known_history):
+    root, shas = known_history
+    assert json.loads(pillarwatch(root, "backfill", "--since", "2026-01-01", "--json").stdout)[0]["added"] == 9
+    # Older than 90 days: the default tiers alone would keep the latest of each week.
+    from daemon.service import Daemon
+    from daemon.store import Store
+
+    daemon = Daemon(root / "pw.yaml")
+    daemon.store = Store.open(root / "pw.db")
+    try:
+        daemon._prune_job()  # the daemon's daily prune
+    finally:
+        daemon.store.close()
+    pruned = json.loads(pillarwatch(root, "prune", "--json").stdout)["projects"][0]
+    assert (pruned["kept"], pruned["removed"]) == (9, 0)
+    db = sqlite3.connect(root / "pw.db")
+    assert db.execute("SELECT count(*) FROM snapshots WHERE origin = 'backfilled'").fetchone()[0] == 9
+
+    config = yaml.safe_load((root / "pw.yaml").read_text())
+    (root / "pw.yaml").write_text(yaml.safe_dump({**config, "retention": {"backfilled": "tiers"}}, sort_keys=False))
+    pruned = json.loads(pillarwatch(root, "prune", "--json").stdout)["projects"][0]
+    # ISO weeks of January 2026: Fri 2 to Sun 4, then Mon 5 to Sat 10: the latest of each.
+    assert (pruned["kept"], pruned["removed"]) == (2, 7)
+    kept = [r[0] for r in db.execute("SELECT taken_at FROM snapshots ORDER BY taken_at")]
+    assert kept == ["2026-01-04T09:00:00Z", "2026-01-10T09:00:00Z"]
 
 
 def test_what_retention_removed_a_second_backfill_does_not_bring_back(known_history):
@@ -125,3 +152,40 @@ def test_what_retention_removed_a_second_backfill_does_not_bring_back(known_hist
     db = sqlite3.connect(root / "pw.db")
     assert db.execute("SELECT count(*) FROM snapshots").fetchone()[0] == 1
     assert {r[0] for r in db.execute("SELECT key FROM pruned_origins WHERE source = 'repo'")} == set(shas[:8])
+
+
+@pytest.mark.parametrize(("since", "found"), [("1971-05-01", 1), ("1970-01-01", 2), ("1965-01-01", 2)])
+def test_backfill_since_a_date_before_1973_finds_the_commits_after_it(tmp_path: Path, since: str, found: int):
+    # git reads a bare number under 100000000 (1973-03-03) as something other than seconds since 1970.
+    repo = GitRepo(tmp_path / "repo")
+    repo.write("README.md", "one\n")
+    repo.commit("early", when=datetime(1971, 2, 1, tzinfo=timezone.utc))
+    repo.write("README.md", "two\n")
+    repo.commit("later", when=datetime(1971, 8, 1, tzinfo=timezone.utc))
+    config = {"store": "pw.db", "projects": [{
+        "id": "svc", "sources": [{"id": "repo", "kind": "git", "path": "repo"}],
+        "pillars": [{"id": "docs", "title": "Docs", "criteria": [
+            {"id": "readme", "title": "README", "checks": [{"source": "repo", "signal": "file_exists", "path": "README.md"}]}]}],
+    }]}
+    (tmp_path / "pw.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    proc = pillarwatch(tmp_path, "backfill", "--since", since, "--json")
+    assert proc.returncode == 0, proc.stderr
+    (report,) = json.loads(proc.stdout)
+    assert (report["commits"], report["added"]) == (found, found)
+    db = sqlite3.connect(tmp_path / "pw.db")
+    taken = [r[0] for r in db.execute("SELECT taken_at FROM snapshots ORDER BY taken_at")]
+    assert taken == ["1971-02-01T00:00:00Z", "1971-08-01T00:00:00Z"][2 - found:]
+
+
+def test_the_commit_before_a_date_before_1973_is_found(git_repo: GitRepo, tmp_path: Path):
+    from collectors import git_history
+    from collectors.git import GitSource
+
+    early = git_repo.commit("early", when=datetime(1971, 2, 1, tzinfo=timezone.utc))
+    later = git_repo.commit("later", when=datetime(1971, 8, 1, tzinfo=timezone.utc))
+    source = GitSource(id="repo", path=str(git_repo.path))
+    before = lambda *when: git_history.commit_before(source, datetime(*when, tzinfo=timezone.utc), cache_dir=tmp_path / "cache")  # noqa: E731
+    assert before(1971, 5, 1) == early
+    assert before(1971, 8, 1) == later
+    assert before(1971, 1, 1) is None
+    assert before(1969, 1, 1) is None

@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -378,3 +379,49 @@ def test_a_run_still_going_when_the_next_is_due_is_recorded_as_skipped(tmp_path,
     outcomes = [o for _, o in runs(tmp_path, "live")]
     assert "running" not in outcomes[:-2]  # only the run in flight now may be unfinished
     assert d.stop() == 0
+
+
+class BlockingEndpoint:
+    """A live endpoint that holds every request until released: a run that is in flight for as long as the test wants."""
+
+    def __init__(self, server: HttpServer):
+        self.calls = 0
+        self.released = threading.Event()
+        server.route("/live", self)
+
+    def __call__(self, seen: Seen) -> Reply:
+        self.calls += 1
+        self.released.wait(timeout=60)
+        return Reply(200, {"status": "ok"})
+
+
+def test_a_run_cut_by_a_kill_is_marked_interrupted_and_collected_again_at_start(tmp_path, http_server, daemons):
+    live = BlockingEndpoint(http_server)
+    write_config(tmp_path, {
+        "version": 1, "store": "pw.db", "daemon": {"debounce": "0.3s", "shutdown_grace": "2s"},
+        "projects": [{
+            "id": "svc", "schedule": {"every": "10m"},
+            "sources": [{"id": "live", "kind": "http", "url": f"{http_server.url}/live", "timeout_seconds": 60}],
+            "pillars": [{"id": "up", "title": "Up", "criteria": [
+                {"id": "answers", "title": "Service answers", "checks": [{"source": "live", "signal": "status"}]}]}],
+        }],
+    })
+    first = daemons()
+    wait_for(lambda: live.calls, what="the first run in flight", logs=first.logs)
+    ((due, outcome),) = runs(tmp_path, "live")
+    assert outcome == "running"
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait()
+    live.released.set()  # the endpoint answers from now on
+    assert snapshots(tmp_path) == []
+
+    second = daemons()
+    started = time.monotonic()
+    wait_for(lambda: snapshots(tmp_path), timeout=20, what="a snapshot from the interrupted due time", logs=second.logs)
+    if runs(tmp_path, "live")[-1][0] == due:  # not across a 10-minute boundary, which would make a newer due time
+        assert time.monotonic() - started < 15  # at start, not at the next boundary
+    wait_for(lambda: runs(tmp_path, "live")[-1][1] == "ok", what="the new run recorded", logs=second.logs)
+    assert f"run due {due} was interrupted" in second.logs()
+    # The interruption stays counted once the due time is collected again (the runs counter never goes back).
+    assert query(tmp_path / "pw.db", "SELECT runs FROM source_run_totals WHERE source = 'live' AND outcome = 'interrupted'") == [(1,)]
+    assert second.stop() == 0

@@ -119,10 +119,21 @@ def test_documents_that_cannot_be_imported_say_why(versions, tmp_path):
     assert not (root / "pw.db").exists() or sqlite3.connect(root / "pw.db").execute("SELECT count(*) FROM snapshots").fetchone()[0] == 0
 
 
+def test_retention_keeps_imported_history_unless_told_to_thin_it(versions):
+    root, _, _ = versions
+    config = yaml.safe_load((root / "pw.yaml").read_text())
+    retention = {"keep_all": "1d", "daily_for": "1d", "weekly_for": "1d"}  # the tiers would keep one a month
+    (root / "pw.yaml").write_text(yaml.safe_dump({**config, "retention": retention}, sort_keys=False))
+    args = ("import", "--from-git", "repo", "--path", "docs/PROGRESS.md", "--json")
+    assert len([o for o in json.loads(pillarwatch(root, *args).stdout) if o["snapshot"]]) == 3
+    pruned = json.loads(pillarwatch(root, "prune", "--json").stdout)["projects"][0]
+    assert (pruned["kept"], pruned["removed"]) == (3, 0)
+
+
 def test_what_retention_removed_a_second_import_does_not_bring_back(versions):
     root, _, _ = versions
     config = yaml.safe_load((root / "pw.yaml").read_text())
-    retention = {"keep_all": "1d", "daily_for": "1d", "weekly_for": "1d"}  # then the latest of each month
+    retention = {"keep_all": "1d", "daily_for": "1d", "weekly_for": "1d", "imported": "tiers"}  # then the latest of each month
     (root / "pw.yaml").write_text(yaml.safe_dump({**config, "retention": retention}, sort_keys=False))
     args = ("import", "--from-git", "repo", "--path", "docs/PROGRESS.md", "--json")
     assert len([o for o in json.loads(pillarwatch(root, *args).stdout) if o["snapshot"]]) == 3

@@ -243,7 +243,8 @@ def test_an_import_record_goes_with_its_snapshot(store):
     imported = store.save_imported(make_snapshot(0, NOW - timedelta(days=400), origin="imported"), content_hash="h",
                                    path="STATUS.md", commit=None, verification={}, now=NOW)
     store.save_snapshot(make_snapshot(1, NOW))
-    pruned = store.prune("svc", POLICY, now=NOW)
+    assert store.prune("svc", POLICY, now=NOW, dry_run=True).plan.remove == set()  # imported history is kept by default
+    pruned = store.prune("svc", POLICY.model_copy(update={"imported": "tiers"}), now=NOW)
     assert pruned.plan.remove == {imported.id} and pruned.deleted.imported_documents == 1
     assert list(store.db.execute("PRAGMA foreign_key_check")) == []
 
@@ -334,7 +335,7 @@ def prune(config: Path, *args: str) -> dict[str, Any]:
 def test_a_year_of_snapshots_is_thinned_to_exactly_the_tiers(tmp_path):
     db = tmp_path / "pw.db"
     body = project_config(db)
-    body["retention"] = YEAR_POLICY
+    body["retention"] = {**YEAR_POLICY, "backfilled": "tiers"}  # thinned like the rest (kept by default)
     config = tmp_path / "pw.yaml"
     config.write_text(yaml.safe_dump(body))
 

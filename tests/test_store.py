@@ -135,6 +135,21 @@ def test_a_due_time_is_claimed_once_unless_its_run_never_finished(store):
     assert store.last_due("p", "repo") == due
 
 
+def test_a_run_left_running_is_interrupted_no_longer_claimed_and_stays_counted(store):
+    store.claim_run("p", "repo", T0, now=T0)
+    store.record_run("p", "repo", T0, outcome="ok", now=T0)
+    later = T0 + timedelta(minutes=10)
+    store.claim_run("p", "repo", later, now=later)  # then the daemon dies
+    assert store.last_due("p", "repo") == later
+    assert store.interrupt_runs(now=later + timedelta(minutes=1)) == [("p", "repo", later)]
+    assert store.interrupt_runs(now=later + timedelta(minutes=1)) == []
+    assert store.last_due("p", "repo") == T0  # the daemon's start collects `later` again
+    assert {(r["project"], r["outcome"], r["n"]) for r in store.run_counts()} == {("p", "ok", 1), ("p", "interrupted", 1)}
+    assert store.claim_run("p", "repo", later, now=later + timedelta(minutes=2))
+    store.record_run("p", "repo", later, outcome="ok", now=later + timedelta(minutes=3))
+    assert {(r["outcome"], r["n"]) for r in store.run_counts()} == {("ok", 2), ("interrupted", 1)}
+
+
 def test_a_skipped_or_missed_run_is_recorded_but_never_hides_a_real_one(store):
     store.claim_run("p", "repo", T0, now=T0)
     store.record_run("p", "repo", T0, outcome="ok", now=T0)

@@ -107,6 +107,14 @@ class RetentionQueries:
         ).fetchall()
         return {int(sid) for (sid,) in rows if sid is not None}
 
+    def snapshots_of_origin(self, project: str, origins: Iterable[str]) -> set[int]:
+        """The project's snapshots of the given origins (``backfilled``, ``imported``)."""
+        rows = self.db.execute(
+            "SELECT id FROM snapshots WHERE project = ? AND origin IN (SELECT value FROM json_each(?))",
+            [project, json.dumps(list(origins))],
+        ).fetchall()
+        return {int(sid) for (sid,) in rows}
+
     def delete_snapshots(self, ids: Iterable[int]) -> DeletedCounts:
         """Delete snapshots with all their rows, then the evidence nothing refers to any more; one transaction."""
         wanted = json.dumps(sorted(set(ids)))
@@ -172,8 +180,9 @@ class RetentionQueries:
         """Plan the project's retention and, unless ``dry_run``, carry it out, atomically."""
         try:
             with self._write_lock(dry_run):
+                kept = self.snapshots_of_origin(project, policy.kept_origins())  # history that cannot be had again
                 decided = plan(self.snapshot_times(project), now=now, policy=policy,
-                               protected=self.protected_snapshots(project))
+                               protected=self.protected_snapshots(project) | kept)
                 if dry_run:
                     deleted = None
                 else:

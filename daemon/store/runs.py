@@ -28,20 +28,45 @@ class RunQueries:
         """Claim the collection of one due time; False when it was already done.
 
         A claim whose run never finished (the process died) may be taken again,
-        and so may a due time that was missed or skipped and is now caught up.
+        and so may a due time that was missed, skipped or interrupted and is now
+        caught up. An interrupted run is counted in the totals first, so the
+        runs counter keeps it once the row is taken again.
         """
         with self.db.atomic():
             row = self.db.execute(
                 "SELECT outcome FROM source_runs WHERE project = ? AND source = ? AND due_at = ?",
                 [project, source, rfc3339(due_at)],
             ).fetchone()
-            if row is not None and row[0] not in ("running", "missed", "skipped"):
+            if row is not None and row[0] not in ("running", "missed", "skipped", "interrupted"):
                 return False
+            if row is not None and row[0] == "interrupted":
+                self.db.execute(
+                    "INSERT INTO source_run_totals (project, source, outcome, runs, seconds, buckets) VALUES (?, ?, 'interrupted', 1, 0, ?)"
+                    " ON CONFLICT (project, source, outcome) DO UPDATE SET runs = runs + 1",
+                    [project, source, json.dumps([0] * len(DURATION_BUCKETS))],
+                )
             self.db.execute(
                 "INSERT OR REPLACE INTO source_runs (project, source, due_at, started_at, outcome) VALUES (?, ?, ?, ?, 'running')",
                 [project, source, rfc3339(due_at), rfc3339(now)],
             )
         return True
+
+    def interrupt_runs(self, *, now: datetime) -> list[tuple[str, str, datetime]]:
+        """Mark every run still ``running`` as ``interrupted``; returns their ``(project, source, due_at)``.
+
+        Call at the daemon's start, holding its lock: a run still going then
+        belongs to a daemon that died (or stopped without waiting for it).
+        Its due time no longer counts as claimed (see :meth:`last_due`), so it
+        is collected again at once.
+        """
+        with self.db.atomic():  # no RETURNING: it needs SQLite 3.35
+            rows = self.db.execute("SELECT project, source, due_at FROM source_runs WHERE outcome = 'running'").fetchall()
+            self.db.execute(
+                "UPDATE source_runs SET outcome = 'interrupted', finished_at = ?,"
+                " error = 'the daemon stopped during the run' WHERE outcome = 'running'",
+                [rfc3339(now)],
+            )
+        return sorted((p, s, parse_time(d)) for p, s, d in rows)
 
     def run_outcome(self, project: str, source: str, due_at: datetime) -> str | None:
         """How the run of one due time stands (``running``, ``ok``, ``error``, ...), None when never claimed."""
@@ -63,6 +88,8 @@ class RunQueries:
         error: str | None = None,
     ) -> None:
         """Record how a run ended (``ok``, ``error``, ``missed``, ``skipped``), and its result.
+
+        (``interrupted`` is set by :meth:`interrupt_runs` only.)
 
         A run that did not happen never overwrites one that did for the same due time.
         """
@@ -119,9 +146,10 @@ class RunQueries:
         }
 
     def last_due(self, project: str, source: str) -> datetime | None:
-        """The latest due time claimed for a source, finished or not."""
+        """The latest due time claimed for a source, finished or not (an interrupted run does not count)."""
         row = self.db.execute(
-            "SELECT max(due_at) FROM source_runs WHERE project = ? AND source = ? AND outcome NOT IN ('missed', 'skipped')",
+            "SELECT max(due_at) FROM source_runs WHERE project = ? AND source = ?"
+            " AND outcome NOT IN ('missed', 'skipped', 'interrupted')",
             [project, source],
         ).fetchone()
         return parse_time(row[0]) if row and row[0] else None
@@ -195,7 +223,7 @@ class RunQueries:
         Call inside a transaction.
         """
         latest = ("SELECT source, max(due_at) AS due_at FROM source_runs WHERE project = :p"
-                  " AND outcome NOT IN ('missed', 'skipped') GROUP BY source")
+                  " AND outcome NOT IN ('missed', 'skipped', 'interrupted') GROUP BY source")
         doomed = (f"SELECT r.* FROM source_runs AS r LEFT JOIN ({latest}) AS l ON l.source = r.source AND l.due_at = r.due_at"
                   " WHERE r.project = :p AND r.due_at < :before AND r.outcome != 'running' AND l.source IS NULL")
         args = {"p": project, "before": rfc3339(before)}

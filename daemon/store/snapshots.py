@@ -12,7 +12,7 @@ import sqlite_utils
 from collectors.evidence import Evidence
 
 from ..errors import NotFound
-from ..snapshot import CriterionScore, PillarScore, Snapshot, SourceState, rfc3339
+from ..snapshot import CriterionScore, PillarScore, Snapshot, SourceState, clock_derived, rfc3339
 from ._util import dumps as _dumps
 from ._util import parse_time as _time
 
@@ -36,6 +36,7 @@ class SnapshotQueries:
                 self.db.execute(
                     "INSERT OR IGNORE INTO snapshot_repeats (snapshot_id, seen_at) VALUES (?, ?)", [row["id"], seen_at]
                 )
+                self._refresh_clock_values(int(row["id"]), snapshot)
                 return snapshot.model_copy(update={"id": row["id"], "taken_at": _time(row["taken_at"]), "last_seen_at": snapshot.taken_at})
             snapshot_id = self._insert(snapshot, content_hash)
         return snapshot.model_copy(update={"id": snapshot_id})
@@ -73,6 +74,33 @@ class SnapshotQueries:
                     ],
                 )
         return snapshot_id
+
+    def _refresh_clock_values(self, snapshot_id: int, seen: Snapshot) -> None:
+        """Bring the latest snapshot's clock-derived values (ages) to those of a repeat of it.
+
+        The state is the same (equal content hashes), so only the criteria that
+        read such values change: their checks and evidence are replaced, and the
+        evidence rows they no longer list go when nothing else lists them.
+        """
+        replaced: list[str] = []
+        for pillar in seen.pillars:
+            for c in pillar.criteria:
+                if not clock_derived(c):
+                    continue
+                stored = self.db.execute(
+                    "SELECT evidence FROM criterion_scores WHERE snapshot_id = ? AND pillar = ? AND criterion = ?",
+                    [snapshot_id, pillar.id, c.id],
+                ).fetchone()
+                hashes = [self._save_evidence(e) for e in c.evidence]
+                if stored is None or json.loads(stored[0]) == hashes:
+                    continue
+                replaced += json.loads(stored[0])
+                self.db.execute(
+                    "UPDATE criterion_scores SET checks = ?, evidence = ? WHERE snapshot_id = ? AND pillar = ? AND criterion = ?",
+                    [_dumps([k.model_dump(mode="json") for k in c.checks]), _dumps(hashes), snapshot_id, pillar.id, c.id],
+                )
+        if replaced:
+            self._collect_evidence(sorted(set(replaced)))  # type: ignore[attr-defined]
 
     def _save_evidence(self, evidence: Evidence) -> str:
         digest = evidence.content_hash()
