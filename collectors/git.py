@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import posixpath
-import re
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
@@ -30,6 +29,7 @@ from collectors.evidence import (
     evidence_key,
     failed,
 )
+from collectors.regex import compile_regex, regex_param
 
 _GLOB_FLAGS = glob.GLOBSTAR | glob.BRACE | glob.DOTGLOB
 _LIST_LIMIT = 20
@@ -95,14 +95,7 @@ class ContentMatch(_Params):
     regex: str
     default_field, default_transform = "matches", "bool"
 
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regex '{value}': {exc}") from None
-        return value
+    _re2 = field_validator("regex")(lambda cls, v: regex_param(v))
 
 
 class FileAge(_Params):
@@ -234,7 +227,7 @@ class _Reader:
 
     def _content_match(self, p: ContentMatch) -> tuple[dict[str, Any], str | None]:
         files, outside = self._tree
-        regex = re.compile(p.regex, re.MULTILINE)
+        regex = compile_regex(p.regex, multiline=True)
         matched: list[str] = []
         skipped: list[dict[str, str]] = []
         total = 0

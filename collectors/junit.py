@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import stat
 from collections.abc import Iterator
 from datetime import datetime
@@ -35,6 +34,7 @@ from collectors.evidence import (
     failed,
 )
 from collectors.probe import fetch, http_url, shown_url
+from collectors.regex import compile_regex, regex_param
 
 if TYPE_CHECKING:  # collectors.git is imported lazily, as in collectors.docs
     from collectors.git import GitSource
@@ -76,12 +76,7 @@ class JUnitSource(BaseModel):
 
 
 def _regex(value: str | None) -> str | None:
-    if value is not None:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regex '{value}': {exc}") from None
-    return value
+    return None if value is None else regex_param(value)
 
 
 class Tests(BaseModel):
@@ -236,7 +231,7 @@ def _describe(p: Tests) -> str:
 
 
 def _tests(report: _Report, p: Tests) -> dict[str, Any]:
-    patterns = [(key, re.compile(value)) for key in ("suite", "classname", "name")
+    patterns = [(key, compile_regex(value)) for key in ("suite", "classname", "name")
                 if (value := getattr(p, key)) is not None]
     chosen = [c for c in report.cases if all(rx.search(getattr(c, key)) for key, rx in patterns)]
     counts = {kind: sum(1 for c in chosen if c.outcome == kind) for kind in ("passed", "failure", "error", "skipped")}
