@@ -13,7 +13,7 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ErrorKind = Literal[
     "timeout",
@@ -38,6 +38,33 @@ def canonical_json(value: Any) -> str:
     return _CANONICAL.encode(value)
 
 
+# git's C-style quoting of a path (quote.c, core.quotePath on): these bytes by letter, other
+# control bytes, DEL and every byte >= 0x80 as three octal digits.
+_C_ESCAPES = {0x07: "\\a", 0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0B: "\\v", 0x0C: "\\f", 0x0D: "\\r",
+              0x22: '\\"', 0x5C: "\\\\"}
+
+
+def path_text(name: str) -> str:
+    """A file name as evidence keeps it: as it is when it is UTF-8, else quoted the way git quotes it.
+
+    Names are read as bytes and decoded with ``surrogateescape``; a name that is
+    not UTF-8 (or that starts with a double quote, so that no plain name looks
+    quoted) becomes ``"caf\\351.txt"``, exactly as ``git ls-files`` shows it:
+    lossless, and valid text for JSON and SQLite.
+    """
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that no bytes decoded to
+        raw = name.encode("utf-8", "surrogatepass")
+    try:
+        if not raw.decode("utf-8").startswith('"'):
+            return name
+    except UnicodeDecodeError:
+        pass
+    shown = (_C_ESCAPES.get(b) or (f"\\{b:03o}" if b < 0x20 or b >= 0x7F else chr(b)) for b in raw)
+    return '"' + "".join(shown) + '"'
+
+
 def evidence_key(source: str, signal: str, params: dict[str, Any]) -> str:
     """The identity of one requested fact: source, signal and parameters."""
     return f"{source}:{signal}:{canonical_json(params)}"
@@ -51,6 +78,9 @@ class EvidenceError(BaseModel):
     kind: ErrorKind
     message: str
     retryable: bool = False
+
+    # A message may quote a file name or git's stderr, read as bytes: bytes that are not UTF-8 are shown as \\xNN.
+    _text = field_validator("message")(lambda cls, v: v.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
 
 
 class Provenance(BaseModel):

@@ -28,6 +28,7 @@ from collectors.evidence import (
     SourceFault,
     evidence_key,
     failed,
+    path_text,
 )
 from collectors.regex import compile_regex, regex_param
 
@@ -121,6 +122,15 @@ SIGNALS: dict[str, type[BaseModel]] = {
 }
 
 
+def _shown(value: dict[str, Any], path: str | None) -> tuple[dict[str, Any], str | None]:
+    """A fresh answer with its file names as text (:func:`path_text`): names are bytes, evidence is JSON."""
+    if "paths" in value:
+        value = {**value, "paths": [path_text(p) for p in value["paths"]]}
+    if "skipped" in value:
+        value = {**value, "skipped": [{**s, "path": path_text(s["path"])} for s in value["skipped"]]}
+    return value, None if path is None else path_text(path)
+
+
 def _follow(path: str, lookup: Callable[[str], _Entry | None], read: Callable[[str, str], bytes]) -> tuple[str, str]:
     """Follow symlinks from `path` inside the tree: ("ok"|"outside"|"broken", final path).
 
@@ -209,8 +219,9 @@ class _Reader:
                     self.holds_until[key] = until
                     return item(known.value, path=known.provenance.path)
             value, path, self.holds_until[key] = self._commits_since(params)
+            value, path = _shown(value, path)
             return item(value, path=path)
-        value, path = getattr(self, "_" + request.signal)(params)
+        value, path = _shown(*getattr(self, "_" + request.signal)(params))
         return item(value, path=path)
 
     def _file_exists(self, p: FileExists) -> tuple[dict[str, Any], str | None]:

@@ -32,6 +32,7 @@ from collectors.evidence import (
     Provenance,
     SourceFault,
     failed,
+    path_text,
 )
 from collectors.probe import fetch, http_url, shown_url
 from collectors.regex import compile_regex, regex_param
@@ -177,7 +178,7 @@ def _from_folder(source: JUnitSource) -> _Report:
         data = _read_capped(file, source.max_bytes)
         digest.update(f"{file.relative_to(root)}\0{len(data)}\0".encode() + data)
         cases += _parse(data, str(file))
-    return _Report(cases, len(files), Provenance(path=str(files[0])), digest.hexdigest())
+    return _Report(cases, len(files), Provenance(path=path_text(str(files[0]))), digest.hexdigest())
 
 
 def _read_capped(file: Path, limit: int) -> bytes:
@@ -204,7 +205,7 @@ def _from_git(source: JUnitSource, repo: GitSource, commit: str | None, cache_di
         # read_text names the file in its own faults (too large, binary, ...).
         text, _ = read_text(repo, name, cache_dir=cache_dir, commit=sha, max_bytes=source.max_bytes)
         cases += _parse(text, f"{name} at {sha[:12]}")
-    return _Report(cases, len(names), Provenance(path=names[0], commit=sha), sha)
+    return _Report(cases, len(names), Provenance(path=path_text(names[0]), commit=sha), sha)
 
 
 def _from_url(source: JUnitSource) -> _Report:

@@ -1,0 +1,97 @@
+"""File names as git keeps them: bytes. Names that are not UTF-8 are kept, quoted
+the way git quotes them; control characters never reach a terminal raw."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from collectors.evidence import EvidenceRequest, path_text
+from collectors.git import GitSource, collect
+
+from .conftest import GitRepo
+
+NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
+LATIN1 = "caf\udce9.txt"  # b"caf\xe9.txt" as a POSIX file name: "café" in Latin-1, not UTF-8
+QUOTED = '"caf\\351.txt"'  # as `git ls-files` shows it
+
+CONFIG = """\
+version: 1
+store: pw.db
+projects:
+  - id: svc
+    title: Service
+    sources:
+      - {id: repo, kind: git, path: repo}
+      - {id: reports, kind: junit, git: repo, glob: "reports/*.xml"}
+    pillars:
+      - id: p
+        title: Pillar
+        criteria:
+          - id: todo
+            title: TODOs
+            checks:
+              - {source: repo, signal: content_match, glob: "**/*.txt", regex: "TODO"}
+          - id: files
+            title: Files
+            checks:
+              - {source: repo, signal: file_count, glob: "**/*.txt"}
+          - id: tests
+            title: Tests
+            checks:
+              - {source: reports, signal: tests}
+"""
+
+
+def _cli(*args: str, cwd: Path, code: int = 0) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "daemon.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+@pytest.mark.parametrize(("name", "shown"), [
+    ("plain.txt", "plain.txt"),
+    ("é.txt", "é.txt"),  # valid UTF-8 stays as it is
+    (LATIN1, QUOTED),
+    ("caf\udce9 \"q\"\\.txt", '"caf\\351 \\"q\\"\\\\.txt"'),
+    ("\udcff\udcfe\tx", '"\\377\\376\\tx"'),
+    ('"starts-with-quote', '"\\"starts-with-quote"'),  # so that a shown name is never ambiguous
+])
+def test_path_text_quotes_like_git(name, shown):
+    assert path_text(name) == shown
+
+
+def test_a_latin1_file_name_is_kept_and_the_project_gets_a_snapshot(tmp_path):
+    repo = GitRepo(tmp_path / "repo")
+    repo.write(LATIN1, "TODO\n")
+    repo.write("ok.txt", "nothing\n")
+    repo.write("reports/r\udce9sultats.xml", '<testsuite name="s"><testcase classname="c" name="t"/></testsuite>')
+    repo.commit("latin-1 names", when=NOW)
+    assert repo.git("ls-files", "caf*") == QUOTED  # git's own quoting, which we keep
+    (tmp_path / "pw.yaml").write_text(CONFIG)
+    _cli("collect", "--config", "pw.yaml", cwd=tmp_path)
+    snap = json.loads(_cli("status", "--config", "pw.yaml", "--json", cwd=tmp_path).stdout)
+    assert snap["complete"] is True
+    evidence = {c["id"]: c["evidence"][0] for c in snap["pillars"][0]["criteria"]}
+    assert evidence["todo"]["value"]["paths"] == [QUOTED]
+    assert evidence["todo"]["provenance"]["path"] == QUOTED
+    assert evidence["files"]["value"]["paths"] == [QUOTED, "ok.txt"]
+    assert evidence["tests"]["value"]["tests"] == 1
+    assert evidence["tests"]["provenance"]["path"] == '"reports/r\\351sultats.xml"'
+
+
+def test_collect_serialises_every_answer_about_a_latin1_name(git_repo: GitRepo, tmp_path: Path):
+    git_repo.write(LATIN1, "TODO\n")
+    git_repo.commit("c", when=NOW)
+    requests = [EvidenceRequest(signal="file_exists", params={"glob": "*.txt"}),
+                EvidenceRequest(signal="content_match", params={"glob": "*", "regex": "TODO"})]
+    result = collect(GitSource(id="r", path=str(git_repo.path)), requests, now=NOW, cache_dir=tmp_path / "cache")
+    assert [e.value["paths"] for e in result.evidence] == [[QUOTED], [QUOTED]]
+    assert json.dumps(QUOTED) in result.model_dump_json()
