@@ -95,3 +95,76 @@ def test_collect_serialises_every_answer_about_a_latin1_name(git_repo: GitRepo, 
     result = collect(GitSource(id="r", path=str(git_repo.path)), requests, now=NOW, cache_dir=tmp_path / "cache")
     assert [e.value["paths"] for e in result.evidence] == [[QUOTED], [QUOTED]]
     assert json.dumps(QUOTED) in result.model_dump_json()
+
+
+# --- terminal output ------------------------------------------------------------------------
+
+EVIL = {"red": "red\x1b[31mALERT.txt", "cr": "cr\rname.txt", "nl": "nl\nline.txt", "markup": "markup[red]x[blink].txt"}
+
+TERMINAL_CONFIG = """\
+version: 1
+store: pw.db
+projects:
+  - id: svc
+    title: Service
+    sources:
+      - {id: repo, kind: git, path: repo}
+    pillars:
+      - id: p
+        title: "P\\e[31mred\\rX"
+        criteria:
+""" + "".join(f"""\
+          - id: {key}
+            title: Match {key}
+            checks:
+              - {{source: repo, signal: content_match, glob: "{key}*", regex: "TODO"}}
+""" for key in EVIL)
+
+
+def _terminal(*args: str, cwd: Path) -> str:
+    """What a command prints to a (wide) terminal, as bytes decoded: every control character shows."""
+    proc = subprocess.run([sys.executable, "-m", "daemon.cli", *args], cwd=cwd, capture_output=True, timeout=120,
+                          env={**__import__("os").environ, "COLUMNS": "400"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout.decode()
+
+
+def _raw_control(text: str) -> list[str]:
+    return sorted({ch for ch in text if (ord(ch) < 0x20 and ch != "\n") or 0x7F <= ord(ch) < 0xA0})
+
+
+@pytest.fixture
+def evil(tmp_path: Path) -> Path:
+    repo = GitRepo(tmp_path / "repo")
+    for name in EVIL.values():
+        repo.write(name, "TODO\n")
+    repo.commit("evil names", when=NOW)
+    (tmp_path / "pw.yaml").write_text(TERMINAL_CONFIG)
+    _terminal("collect", "--config", "pw.yaml", cwd=tmp_path)
+    for name in EVIL.values():
+        repo.write(name, "done\n")
+    repo.commit("fixed", when=NOW)
+    return tmp_path
+
+
+def test_explain_escapes_control_characters_in_file_names(evil):
+    for key, name in EVIL.items():
+        out = _terminal("explain", key, "--config", "pw.yaml", cwd=evil)
+        assert _raw_control(out) == [], out
+        assert name.encode("unicode_escape").decode() in out  # shown, escaped: red\x1b[31mALERT.txt
+        assert "nl\nline" not in out
+        exact = json.loads(_terminal("explain", key, "--config", "pw.yaml", "--json", cwd=evil))
+        (evidence,) = exact["evidence"]
+        assert evidence["provenance"]["path"] == name  # --json stays exact
+
+
+def test_every_terminal_output_escapes_control_characters(evil):
+    outputs = {"collect": _terminal("collect", "--config", "pw.yaml", cwd=evil)}
+    for command in (["status"], ["history"], ["diff"], ["report"], ["alerts"]):
+        outputs[command[0]] = _terminal(*command, "--config", "pw.yaml", cwd=evil)
+    for command, out in outputs.items():
+        assert _raw_control(out) == [], (command, out)
+    for command in ("collect", "status", "history", "diff", "report"):
+        assert "P\\x1b[31mred\\rX" in outputs[command], (command, outputs[command])
+    assert json.loads(_terminal("status", "--config", "pw.yaml", "--json", cwd=evil))["pillars"][0]["title"] == \
+        "P\x1b[31mred\rX"
