@@ -25,6 +25,7 @@ ErrorKind = Literal[
     "auth",
     "unsafe",
     "unsupported",
+    "too_large",
 ]
 
 

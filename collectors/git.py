@@ -51,6 +51,8 @@ class GitSource(BaseModel):
     path: str | None = None
     branch: str = "HEAD"
     max_file_bytes: int = Field(default=1_000_000, gt=0)
+    # Bounds the memory of a tree listing: a few hundred bytes an entry.
+    max_tree_entries: int = Field(default=500_000, gt=0)
     timeout_seconds: float = Field(default=120, gt=0)
 
     @model_validator(mode="after")
@@ -378,7 +380,7 @@ def read_text(
                     repo.resolve(commit, "commit")
                 except SourceFault:
                     repo.close()
-                    repo = _Repo(source, cache_dir, sync=True)
+                    repo = _Repo(source, cache_dir, sync=True, deadline=repo.deadline)  # one deadline for the read
             sha, _ = repo.resolve(commit or source.branch, "commit" if commit else "branch")
             where = f"{repo.where} at {sha[:12]}"
 
@@ -419,7 +421,7 @@ def list_files(
                     repo.resolve(commit, "commit")
                 except SourceFault:
                     repo.close()
-                    repo = _Repo(source, cache_dir, sync=True)
+                    repo = _Repo(source, cache_dir, sync=True, deadline=repo.deadline)  # one deadline for the read
             sha, committed = repo.resolve(commit or source.branch, "commit" if commit else "branch")
             reader = _Reader(repo, sha, committed, datetime.now(timezone.utc))
             files = reader._tree[0]
