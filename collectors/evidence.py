@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -64,6 +65,32 @@ def path_text(name: str) -> str:
         pass
     shown = (_C_ESCAPES.get(b) or (f"\\{b:03o}" if b < 0x20 or b >= 0x7F else chr(b)) for b in raw)
     return '"' + "".join(shown) + '"'
+
+
+_C_UNESCAPES = {v[1]: k for k, v in _C_ESCAPES.items()}
+_QUOTED_PART = re.compile(r'\\([0-7]{3}|.)', re.DOTALL)
+
+
+def path_from_text(text: str) -> str:
+    """The file name (``surrogateescape`` text) that :func:`path_text` shows as `text`: its inverse.
+
+    A path parameter may name a file the way evidence shows it, ``"caf\\351.txt"``.
+    """
+    if len(text) < 2 or not (text.startswith('"') and text.endswith('"')):
+        return text
+    body, raw, done = text[1:-1], bytearray(), 0
+    for m in _QUOTED_PART.finditer(body):
+        raw += body[done:m.start()].encode("utf-8", "surrogateescape")
+        code = m.group(1)
+        if len(code) == 3:
+            raw.append(int(code, 8) & 0xFF)
+        elif code in _C_UNESCAPES:
+            raw.append(_C_UNESCAPES[code])
+        else:  # not an escape git writes: the character itself
+            raw += code.encode("utf-8", "surrogateescape")
+        done = m.end()
+    raw += body[done:].encode("utf-8", "surrogateescape")
+    return bytes(raw).decode("utf-8", "surrogateescape")
 
 
 def evidence_key(source: str, signal: str, params: dict[str, Any]) -> str:

@@ -28,6 +28,7 @@ from collectors.evidence import (
     SourceFault,
     evidence_key,
     failed,
+    path_from_text,
     path_text,
 )
 from collectors.regex import compile_regex, regex_param
@@ -227,12 +228,13 @@ class _Reader:
         return item(value, path=path)
 
     def _file_exists(self, p: FileExists) -> tuple[dict[str, Any], str | None]:
-        if p.path is not None:
-            present = [p.path] if p.path in self._tree[0] else []
+        name = None if p.path is None else path_from_text(p.path)  # a name as evidence shows it
+        if name is not None:
+            present = [name] if name in self._tree[0] else []
         else:
             present = self._glob(str(p.glob))
         value = {"exists": bool(present), "count": len(present), "paths": present[:_LIST_LIMIT]}
-        return value, present[0] if present else p.path
+        return value, present[0] if present else name
 
     def _file_count(self, p: FileCount) -> tuple[dict[str, Any], str | None]:
         present = self._glob(p.glob)
@@ -263,9 +265,10 @@ class _Reader:
         return value, matched[0] if matched else None
 
     def _file_age(self, p: FileAge) -> tuple[dict[str, Any], str | None]:
-        out = self.repo.run("log", "-1", "--format=%H %ct", self.sha, "--", p.path).split()
+        name = path_from_text(p.path)
+        out = self.repo.run("log", "-1", "--format=%H %ct", self.sha, "--", name).split()
         days = (self.now - int(out[1])) / 86400 if out else None
-        return {"exists": p.path in self._tree[0], "days": days, "last_commit": out[0] if out else None}, p.path
+        return {"exists": name in self._tree[0], "days": days, "last_commit": out[0] if out else None}, name
 
     def _file_age_again(self, value: dict[str, Any], observed_at: datetime) -> dict[str, Any]:
         """A file age read at this commit before, at ``observed_at``, aged to now without asking git again."""
@@ -281,14 +284,15 @@ class _Reader:
         # the wall clock. Like `git log --since`, the walk stops at the first
         # commit older than the window, so clock-skewed history may undercount.
         oldest = math.floor(self.now - p.days * 86400) + 1
-        out = self.repo.run("log", "--format=%ct", f"--max-age={oldest}", self.sha, *(["--", p.path] if p.path else []))
+        name = None if p.path is None else path_from_text(p.path)
+        out = self.repo.run("log", "--format=%ct", f"--max-age={oldest}", self.sha, *(["--", name] if name else []))
         stamps = [int(line) for line in out.split()]
         counted = [t for t in stamps if t <= math.floor(self.now)]
         # The count changes when its oldest commit leaves the window, or a commit dated later than now enters it.
         changes = [min(counted) + p.days * 86400] if counted else []
         changes += [t for t in stamps if t > math.floor(self.now)]
         until = datetime.fromtimestamp(math.floor(min(changes)), timezone.utc) if changes else None
-        return {"count": len(counted)}, p.path, until
+        return {"count": len(counted)}, name, until
 
     def _head(self, p: Head) -> tuple[dict[str, Any], str | None]:
         stamp = datetime.fromtimestamp(self.committed, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from collectors.evidence import EvidenceRequest, path_text
+from collectors.evidence import EvidenceRequest, path_from_text, path_text
 from collectors.git import GitSource, collect
 
 from .conftest import GitRepo
@@ -66,6 +66,24 @@ def _cli(*args: str, cwd: Path, code: int = 0) -> subprocess.CompletedProcess[st
 ])
 def test_path_text_quotes_like_git(name, shown):
     assert path_text(name) == shown
+
+
+@pytest.mark.parametrize("name", [LATIN1, "plain.txt", "é.txt", "caf\udce9 \"q\"\\.txt", "\udcff\udcfe\tx", '"q'])
+def test_the_quoting_is_lossless(name):
+    assert path_from_text(path_text(name)) == name
+
+
+def test_a_quoted_name_in_a_path_parameter_names_the_file(git_repo: GitRepo, tmp_path: Path):
+    git_repo.write(LATIN1, "TODO\n")
+    git_repo.commit("c", when=NOW)
+    requests = [EvidenceRequest(signal="file_exists", params={"path": QUOTED}),
+                EvidenceRequest(signal="file_age", params={"path": QUOTED}),
+                EvidenceRequest(signal="commits_since", params={"path": QUOTED, "days": 30})]
+    result = collect(GitSource(id="r", path=str(git_repo.path)), requests, now=NOW, cache_dir=tmp_path / "cache")
+    exists, age, since = result.evidence
+    assert exists.value["exists"] is True and exists.provenance.path == QUOTED
+    assert age.value["exists"] is True and age.value["days"] == 0 and age.provenance.path == QUOTED
+    assert since.value["count"] == 1 and since.provenance.path == QUOTED
 
 
 def test_a_latin1_file_name_is_kept_and_the_project_gets_a_snapshot(tmp_path):
