@@ -11,10 +11,12 @@ import hashlib
 import os
 import posixpath
 import re
+import selectors
 import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
@@ -83,6 +85,8 @@ _REF_RULES = ("%s", "refs/%s", "refs/tags/%s", "refs/heads/%s", "refs/remotes/%s
 _REF_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/-]*$")
 _SHA = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
 _LINK_HOPS = 5
+# The bytes a tree listing may take per allowed entry: long names cannot lift the memory bound.
+_ENTRY_BYTES = 512
 
 
 def _packed_refs(common: Path) -> dict[str, str]:
@@ -105,7 +109,7 @@ class _Entry(NamedTuple):
     size: int  # -1 when git cannot read the blob (corrupt)
 
 
-def _exec(cwd: str | os.PathLike[str], *args: str, timeout: float) -> tuple[int, str, str]:
+def _env() -> dict[str, str]:
     # Never prompt (a daemon has no terminal), only the transports we allow, and
     # paths are literal paths, not pathspec magic.
     # Messages in English (they are parsed), as GitPython runs git.
@@ -113,11 +117,15 @@ def _exec(cwd: str | os.PathLike[str], *args: str, timeout: float) -> tuple[int,
            "GIT_TERMINAL_PROMPT": "0", "GIT_ALLOW_PROTOCOL": ":".join(_SCHEMES), "GIT_LITERAL_PATHSPECS": "1"}
     if "GIT_SSH_COMMAND" not in os.environ and "GIT_SSH" not in os.environ:
         env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
+    return env
+
+
+def _exec(cwd: str | os.PathLike[str], *args: str, timeout: float) -> tuple[int, str, str]:
     # subprocess, not GitPython's execute: its watchdog thread per command cost
     # more than the command itself for most calls (see docs/BENCHMARKS.md). In a
     # session of its own, git and its helpers (ssh, upload-pack) die together on a timeout.
     command = [Git.GIT_PYTHON_GIT_EXECUTABLE or "git", *args]
-    with subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    with subprocess.Popen(command, cwd=cwd, env=_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, start_new_session=True) as proc:
         try:
             out, err = proc.communicate(timeout=timeout)
@@ -146,10 +154,12 @@ def _fail(status: int, err: str, what: str, timeout: float, kind: ErrorKind = "m
     return SourceFault(kind, message, retryable=kind == "unreachable")
 
 
-def _run(cwd: str | os.PathLike[str], *args: str, timeout: float, what: str, kind: ErrorKind = "malformed") -> str:
+def _run(cwd: str | os.PathLike[str], *args: str, timeout: float, what: str, kind: ErrorKind = "malformed",
+         limit: float | None = None) -> str:
+    """git's output; `timeout` is what is left of the collection's `limit` (named in a timeout's message)."""
     status, out, err = _exec(cwd, *args, timeout=timeout)
     if status != 0:
-        raise _fail(status, err, what, timeout, kind)
+        raise _fail(status, err, what, timeout if limit is None else limit, kind)
     return out
 
 
@@ -157,27 +167,27 @@ def _where(source: GitSource) -> str:
     return _redact(source.url) if source.url else str(source.path)
 
 
-def _mirror(source: GitSource, cache_dir: Path, *, sync: bool) -> Path:
-    """The bare mirror of a URL source: cloned on first use, fetched when `sync`."""
+def _mirror(source: GitSource, cache_dir: Path, *, sync: bool, timeout: float) -> Path:
+    """The bare mirror of a URL source: cloned on first use, fetched when `sync`, within `timeout` seconds."""
     url, cache_dir = str(source.url), cache_dir.resolve()  # git runs in other folders: no relative paths
     try:
         Git.check_unsafe_protocols(url)  # GitPython's own guard, kept on
     except UnsafeProtocolError as exc:
         raise SourceFault("unsafe", _redact(f"unsafe git URL: {exc}")) from None
     dest = cache_dir / (hashlib.sha256(url.encode()).hexdigest()[:16] + ".git")
-    where, timeout = _where(source), source.timeout_seconds
+    where = _where(source)
     if dest.exists():
         if sync:
             # An explicit --git-dir: a damaged mirror must fail, not let git find an enclosing repository.
             _run(dest, f"--git-dir={dest}", "fetch", "--prune", "origin", timeout=timeout, what=f"fetch {where}",
-                 kind="unreachable")
+                 kind="unreachable", limit=source.timeout_seconds)
         return dest
     cache_dir.mkdir(parents=True, exist_ok=True)
     # Clone beside the target and rename, so an interrupted clone never looks like a mirror.
     tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=cache_dir))
     try:
         _run(cache_dir, "clone", "--mirror", "--", url, str(tmp), timeout=timeout, what=f"clone {where}",
-             kind="unreachable")
+             kind="unreachable", limit=source.timeout_seconds)
         try:
             tmp.rename(dest)
         except OSError:
@@ -189,14 +199,19 @@ def _mirror(source: GitSource, cache_dir: Path, *, sync: bool) -> Path:
 
 
 class _Repo:
-    """An opened repository and what every git call on it needs."""
+    """An opened repository and what every git call on it needs.
 
-    def __init__(self, source: GitSource, cache_dir: Path, *, sync: bool):
+    Every git call, blob read and tree listing shares one deadline:
+    ``timeout_seconds`` bounds the whole collection, not each command.
+    """
+
+    def __init__(self, source: GitSource, cache_dir: Path, *, sync: bool, deadline: float | None = None):
         problem = _url_problem(source.url) if source.url else None
         if problem:  # the model checks too, but model_construct skips validation
             raise SourceFault("unsafe", problem)
         self.source, self.where, self.timeout = source, _where(source), source.timeout_seconds
-        path = _mirror(source, cache_dir, sync=sync) if source.url else Path(str(source.path))
+        self.deadline = time.monotonic() + source.timeout_seconds if deadline is None else deadline
+        path = _mirror(source, cache_dir, sync=sync, timeout=self.remaining()) if source.url else Path(str(source.path))
         if not path.exists():
             raise SourceFault("not_found", f"repository not found: {path}")
         # Neither GitPython nor git tells a folder it may not read from one that holds no repository.
@@ -231,16 +246,23 @@ class _Repo:
         if self._repo is not None:
             self._repo.close()  # ends GitPython's persistent cat-file processes
 
+    def remaining(self) -> float:
+        """Seconds left before the deadline; past it, the collection fails with a timeout."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise SourceFault("timeout", f"{self.where}: timed out after {self.timeout:g}s", retryable=True)
+        return left
+
     def run(self, *args: str) -> str:
-        return _run(self.cwd, self.git_dir, *args, timeout=self.timeout, what=self.where)
+        return _run(self.cwd, self.git_dir, *args, timeout=self.remaining(), what=self.where, limit=self.timeout)
 
     def resolve(self, rev: str, what: str = "branch") -> tuple[str, int]:
         """(commit SHA, commit time) of `rev`; a corrupt commit is malformed, not missing."""
         status, ref, err = _exec(self.cwd, self.git_dir, "rev-parse", "--verify", "--quiet", "--end-of-options",
-                                 rev, timeout=self.timeout)
+                                 rev, timeout=self.remaining())
         if status == 0 and ref.strip() == rev.lower():
             # A full SHA "verifies" without existing; a missing ref target is corruption instead.
-            status, _, err = _exec(self.cwd, self.git_dir, "cat-file", "-e", ref.strip(), timeout=self.timeout)
+            status, _, err = _exec(self.cwd, self.git_dir, "cat-file", "-e", ref.strip(), timeout=self.remaining())
         if status != 0 and not err.strip():  # --quiet: an unknown name fails silently
             raise SourceFault("not_found", f"{what} '{rev}' not found in {self.where}")
         if status != 0:
@@ -278,10 +300,14 @@ class _Repo:
         return None
 
     def ls_tree(self, sha: str, *paths: str) -> dict[str, _Entry]:
-        """Blob entries at `sha`: the whole tree (no paths) or just the given paths."""
+        """Blob entries at `sha`: the whole tree (no paths) or just the given paths.
+
+        A tree of more than ``max_tree_entries`` entries is ``too_large``: a small
+        repository can hold a tree of 10**10 files (a "git bomb").
+        """
         flags = () if paths else ("-r",)
         entries: dict[str, _Entry] = {}
-        for record in self.run("ls-tree", *flags, "-l", "-z", "--full-tree", sha, "--", *paths).split("\0"):
+        for record in self._records("ls-tree", *flags, "-l", "-z", "--full-tree", sha, "--", *paths):
             if record:
                 meta, path = record.split("\t", 1)
                 mode, kind, obj, size = meta.split()
@@ -289,7 +315,44 @@ class _Repo:
                     entries[path] = _Entry(mode, obj, int(size) if size.isdigit() else -1)
         return entries
 
+    def _records(self, *args: str) -> list[str]:
+        """The NUL-terminated records git prints, read as they come, at most ``max_tree_entries`` of them."""
+        cap = self.source.max_tree_entries
+        max_bytes = cap * _ENTRY_BYTES
+        records: list[str] = []
+        pending, size = b"", 0
+        command = [Git.GIT_PYTHON_GIT_EXECUTABLE or "git", self.git_dir, *args]
+        with subprocess.Popen(command, cwd=self.cwd, env=_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, start_new_session=True) as proc, \
+                selectors.DefaultSelector() as selector:
+            assert proc.stdout is not None and proc.stderr is not None
+            try:
+                selector.register(proc.stdout, selectors.EVENT_READ)
+                while True:
+                    if not selector.select(self.remaining()):
+                        self.remaining()  # raises, unless the deadline was not quite reached
+                        continue
+                    chunk = os.read(proc.stdout.fileno(), 1 << 16)
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    *done, pending = (pending + chunk).split(b"\0")
+                    records += (_text(r) for r in done)
+                    if len(records) > cap or size > max_bytes:
+                        raise SourceFault("too_large", f"{self.where}: the tree has more than {cap} entries"
+                                          f" or {max_bytes} bytes of names (max_tree_entries)")
+                err = proc.stderr.read()  # git's messages are short: they wait in the pipe until stdout ends
+            finally:
+                if proc.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+            status = proc.wait()
+        if status != 0:
+            raise _fail(status, _text(err), self.where, self.timeout)
+        return records
+
     def blob(self, sha: str, path: str) -> bytes:
+        self.remaining()
         try:
             return bytes(self.repo.odb.stream(bytes.fromhex(sha)).read())
         except (ValueError, ODBError):  # GitPython reports a missing/corrupt object as ValueError

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import re
 import selectors
 import signal
 import subprocess
@@ -30,6 +29,7 @@ from collectors.evidence import (
     SourceFault,
     failed,
 )
+from collectors.regex import compile_regex, regex_param
 
 __all__ = ["SIGNALS", "CommandSource", "ExitStatus", "StdoutNumber", "collect"]
 
@@ -77,14 +77,7 @@ class StdoutNumber(_Params):
     regex: str  # the first group, or the whole match, is the number
     default_field, default_transform = "value", None
 
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regex '{value}': {exc}") from None
-        return value
+    _re2 = field_validator("regex")(lambda cls, v: regex_param(v))
 
 
 SIGNALS: dict[str, type[BaseModel]] = {m.model_fields["signal"].default: m for m in (ExitStatus, StdoutNumber)}
@@ -165,10 +158,11 @@ def _value(request: EvidenceRequest, code: int, text: str) -> dict[str, Any]:
     if isinstance(params, ExitStatus):
         return {"code": code, "success": code == 0}
     assert isinstance(params, StdoutNumber)
-    match = re.search(params.regex, text, re.MULTILINE)
+    regex = compile_regex(params.regex, multiline=True)
+    match = regex.search(text)
     if match is None:
         raise SourceFault("not_found", f"no match for {params.regex!r} in the command's output")
-    found = (match.group(1) if match.re.groups else match.group(0)) or ""  # an unmatched group is None
+    found = (match.group(1) if regex.groups else match.group(0)) or ""  # an unmatched group is None
     try:
         number = float(found.strip())
     except ValueError:

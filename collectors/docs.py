@@ -28,6 +28,7 @@ from collectors.evidence import (
     SourceFault,
     failed,
 )
+from collectors.regex import compile_regex, regex_param
 
 if TYPE_CHECKING:  # collectors.git is imported lazily: see _read_git
     from collectors.git import GitSource
@@ -103,14 +104,7 @@ class Mentions(BaseModel):
     regex: str
     heading: str | None = None
 
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value, re.MULTILINE)
-        except re.error as exc:
-            raise ValueError(f"invalid regex {value!r}: {exc}") from None
-        return value
+    _re2 = field_validator("regex")(lambda cls, v: regex_param(v))
 
 
 SIGNALS: dict[str, type[BaseModel]] = {
@@ -288,7 +282,7 @@ def _mentions(parsed: _Parsed, p: Mentions, path: str) -> tuple[dict[str, Any], 
             raise _Missing(f"{path}: no heading {p.heading!r}")
         first, end = heading.line + 1, heading.end
     body = "\n".join(parsed.raw_lines[first - 1 : end - 1])
-    starts = [m.start() for m in re.finditer(p.regex, body, re.MULTILINE)]
+    starts = [m.start() for m in compile_regex(p.regex, multiline=True).finditer(body)]
     lines = [first + body.count("\n", 0, s) for s in starts[:_MAX_MENTION_LINES]]
     line = heading.line if heading is not None else (lines[0] if lines else None)
     return {"count": len(starts), "lines": lines}, line

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ErrorKind = Literal[
     "timeout",
@@ -25,6 +26,7 @@ ErrorKind = Literal[
     "auth",
     "unsafe",
     "unsupported",
+    "too_large",
 ]
 
 
@@ -44,6 +46,59 @@ def canonical_json(value: Any) -> str:
 CLOCK_FIELDS: dict[str, frozenset[str]] = {"file_age": frozenset({"days"}), "head": frozenset({"age_days"})}
 
 
+# git's C-style quoting of a path (quote.c, core.quotePath on): these bytes by letter, other
+# control bytes, DEL and every byte >= 0x80 as three octal digits.
+_C_ESCAPES = {0x07: "\\a", 0x08: "\\b", 0x09: "\\t", 0x0A: "\\n", 0x0B: "\\v", 0x0C: "\\f", 0x0D: "\\r",
+              0x22: '\\"', 0x5C: "\\\\"}
+
+
+def path_text(name: str) -> str:
+    """A file name as evidence keeps it: as it is when it is UTF-8, else quoted the way git quotes it.
+
+    Names are read as bytes and decoded with ``surrogateescape``; a name that is
+    not UTF-8 (or that starts with a double quote, so that no plain name looks
+    quoted) becomes ``"caf\\351.txt"``, exactly as ``git ls-files`` shows it:
+    lossless, and valid text for JSON and SQLite.
+    """
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that no bytes decoded to
+        raw = name.encode("utf-8", "surrogatepass")
+    try:
+        if not raw.decode("utf-8").startswith('"'):
+            return name
+    except UnicodeDecodeError:
+        pass
+    shown = (_C_ESCAPES.get(b) or (f"\\{b:03o}" if b < 0x20 or b >= 0x7F else chr(b)) for b in raw)
+    return '"' + "".join(shown) + '"'
+
+
+_C_UNESCAPES = {v[1]: k for k, v in _C_ESCAPES.items()}
+_QUOTED_PART = re.compile(r'\\([0-7]{3}|.)', re.DOTALL)
+
+
+def path_from_text(text: str) -> str:
+    """The file name (``surrogateescape`` text) that :func:`path_text` shows as `text`: its inverse.
+
+    A path parameter may name a file the way evidence shows it, ``"caf\\351.txt"``.
+    """
+    if len(text) < 2 or not (text.startswith('"') and text.endswith('"')):
+        return text
+    body, raw, done = text[1:-1], bytearray(), 0
+    for m in _QUOTED_PART.finditer(body):
+        raw += body[done:m.start()].encode("utf-8", "surrogateescape")
+        code = m.group(1)
+        if len(code) == 3:
+            raw.append(int(code, 8) & 0xFF)
+        elif code in _C_UNESCAPES:
+            raw.append(_C_UNESCAPES[code])
+        else:  # not an escape git writes: the character itself
+            raw += code.encode("utf-8", "surrogateescape")
+        done = m.end()
+    raw += body[done:].encode("utf-8", "surrogateescape")
+    return bytes(raw).decode("utf-8", "surrogateescape")
+
+
 def evidence_key(source: str, signal: str, params: dict[str, Any]) -> str:
     """The identity of one requested fact: source, signal and parameters."""
     return f"{source}:{signal}:{canonical_json(params)}"
@@ -57,6 +112,9 @@ class EvidenceError(BaseModel):
     kind: ErrorKind
     message: str
     retryable: bool = False
+
+    # A message may quote a file name or git's stderr, read as bytes: bytes that are not UTF-8 are shown as \\xNN.
+    _text = field_validator("message")(lambda cls, v: v.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
 
 
 class Provenance(BaseModel):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import os
 import posixpath
-import re
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
@@ -29,7 +28,10 @@ from collectors.evidence import (
     SourceFault,
     evidence_key,
     failed,
+    path_from_text,
+    path_text,
 )
+from collectors.regex import compile_regex, regex_param
 
 _GLOB_FLAGS = glob.GLOBSTAR | glob.BRACE | glob.DOTGLOB
 _LIST_LIMIT = 20
@@ -50,6 +52,8 @@ class GitSource(BaseModel):
     path: str | None = None
     branch: str = "HEAD"
     max_file_bytes: int = Field(default=1_000_000, gt=0)
+    # Bounds the memory of a tree listing: a few hundred bytes an entry.
+    max_tree_entries: int = Field(default=500_000, gt=0)
     timeout_seconds: float = Field(default=120, gt=0)
 
     @model_validator(mode="after")
@@ -95,14 +99,7 @@ class ContentMatch(_Params):
     regex: str
     default_field, default_transform = "matches", "bool"
 
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regex '{value}': {exc}") from None
-        return value
+    _re2 = field_validator("regex")(lambda cls, v: regex_param(v))
 
 
 class FileAge(_Params):
@@ -126,6 +123,15 @@ class Head(_Params):
 SIGNALS: dict[str, type[BaseModel]] = {
     m.model_fields["signal"].default: m for m in (FileExists, FileCount, ContentMatch, FileAge, CommitsSince, Head)
 }
+
+
+def _shown(value: dict[str, Any], path: str | None) -> tuple[dict[str, Any], str | None]:
+    """A fresh answer with its file names as text (:func:`path_text`): names are bytes, evidence is JSON."""
+    if "paths" in value:
+        value = {**value, "paths": [path_text(p) for p in value["paths"]]}
+    if "skipped" in value:
+        value = {**value, "skipped": [{**s, "path": path_text(s["path"])} for s in value["skipped"]]}
+    return value, None if path is None else path_text(path)
 
 
 def _follow(path: str, lookup: Callable[[str], _Entry | None], read: Callable[[str, str], bytes]) -> tuple[str, str]:
@@ -216,17 +222,19 @@ class _Reader:
                     self.holds_until[key] = until
                     return item(known.value, path=known.provenance.path)
             value, path, self.holds_until[key] = self._commits_since(params)
+            value, path = _shown(value, path)
             return item(value, path=path)
-        value, path = getattr(self, "_" + request.signal)(params)
+        value, path = _shown(*getattr(self, "_" + request.signal)(params))
         return item(value, path=path)
 
     def _file_exists(self, p: FileExists) -> tuple[dict[str, Any], str | None]:
-        if p.path is not None:
-            present = [p.path] if p.path in self._tree[0] else []
+        name = None if p.path is None else path_from_text(p.path)  # a name as evidence shows it
+        if name is not None:
+            present = [name] if name in self._tree[0] else []
         else:
             present = self._glob(str(p.glob))
         value = {"exists": bool(present), "count": len(present), "paths": present[:_LIST_LIMIT]}
-        return value, present[0] if present else p.path
+        return value, present[0] if present else name
 
     def _file_count(self, p: FileCount) -> tuple[dict[str, Any], str | None]:
         present = self._glob(p.glob)
@@ -234,7 +242,7 @@ class _Reader:
 
     def _content_match(self, p: ContentMatch) -> tuple[dict[str, Any], str | None]:
         files, outside = self._tree
-        regex = re.compile(p.regex, re.MULTILINE)
+        regex = compile_regex(p.regex, multiline=True)
         matched: list[str] = []
         skipped: list[dict[str, str]] = []
         total = 0
@@ -257,9 +265,10 @@ class _Reader:
         return value, matched[0] if matched else None
 
     def _file_age(self, p: FileAge) -> tuple[dict[str, Any], str | None]:
-        out = self.repo.run("log", "-1", "--format=%H %ct", self.sha, "--", p.path).split()
+        name = path_from_text(p.path)
+        out = self.repo.run("log", "-1", "--format=%H %ct", self.sha, "--", name).split()
         days = (self.now - int(out[1])) / 86400 if out else None
-        return {"exists": p.path in self._tree[0], "days": days, "last_commit": out[0] if out else None}, p.path
+        return {"exists": name in self._tree[0], "days": days, "last_commit": out[0] if out else None}, name
 
     def _file_age_again(self, value: dict[str, Any], observed_at: datetime) -> dict[str, Any]:
         """A file age read at this commit before, at ``observed_at``, aged to now without asking git again."""
@@ -275,14 +284,15 @@ class _Reader:
         # the wall clock. Like `git log --since`, the walk stops at the first
         # commit older than the window, so clock-skewed history may undercount.
         oldest = math.floor(self.now - p.days * 86400) + 1
-        out = self.repo.run("log", "--format=%ct", f"--max-age={oldest}", self.sha, *(["--", p.path] if p.path else []))
+        name = None if p.path is None else path_from_text(p.path)
+        out = self.repo.run("log", "--format=%ct", f"--max-age={oldest}", self.sha, *(["--", name] if name else []))
         stamps = [int(line) for line in out.split()]
         counted = [t for t in stamps if t <= math.floor(self.now)]
         # The count changes when its oldest commit leaves the window, or a commit dated later than now enters it.
         changes = [min(counted) + p.days * 86400] if counted else []
         changes += [t for t in stamps if t > math.floor(self.now)]
         until = datetime.fromtimestamp(math.floor(min(changes)), timezone.utc) if changes else None
-        return {"count": len(counted)}, p.path, until
+        return {"count": len(counted)}, name, until
 
     def _head(self, p: Head) -> tuple[dict[str, Any], str | None]:
         stamp = datetime.fromtimestamp(self.committed, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -374,7 +384,7 @@ def read_text(
                     repo.resolve(commit, "commit")
                 except SourceFault:
                     repo.close()
-                    repo = _Repo(source, cache_dir, sync=True)
+                    repo = _Repo(source, cache_dir, sync=True, deadline=repo.deadline)  # one deadline for the read
             sha, _ = repo.resolve(commit or source.branch, "commit" if commit else "branch")
             where = f"{repo.where} at {sha[:12]}"
 
@@ -415,7 +425,7 @@ def list_files(
                     repo.resolve(commit, "commit")
                 except SourceFault:
                     repo.close()
-                    repo = _Repo(source, cache_dir, sync=True)
+                    repo = _Repo(source, cache_dir, sync=True, deadline=repo.deadline)  # one deadline for the read
             sha, committed = repo.resolve(commit or source.branch, "commit" if commit else "branch")
             reader = _Reader(repo, sha, committed, datetime.now(timezone.utc))
             files = reader._tree[0]

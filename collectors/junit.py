@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import stat
 from collections.abc import Iterator
 from datetime import datetime
@@ -33,8 +32,10 @@ from collectors.evidence import (
     Provenance,
     SourceFault,
     failed,
+    path_text,
 )
 from collectors.probe import fetch, http_url, shown_url
+from collectors.regex import compile_regex, regex_param
 
 if TYPE_CHECKING:  # collectors.git is imported lazily, as in collectors.docs
     from collectors.git import GitSource
@@ -76,12 +77,7 @@ class JUnitSource(BaseModel):
 
 
 def _regex(value: str | None) -> str | None:
-    if value is not None:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regex '{value}': {exc}") from None
-    return value
+    return None if value is None else regex_param(value)
 
 
 class Tests(BaseModel):
@@ -182,7 +178,7 @@ def _from_folder(source: JUnitSource) -> _Report:
         data = _read_capped(file, source.max_bytes)
         digest.update(f"{file.relative_to(root)}\0{len(data)}\0".encode() + data)
         cases += _parse(data, str(file))
-    return _Report(cases, len(files), Provenance(path=str(files[0])), digest.hexdigest())
+    return _Report(cases, len(files), Provenance(path=path_text(str(files[0]))), digest.hexdigest())
 
 
 def _read_capped(file: Path, limit: int) -> bytes:
@@ -209,7 +205,7 @@ def _from_git(source: JUnitSource, repo: GitSource, commit: str | None, cache_di
         # read_text names the file in its own faults (too large, binary, ...).
         text, _ = read_text(repo, name, cache_dir=cache_dir, commit=sha, max_bytes=source.max_bytes)
         cases += _parse(text, f"{name} at {sha[:12]}")
-    return _Report(cases, len(names), Provenance(path=names[0], commit=sha), sha)
+    return _Report(cases, len(names), Provenance(path=path_text(names[0]), commit=sha), sha)
 
 
 def _from_url(source: JUnitSource) -> _Report:
@@ -236,7 +232,7 @@ def _describe(p: Tests) -> str:
 
 
 def _tests(report: _Report, p: Tests) -> dict[str, Any]:
-    patterns = [(key, re.compile(value)) for key in ("suite", "classname", "name")
+    patterns = [(key, compile_regex(value)) for key in ("suite", "classname", "name")
                 if (value := getattr(p, key)) is not None]
     chosen = [c for c in report.cases if all(rx.search(getattr(c, key)) for key, rx in patterns)]
     counts = {kind: sum(1 for c in chosen if c.outcome == kind) for kind in ("passed", "failure", "error", "skipped")}

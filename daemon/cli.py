@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import Progress as RichProgress
 from rich.progress import TextColumn
 
@@ -44,8 +43,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+out = views.TerminalConsole(highlight=False, soft_wrap=True)
+err = views.TerminalConsole(stderr=True, highlight=False)
 
 DEFAULT_CONFIG = "config/pillarwatch.yaml"
 
@@ -147,7 +146,9 @@ def _progress(total: int | None, *, quiet: bool, label: str = "collecting") -> I
         return
     with RichProgress(*RichProgress.get_default_columns(), TextColumn("{task.fields[last]}"), console=err, transient=True) as bar:
         task = bar.add_task(label, total=total, last="")
-        yield lambda what, done, steps: bar.update(task, completed=done, total=steps, last=what)
+        # TextColumn reads markup without the console's render_str: escape here.
+        yield lambda what, done, steps: bar.update(task, completed=done, total=steps,
+                                                   last=views.escape(views.terminal_text(what)))
 
 
 @app.command()
@@ -187,6 +188,8 @@ def report(
         )
     if output:
         output.write_text(text, encoding="utf-8")
+    elif format == "markdown":  # the document's own line breaks stay; control characters in its text are shown escaped
+        sys.stdout.write("\n".join(views.terminal_text(line) for line in text.split("\n")))
     else:
         sys.stdout.write(text)
 
