@@ -378,3 +378,25 @@ def test_a_run_still_going_when_the_next_is_due_is_recorded_as_skipped(tmp_path,
     outcomes = [o for _, o in runs(tmp_path, "live")]
     assert "running" not in outcomes[:-2]  # only the run in flight now may be unfinished
     assert d.stop() == 0
+
+
+def test_a_source_trickling_its_answer_ends_at_its_deadline_and_the_next_run_is_not_skipped(
+        tmp_path, project, http_server, daemons):
+    Receiver(http_server)
+    http_server.route("/live", Reply(200, "x" * 10_000, trickle=0.3))  # the server would go on for 50 minutes
+    body = config_body(project.path, f"{http_server.url}/hook")
+    body["projects"][0]["sources"].append(
+        {"id": "live", "kind": "http", "url": f"{http_server.url}/live", "schedule": "3s", "timeout_seconds": 1})
+    body["projects"][0]["pillars"][0]["criteria"].append(
+        {"id": "up", "title": "Service answers", "checks": [{"source": "live", "signal": "status"}]})
+    write_config(tmp_path, body)
+    d = daemons()
+    finished = lambda: [o for _, o in runs(tmp_path, "live") if o not in ("running",)]  # noqa: E731
+    wait_for(lambda: len(finished()) >= 4, timeout=25, what="four finished runs of the trickling source", logs=d.logs)
+    outcomes = [o for _, o in runs(tmp_path, "live")]
+    # Only the due time right after the start's catch-up run may fall while that run is going.
+    assert "skipped" not in outcomes[2:] and "running" not in outcomes[:-1]
+    assert set(finished()) <= {"error", "skipped"} and "error" in finished()
+    errors = query(tmp_path / "pw.db", "SELECT error FROM source_runs WHERE source = 'live' AND outcome = 'error'")
+    assert all("no answer within 1s" in e for e, in errors)
+    assert d.stop() == 0
