@@ -8,7 +8,9 @@ lines and headings. Line numbers in provenance are 1-based source lines.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -44,9 +46,11 @@ __all__ = [
     "label_value",
     "normalise_title",
     "plain_text",
+    "read_document",
 ]
 
 _MAX_MENTION_LINES = 20
+MAX_DOCUMENT_BYTES = 1_000_000  # the size limit of a document, here and in verify-doc and import
 
 
 class DocSource(BaseModel):
@@ -58,7 +62,7 @@ class DocSource(BaseModel):
     id: str
     path: str
     git: str | None = None
-    max_bytes: int = 1_000_000
+    max_bytes: int = MAX_DOCUMENT_BYTES
 
 
 class DeclaredScore(BaseModel):
@@ -333,29 +337,45 @@ _ANSWER = {
 
 def _decode(data: bytes, path: str) -> str:
     if b"\0" in data:
-        raise SourceFault("malformed", f"document is binary: {path}")
+        raise SourceFault("malformed", f"document is a binary file: {path}")
     try:
         return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         raise SourceFault("malformed", f"document is not UTF-8 text: {path} (byte {exc.start})") from None
 
 
-def _read_disk(source: DocSource) -> str:
-    path = Path(source.path)
+def read_document(path: str, max_bytes: int = MAX_DOCUMENT_BYTES) -> str:
+    """The text of the regular file `path`, at most `max_bytes` long; raises SourceFault.
+
+    Only a regular file is read: a FIFO would block for good and a device
+    such as /dev/zero would fill the memory. Opened without blocking and then
+    checked, so nothing can swap the file in between.
+    """
     try:
-        size = path.stat().st_size
-        if not path.is_file():
-            raise SourceFault("malformed", f"document is not a regular file: {source.path}")
-        if size > source.max_bytes:
-            raise SourceFault("malformed", f"document too large: {source.path} ({size} bytes, limit {source.max_bytes})")
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise SourceFault("not_found", f"document not found: {source.path}") from None
+        raise SourceFault("not_found", f"document not found: {path}") from None
     except OSError as exc:
-        raise SourceFault("unreachable", f"cannot read document {source.path}: {exc.strerror}", retryable=True) from None
-    if len(data) > source.max_bytes:  # it grew between stat and read
-        raise SourceFault("malformed", f"document too large: {source.path} (limit {source.max_bytes} bytes)")
-    return _decode(data, source.path)
+        raise SourceFault("unreachable", f"cannot read document {path}: {exc.strerror}", retryable=True) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SourceFault("malformed", f"document is not a regular file: {path}")
+        if info.st_size > max_bytes:
+            raise SourceFault("malformed", f"document too large: {path} ({info.st_size} bytes, limit {max_bytes} bytes)")
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            data = file.read(max_bytes + 1)
+    except OSError as exc:
+        raise SourceFault("unreachable", f"cannot read document {path}: {exc.strerror}", retryable=True) from None
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:  # it grew after the check
+        raise SourceFault("malformed", f"document too large: {path} (limit {max_bytes} bytes)")
+    return _decode(data, path)
+
+
+def _read_disk(source: DocSource) -> str:
+    return read_document(source.path, source.max_bytes)
 
 
 def _read_git(source: DocSource, repo: GitSource, commit: str | None, cache_dir: Path | None) -> tuple[str, str]:

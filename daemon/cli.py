@@ -303,6 +303,7 @@ def import_documents(
 ) -> None:
     """Import hand-written progress documents into the history as imported snapshots, with their verification."""
     from collectors import git, git_history
+    from collectors.docs import MAX_DOCUMENT_BYTES
 
     from .importer import import_text
 
@@ -326,7 +327,8 @@ def import_documents(
                 versions = git_history.file_versions(source, path, cache_dir=cfg.cache_path)
                 with _progress(len(versions), quiet=as_json, label="importing") as progress:
                     for n, (sha, when) in enumerate(versions, 1):
-                        text, _ = git.read_text(source, path, cache_dir=cfg.cache_path, commit=sha)
+                        text, _ = git.read_text(source, path, cache_dir=cfg.cache_path, commit=sha, strict=True,
+                                                max_bytes=MAX_DOCUMENT_BYTES)
                         outcomes.append(import_text(store, chosen, text, path=path, now=now, commit=sha, committed_at=when))
                         if progress:
                             progress(sha[:7], n, len(versions))
@@ -345,16 +347,13 @@ def import_documents(
 
 
 def _read_document(file: Path) -> str:
+    """A progress document from disk: a regular UTF-8 file within the document size limit."""
+    from collectors.docs import read_document
+
     try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{file}: cannot read: {exc.strerror or exc}") from None
-    if b"\0" in raw[:8000]:
-        raise InputError(f"{file}: binary file, not a progress document")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{file}: not UTF-8 text (byte {exc.start})") from None
+        return read_document(str(file))
+    except SourceFault as fault:
+        raise InputError(fault.error.message) from None
 
 
 @app.command()

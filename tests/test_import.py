@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -116,6 +117,18 @@ def test_documents_that_cannot_be_imported_say_why(versions, tmp_path):
     assert proc.returncode == 2 and "no pillars found" in proc.stderr and str(empty) in proc.stderr
     proc = pillarwatch(root, "import", "--from-git", "repo")
     assert proc.returncode == 2 and "--from-git and --path go together" in proc.stderr
+    assert not (root / "pw.db").exists() or sqlite3.connect(root / "pw.db").execute("SELECT count(*) FROM snapshots").fetchone()[0] == 0
+
+
+def test_import_reads_regular_files_within_the_document_size_limit(versions, tmp_path):
+    root, _, _ = versions
+    fifo = tmp_path / "pipe.md"
+    os.mkfifo(fifo)
+    for path, said in (("/dev/zero", "not a regular file: /dev/zero"), (str(fifo), f"not a regular file: {fifo}")):
+        proc = subprocess.run([sys.executable, "-m", "daemon.cli", "import", path, "--config", "pw.yaml"], cwd=root,
+                              capture_output=True, text=True, timeout=30)  # a blocked FIFO read fails here
+        assert proc.returncode == 2 and said in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (root / "pw.db").exists() or sqlite3.connect(root / "pw.db").execute("SELECT count(*) FROM snapshots").fetchone()[0] == 0
 
 
