@@ -400,3 +400,16 @@ def test_a_source_trickling_its_answer_ends_at_its_deadline_and_the_next_run_is_
     errors = query(tmp_path / "pw.db", "SELECT error FROM source_runs WHERE source = 'live' AND outcome = 'error'")
     assert all("no answer within 1s" in e for e, in errors)
     assert d.stop() == 0
+
+
+def test_an_unusable_store_path_is_one_line_and_exit_2(tmp_path, project, http_server):
+    (tmp_path / "afile").write_text("a regular file, not a folder\n")
+    write_config(tmp_path, config_body(project.path, f"{http_server.url}/hook", store="afile/pw.db"))
+    proc = subprocess.run([sys.executable, "-m", "daemon.cli", "daemon", "--config", "pw.yaml", "--no-api"],
+                          cwd=tmp_path, env={**os.environ, "PW_TEST_WEBHOOK_SECRET": SECRET},
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("pillarwatch: error: ") and str(tmp_path / "afile" / "pw.db") in line
+    assert (tmp_path / "afile").read_text() == "a regular file, not a folder\n"  # nothing lost
