@@ -299,6 +299,7 @@ def import_documents(
     project: ProjectOption = None,
     from_git: Annotated[Optional[Path], typer.Option("--from-git", help="A git repository: import every committed version of --path.")] = None,
     path: Annotated[Optional[str], typer.Option("--path", help="With --from-git: the document's path in the repository.")] = None,
+    add_pillars: Annotated[bool, typer.Option("--add-pillars", help="Take pillars the project does not have (refused otherwise).")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Import hand-written progress documents into the history as imported snapshots, with their verification."""
@@ -319,7 +320,7 @@ def import_documents(
         for file in files or []:
             text = _read_document(file)
             changed = git_history.last_change(file)
-            outcomes.append(import_text(store, chosen, text, path=str(file), now=now,
+            outcomes.append(import_text(store, chosen, text, path=str(file), now=now, add_pillars=add_pillars,
                                         commit=changed[0] if changed else None, committed_at=changed[1] if changed else None))
         if from_git and path:
             source = git.GitSource(id="import", path=str(from_git.resolve()), branch="HEAD")
@@ -329,7 +330,8 @@ def import_documents(
                     for n, (sha, when) in enumerate(versions, 1):
                         text, _ = git.read_text(source, path, cache_dir=cfg.cache_path, commit=sha, strict=True,
                                                 max_bytes=MAX_DOCUMENT_BYTES)
-                        outcomes.append(import_text(store, chosen, text, path=path, now=now, commit=sha, committed_at=when))
+                        outcomes.append(import_text(store, chosen, text, path=path, now=now, commit=sha, committed_at=when,
+                                                    add_pillars=add_pillars))
                         if progress:
                             progress(sha[:7], n, len(versions))
             except SourceFault as fault:

@@ -11,6 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
+from functools import lru_cache
+
+from markdown_it import MarkdownIt
 
 from pydantic import BaseModel, computed_field
 
@@ -161,11 +164,32 @@ def _title(numbered: re.Match[str] | None, text: str) -> str:
     return (numbered.group("title") if numbered else text).strip()
 
 
+@lru_cache(maxsize=1)
+def _markdown() -> MarkdownIt:
+    return MarkdownIt("commonmark")
+
+
+def _fenced_lines(text: str) -> set[int]:
+    """The 1-based numbers of the lines in fenced code blocks (markers included), as markdown-it finds them."""
+    return {line + 1 for tok in _markdown().parse(text) if tok.type == "fence" and tok.map
+            for line in range(tok.map[0], tok.map[1])}
+
+
 def parse_progress_document(text: str) -> ProgressDocument:
-    """Read a progress snapshot document, Markdown or copied from a rendered page."""
+    """Read a progress snapshot document, Markdown or copied from a rendered page.
+
+    Raises InputError when no pillar has both criterion scores and a claimed
+    pillar figure: such a text (a README, a configuration) is no snapshot.
+    """
     builder = _Builder()
     doc = ProgressDocument(pillars=[])
-    for number, raw in enumerate(re.split(r"\r\n?|\n", text), start=1):
+    lines = re.split(r"\r\n?|\n", text)
+    # Code is not a claim: "retry: 0.2" in a YAML example is no criterion. Only fenced code is
+    # skipped: copied text is often indented, and an indented block would swallow it.
+    fenced = _fenced_lines("\n".join(lines))
+    for number, raw in enumerate(lines, start=1):
+        if number in fenced:
+            continue
         heading = _MD_HEADING.match(raw)
         line = plain_text(_heading_text(heading.group(2)) if heading else raw).strip()
         if not line:
@@ -175,9 +199,10 @@ def parse_progress_document(text: str) -> ProgressDocument:
             continue
         _read_line(doc, builder, line, number)
     doc.pillars = [p for p in builder.pillars if p.criteria or p.claimed is not None]
-    if not any(p.criteria for p in doc.pillars):
+    if not any(p.criteria and p.claimed is not None for p in doc.pillars):
         raise InputError(
-            "no pillars found: expected pillar headings followed by 'criterion: score' lines (scores 0-1)"
+            "no pillars found: not a progress snapshot; no pillar heading has both 'criterion: score' lines "
+            "(scores 0-1) and a claimed figure ('Pillar completion: 70%')"
         )
     return doc
 
