@@ -157,7 +157,9 @@ class HttpServer:
 
             do_GET = do_POST = do_HEAD = do_PUT = _handle
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # A listen backlog of 5 (the default) drops the SYNs of a burst of clients; each retry costs 1 s.
+        server = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 128})
+        self.httpd = server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
