@@ -86,6 +86,8 @@ class ApiClient:
 
     def __init__(self, http: httpx.Client, *, token: str | None, timeout: float, max_wait_seconds: float):
         self.http, self.timeout, self.max_wait_seconds, self._token = http, timeout, max_wait_seconds, token
+        # One client serves one source's collection: `timeout` bounds all of its requests together.
+        self.deadline = time.monotonic() + timeout
         # Salted so that the hash alone is not a lookup key for the token elsewhere.
         self.token_id = hashlib.sha256(b"pillarwatch-token\0" + token.encode()).hexdigest()[:32] if token else "anon"
 
@@ -268,7 +270,7 @@ def get_json(client: ApiClient, url: str, *, params: Mapping[str, str | int] | N
         reset = _rate_limit_reset(response, body)
         if reset is None:
             raise _status_fault(response, body, shown, client)
-        if not waited and reset - time.time() <= client.max_wait_seconds:
+        if not waited and reset - time.time() <= min(client.max_wait_seconds, client.deadline - time.monotonic()):
             waited = True  # a short wait is waited out, once
             time.sleep(max(0.0, reset - time.time()))
             continue
@@ -297,7 +299,7 @@ def _fetch(
 ) -> tuple[httpx.Response, bytes]:
     """One GET (following same-origin redirects) and its body, read up to a limit and a deadline."""
     request = client.http.build_request("GET", url, params=params, headers=headers)
-    deadline = time.monotonic() + client.timeout  # httpx's timeouts are per read, not per answer
+    deadline = client.deadline  # httpx's timeouts are per read, not per answer nor per collection
     for _ in range(_MAX_REDIRECTS + 1):
         shown = f"GET {client.scrub(str(request.url))}"
         response, body = _send(client, request, shown, max_bytes, deadline)
@@ -316,6 +318,10 @@ def _send(
     client: ApiClient, request: httpx.Request, shown: str, max_bytes: int, deadline: float
 ) -> tuple[httpx.Response, bytes]:
     try:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise httpx.ReadTimeout("deadline passed", request=request)
+        request.extensions["timeout"] = httpx.Timeout(min(left, client.timeout)).as_dict()  # no wait past it
         response = client.http.send(request, stream=True)
         try:
             # Error bodies only carry a message; a success body is the answer and must fit.

@@ -8,7 +8,9 @@ lines and headings. Line numbers in provenance are 1-based source lines.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -41,11 +43,15 @@ __all__ = [
     "Mentions",
     "Ratio",
     "collect",
+    "decimal",
+    "label_value",
     "normalise_title",
     "plain_text",
+    "read_document",
 ]
 
 _MAX_MENTION_LINES = 20
+MAX_DOCUMENT_BYTES = 1_000_000  # the size limit of a document, here and in verify-doc and import
 
 
 class DocSource(BaseModel):
@@ -57,7 +63,7 @@ class DocSource(BaseModel):
     id: str
     path: str
     git: str | None = None
-    max_bytes: int = 1_000_000
+    max_bytes: int = MAX_DOCUMENT_BYTES
 
 
 class DeclaredScore(BaseModel):
@@ -163,7 +169,7 @@ class _Parsed:
     raw_lines: list[str]
 
 
-_LIST_MARKER = re.compile(r"^\s*(?:[-*+]|\d{1,9}[.)])\s+")
+_LIST_MARKER = re.compile(r"\s*(?:[-*+]|\d{1,9}[.)])\s+")  # used with .match: tried at the start only
 _TASK = re.compile(r"^\[([ xX])\](?:\s|$)")
 
 
@@ -221,38 +227,61 @@ def _find_heading(parsed: _Parsed, wanted: str) -> _Heading | None:
 # Signals: each returns (value, line) or raises _Missing / SourceFault
 
 # A figure ends the line or is followed by a comment; "%", "/" or more digits
-# after it mean it is some other kind of figure.
-_END = r"(?![\w%/]|\.\d)"
-_SCORE_LINE = re.compile(rf"^(?P<title>.+?)\s*:\s*(?P<num>[-+]?(?:\d+(?:\.\d*)?|\.\d+)){_END}")
-_RATIO_LINE = re.compile(rf"^(?P<title>.+?)\s*:\s*(?P<num>\d+)\s*/\s*(?P<den>\d+){_END}")
+# after it mean it is some other kind of figure. A decimal comma ("0,70") is a
+# decimal point: read as 0 it would be a silent, wrong score.
+_END = r"(?![\w%/]|[.,]\d)"
+_SCORE_VALUE = re.compile(rf"\s*(?P<num>[-+]?(?:\d+(?:\.\d*|,\d+)?|[.,]\d+)){_END}")
+_RATIO_VALUE = re.compile(rf"\s*(?P<num>\d+)\s*/\s*(?P<den>\d+){_END}")
+
+
+def label_value(text: str, value: re.Pattern[str]) -> tuple[str, re.Match[str]] | None:
+    """The first reading of `text` as ``label: value``: the label ends at the first colon that `value` follows.
+
+    Linear in the line's length: a lazy ``(.+?)\\s*:`` regex backtracks over
+    every run of spaces once per character before it (minutes on a long line).
+    The label is never empty and has no trailing space.
+    """
+    colon = text.find(":")
+    while colon != -1:
+        label = text[:colon].rstrip()
+        if label and (match := value.match(text, colon + 1)):
+            return label, match
+        colon = text.find(":", colon + 1)
+    return None
+
+
+def decimal(written: str) -> float:
+    """A figure as written, with a decimal point or a decimal comma."""
+    return float(written.replace(",", "."))
 
 
 class _Missing(Exception):
     """What was asked for is not in the document (error kind not_found)."""
 
 
-def _find_line(parsed: _Parsed, pattern: re.Pattern[str], title: str) -> tuple[int, re.Match[str]] | None:
+def _find_line(parsed: _Parsed, value: re.Pattern[str], title: str) -> tuple[int, re.Match[str]] | None:
     key = normalise_title(title)
     for line, text in parsed.lines:
-        match = pattern.match(_LIST_MARKER.sub("", text, count=1).strip())
-        if match and normalise_title(match.group("title")) == key:
-            return line, match
+        marker = _LIST_MARKER.match(text)
+        found = label_value((text[marker.end():] if marker else text).strip(), value)
+        if found and normalise_title(found[0]) == key:
+            return line, found[1]
     return None
 
 
 def _declared_score(parsed: _Parsed, p: DeclaredScore, path: str) -> tuple[dict[str, Any], int | None]:
-    found = _find_line(parsed, _SCORE_LINE, p.title)
+    found = _find_line(parsed, _SCORE_VALUE, p.title)
     if found is None:
         raise _Missing(f"{path}: no line '{p.title}: <score>'")
     line, match = found
-    score = float(match.group("num"))
+    score = decimal(match.group("num"))
     if not 0.0 <= score <= 1.0:
         raise SourceFault("malformed", f"{path}:{line}: score {match.group('num')} for {p.title!r} is outside 0-1")
     return {"score": score}, line
 
 
 def _ratio(parsed: _Parsed, p: Ratio, path: str) -> tuple[dict[str, Any], int | None]:
-    found = _find_line(parsed, _RATIO_LINE, p.label)
+    found = _find_line(parsed, _RATIO_VALUE, p.label)
     if found is None:
         raise _Missing(f"{path}: no line '{p.label}: <n>/<d>'")
     line, match = found
@@ -302,37 +331,56 @@ _ANSWER = {
 
 def _decode(data: bytes, path: str) -> str:
     if b"\0" in data:
-        raise SourceFault("malformed", f"document is binary: {path}")
+        raise SourceFault("malformed", f"document is a binary file: {path}")
     try:
         return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         raise SourceFault("malformed", f"document is not UTF-8 text: {path} (byte {exc.start})") from None
 
 
-def _read_disk(source: DocSource) -> str:
-    path = Path(source.path)
+def read_document(path: str, max_bytes: int = MAX_DOCUMENT_BYTES) -> str:
+    """The text of the regular file `path`, at most `max_bytes` long; raises SourceFault.
+
+    Only a regular file is read: a FIFO would block for good and a device
+    such as /dev/zero would fill the memory. Opened without blocking and then
+    checked, so nothing can swap the file in between.
+    """
     try:
-        size = path.stat().st_size
-        if not path.is_file():
-            raise SourceFault("malformed", f"document is not a regular file: {source.path}")
-        if size > source.max_bytes:
-            raise SourceFault("malformed", f"document too large: {source.path} ({size} bytes, limit {source.max_bytes})")
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise SourceFault("not_found", f"document not found: {source.path}") from None
+        raise SourceFault("not_found", f"document not found: {path}") from None
     except OSError as exc:
-        raise SourceFault("unreachable", f"cannot read document {source.path}: {exc.strerror}", retryable=True) from None
-    if len(data) > source.max_bytes:  # it grew between stat and read
-        raise SourceFault("malformed", f"document too large: {source.path} (limit {source.max_bytes} bytes)")
-    return _decode(data, source.path)
+        raise SourceFault("unreachable", f"cannot read document {path}: {exc.strerror}", retryable=True) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SourceFault("malformed", f"document is not a regular file: {path}")
+        if info.st_size > max_bytes:
+            raise SourceFault("malformed", f"document too large: {path} ({info.st_size} bytes, limit {max_bytes} bytes)")
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            data = file.read(max_bytes + 1)
+    except OSError as exc:
+        raise SourceFault("unreachable", f"cannot read document {path}: {exc.strerror}", retryable=True) from None
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:  # it grew after the check
+        raise SourceFault("malformed", f"document too large: {path} (limit {max_bytes} bytes)")
+    return _decode(data, path)
+
+
+def _read_disk(source: DocSource) -> str:
+    return read_document(source.path, source.max_bytes)
 
 
 def _read_git(source: DocSource, repo: GitSource, commit: str | None, cache_dir: Path | None) -> tuple[str, str]:
     # Imported here so that this module loads even where git support is absent.
     from collectors.git import read_text
 
-    # The runner always passes cache_dir; a local repository (tests) needs none.
-    return read_text(repo, source.path, cache_dir=cache_dir, commit=commit, max_bytes=source.max_bytes)  # type: ignore[arg-type]
+    # The runner always passes cache_dir; a local repository (tests) needs none. One rule for a document
+    # wherever it is read: text that is not UTF-8 is refused (malformed), never read with replacements.
+    text, sha = read_text(repo, source.path, cache_dir=cache_dir, commit=commit, max_bytes=source.max_bytes,  # type: ignore[arg-type]
+                          strict=True)
+    return text.removeprefix("\ufeff"), sha
 
 
 def _answer(parsed: _Parsed, request: EvidenceRequest, path: str) -> tuple[dict[str, Any], int | None]:

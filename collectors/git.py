@@ -364,9 +364,13 @@ def _known(previous: CollectResult | None, source: GitSource, sha: str) -> dict[
 
 
 def read_text(
-    source: GitSource, path: str, *, cache_dir: Path, commit: str | None = None, max_bytes: int | None = None
+    source: GitSource, path: str, *, cache_dir: Path, commit: str | None = None, max_bytes: int | None = None,
+    strict: bool = False,
 ) -> tuple[str, str]:
     """(text, commit SHA) of the file `path` at `commit` (default: the branch tip).
+
+    Bytes that are not UTF-8 become U+FFFD, or with `strict` fail the read
+    (malformed), as documents read from disk do.
 
     A URL source is fetched unless `commit` is already in its mirror. Raises
     SourceFault (not_found, malformed, unsafe, unreachable, timeout).
@@ -406,7 +410,10 @@ def read_text(
         raise _fault(exc, source) from None
     if b"\0" in data[:_BINARY_PROBE]:
         raise SourceFault("malformed", f"{where}: {name} is a binary file")
-    return data.decode("utf-8", errors="replace"), sha
+    try:
+        return data.decode("utf-8", errors="strict" if strict else "replace"), sha
+    except UnicodeDecodeError as exc:
+        raise SourceFault("malformed", f"{where}: {name} is not UTF-8 text (byte {exc.start})") from None
 
 
 def list_files(

@@ -211,7 +211,7 @@ def _from_git(source: JUnitSource, repo: GitSource, commit: str | None, cache_di
 def _from_url(source: JUnitSource) -> _Report:
     url = str(source.url)
     shown = shown_url(url)
-    got = fetch(url, timeout=source.timeout_seconds, max_bytes=source.max_bytes, follow_redirects=True,
+    got = fetch(url, timeout=source.timeout_seconds, max_bytes=source.max_bytes, follow_redirects=["*"],
                 headers={"Accept": "application/xml, text/xml, */*"})
     if got.status >= 300:
         kind = _STATUS_KINDS.get(got.status, "http_status")

@@ -17,6 +17,7 @@ import re
 import time
 from datetime import datetime
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, ClassVar, Literal, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
@@ -35,9 +36,12 @@ from collectors.evidence import (
 
 from ._http import ssl_context
 
-__all__ = ["SIGNALS", "Fetched", "HttpSource", "JsonValue", "Latency", "Status", "collect", "fetch", "http_url", "shown_url"]
+__all__ = ["SIGNALS", "Fetched", "HttpSource", "JsonValue", "Latency", "Status", "collect", "fetch", "http_url",
+           "redirect_allowed", "shown_url"]
 
-_CHUNK = 64 * 1024
+_MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_HOST = re.compile(r"^(?:\*|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 
@@ -75,6 +79,17 @@ class HttpSource(BaseModel):
     token_env: str | None = None
     timeout_seconds: float = Field(default=10, gt=0)
     max_bytes: int = Field(default=1_000_000, gt=0)
+    # false: a redirect is the answer (and not ok); true: followed on the same host; a list: also to these hosts.
+    follow_redirects: bool | list[str] = False
+
+    @field_validator("follow_redirects")
+    @classmethod
+    def _hosts(cls, value: bool | list[str]) -> bool | list[str]:
+        if isinstance(value, list):
+            bad = [h for h in value if not _HOST.match(h)]
+            if bad:
+                raise ValueError(f"follow_redirects: {bad[0]!r} is not a host name")
+        return value
 
     @field_validator("url")
     @classmethod
@@ -136,40 +151,82 @@ def fetch(
     headers: dict[str, str] | None = None,
     timeout: float,
     max_bytes: int,
-    follow_redirects: bool = False,
+    follow_redirects: bool | Sequence[str] = False,
     secret: str | None = None,
 ) -> Fetched:
     """One request; raises SourceFault only when no answer came (timeout, unreachable).
 
-    `secret` (a token sent in `headers`) is masked in any message, belt and braces.
+    `timeout` bounds the whole fetch, redirects and body included. A redirect
+    is followed only as `follow_redirects` allows (see :func:`redirect_allowed`);
+    otherwise the redirect itself is the answer. `secret` (a token sent in
+    `headers`) is masked in any message, belt and braces.
     """
     shown = shown_url(url)
     # Identity encoding by default: a compressed body can inflate far past max_bytes in one chunk.
     sent = {"User-Agent": "pillarwatch", "Accept-Encoding": "identity", **(headers or {})}
-    deadline = time.monotonic() + timeout  # httpx times each phase; this bounds the whole body too
+    # httpx times each read; a body trickled a byte at a time would never trip that. The deadline
+    # is checked as each chunk arrives and caps each request's own timeouts.
+    deadline = time.monotonic() + timeout
     start = time.perf_counter()
     try:
-        with (httpx.Client(timeout=timeout, follow_redirects=follow_redirects, verify=ssl_context()) as client,
-              client.stream(method, url, headers=sent) as response):
-            body, oversize = bytearray(), False
-            for chunk in response.iter_bytes(_CHUNK):
-                body += chunk
-                if len(body) > max_bytes:
-                    del body[max_bytes:]
-                    oversize = True
+        with httpx.Client(timeout=timeout, follow_redirects=False, verify=ssl_context()) as client:
+            request = client.build_request(method, url, headers=sent)
+            for _ in range(_MAX_REDIRECTS + 1):
+                status, location, body, oversize = _send(client, request, deadline, max_bytes)
+                target = request.url.join(location) if status in _REDIRECTS and location else None
+                if target is None or not redirect_allowed(follow_redirects, request.url, target):
                     break
-                if time.monotonic() > deadline:
-                    raise httpx.ReadTimeout("body not read in time")
+                kept = dict(sent)
+                if target.host != request.url.host:  # credentials never follow to another host
+                    kept = {k: v for k, v in kept.items() if k.lower() not in ("authorization", "cookie")}
+                request = client.build_request(method, target, headers=kept)
             ms = (time.perf_counter() - start) * 1000
-            return Fetched(response.status_code, bytes(body), oversize, ms)
+            return Fetched(status, body, oversize, ms)
     except httpx.TimeoutException:
         raise SourceFault("timeout", f"{shown}: no answer within {timeout:g}s", retryable=True) from None
     except httpx.UnsupportedProtocol as exc:
         raise SourceFault("unsupported", _one_line(f"{shown}: {exc}", secret)) from None
-    except (httpx.InvalidURL, httpx.TooManyRedirects, httpx.DecodingError) as exc:
+    except (httpx.InvalidURL, httpx.DecodingError) as exc:
         raise SourceFault("malformed", _one_line(f"{shown}: {exc}", secret)) from None
     except (httpx.HTTPError, OSError) as exc:  # refused, reset, DNS failure, TLS failure
         raise SourceFault("unreachable", _one_line(f"{shown}: {str(exc) or type(exc).__name__}", secret), retryable=True) from None
+
+
+def _send(client: httpx.Client, request: httpx.Request, deadline: float, max_bytes: int) -> tuple[int, str, bytes, bool]:
+    """One request without redirects: (status, Location, body up to max_bytes, cut short)."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise httpx.ReadTimeout("deadline passed", request=request)
+    request.extensions["timeout"] = httpx.Timeout(left).as_dict()  # no single wait past the deadline
+    response = client.send(request, stream=True)
+    try:
+        body, oversize = bytearray(), False
+        for chunk in response.iter_bytes():  # each chunk as it arrives, so the deadline is seen
+            body += chunk
+            if len(body) > max_bytes:
+                del body[max_bytes:]
+                oversize = True
+                break
+            if time.monotonic() > deadline:
+                raise httpx.ReadTimeout("body not read in time", request=request)
+        return response.status_code, response.headers.get("location", ""), bytes(body), oversize
+    finally:
+        response.close()
+
+
+def redirect_allowed(policy: bool | Sequence[str], source: httpx.URL, target: httpx.URL) -> bool:
+    """Whether a redirect from `source` to `target` is followed.
+
+    ``False``: never. ``True``: to the same host only. A list of host names:
+    to the same host or one of those (``"*"``: any host). Never to a scheme
+    other than http(s).
+    """
+    if policy is False or target.scheme not in ("http", "https"):
+        return False
+    if target.host == source.host:
+        return True
+    hosts = {h.lower() for h in policy} if not isinstance(policy, bool) else set()
+    return "*" in hosts or target.host.lower() in hosts
 
 
 def _one_line(text: str, secret: str | None) -> str:
@@ -230,7 +287,8 @@ class _Answers:
             where = ".".join(str(p) for p in first["loc"]) or "params"
             raise SourceFault("malformed", f"invalid params for http signal {request.signal!r}: {where}: {first['msg']}") from None
         if isinstance(params, Status):
-            return {"code": self.got.status, "ok": 200 <= self.got.status < 400}
+            # A redirect not followed is not "up": it may lead to a login page or another host.
+            return {"code": self.got.status, "ok": 200 <= self.got.status < 300}
         if isinstance(params, Latency):
             return {"ms": self.got.ms}
         assert isinstance(params, JsonValue)
@@ -265,7 +323,7 @@ def collect(
                 raise SourceFault("auth", f"environment variable {source.token_env} (token_env) is not a valid token")
             headers["Authorization"] = f"Bearer {token}"
         got = fetch(source.url, method=source.method, headers=headers, timeout=source.timeout_seconds,
-                    max_bytes=source.max_bytes, secret=token)
+                    max_bytes=source.max_bytes, follow_redirects=source.follow_redirects, secret=token)
     except SourceFault as fault:
         return failed(source.id, requests, fault.error, now=now)
     answers = _Answers(source, got)

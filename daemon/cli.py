@@ -297,10 +297,12 @@ def import_documents(
     project: ProjectOption = None,
     from_git: Annotated[Optional[Path], typer.Option("--from-git", help="A git repository: import every committed version of --path.")] = None,
     path: Annotated[Optional[str], typer.Option("--path", help="With --from-git: the document's path in the repository.")] = None,
+    add_pillars: Annotated[bool, typer.Option("--add-pillars", help="Take pillars the project does not have (refused otherwise).")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Import hand-written progress documents into the history as imported snapshots, with their verification."""
     from collectors import git, git_history
+    from collectors.docs import MAX_DOCUMENT_BYTES
 
     from .importer import import_text
 
@@ -316,7 +318,7 @@ def import_documents(
         for file in files or []:
             text = _read_document(file)
             changed = git_history.last_change(file)
-            outcomes.append(import_text(store, chosen, text, path=str(file), now=now,
+            outcomes.append(import_text(store, chosen, text, path=str(file), now=now, add_pillars=add_pillars,
                                         commit=changed[0] if changed else None, committed_at=changed[1] if changed else None))
         if from_git and path:
             source = git.GitSource(id="import", path=str(from_git.resolve()), branch="HEAD")
@@ -324,8 +326,10 @@ def import_documents(
                 versions = git_history.file_versions(source, path, cache_dir=cfg.cache_path)
                 with _progress(len(versions), quiet=as_json, label="importing") as progress:
                     for n, (sha, when) in enumerate(versions, 1):
-                        text, _ = git.read_text(source, path, cache_dir=cfg.cache_path, commit=sha)
-                        outcomes.append(import_text(store, chosen, text, path=path, now=now, commit=sha, committed_at=when))
+                        text, _ = git.read_text(source, path, cache_dir=cfg.cache_path, commit=sha, strict=True,
+                                                max_bytes=MAX_DOCUMENT_BYTES)
+                        outcomes.append(import_text(store, chosen, text, path=path, now=now, commit=sha, committed_at=when,
+                                                    add_pillars=add_pillars))
                         if progress:
                             progress(sha[:7], n, len(versions))
             except SourceFault as fault:
@@ -343,16 +347,13 @@ def import_documents(
 
 
 def _read_document(file: Path) -> str:
+    """A progress document from disk: a regular UTF-8 file within the document size limit."""
+    from collectors.docs import read_document
+
     try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{file}: cannot read: {exc.strerror or exc}") from None
-    if b"\0" in raw[:8000]:
-        raise InputError(f"{file}: binary file, not a progress document")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{file}: not UTF-8 text (byte {exc.start})") from None
+        return read_document(str(file))
+    except SourceFault as fault:
+        raise InputError(fault.error.message) from None
 
 
 @app.command()

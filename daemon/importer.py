@@ -42,13 +42,21 @@ class ImportOutcome(BaseModel):
 
 def import_text(
     store: Store, project: Project, text: str, *, path: str, now: datetime,
-    commit: str | None = None, committed_at: datetime | None = None,
+    commit: str | None = None, committed_at: datetime | None = None, add_pillars: bool = False,
 ) -> ImportOutcome:
-    """Parse, verify and store one document as an imported snapshot (nothing if it was imported before)."""
+    """Parse, verify and store one document as an imported snapshot (nothing if it was imported before).
+
+    A pillar the project does not have is refused unless `add_pillars`: a
+    misspelt title would otherwise start a trend of its own.
+    """
+    where = f"{path}{f' at {commit[:7]}' if commit else ''}"
     try:
         doc = parse_progress_document(text)
     except InputError as exc:
-        raise InputError(f"{path}{f' at {commit[:7]}' if commit else ''}: {exc}") from None
+        raise InputError(f"{where}: {exc}") from None
+    if not add_pillars and (unknown := unknown_pillars(project, doc)):
+        raise InputError(f"{where}: pillar(s) {', '.join(repr(t) for t in unknown)} not in project {project.id!r}; "
+                         "check the titles, or import with --add-pillars to take them")
     taken_at = _when(doc, committed_at)
     if taken_at is None:
         raise InputError(f"{path}: no 'Date:' line and not in a git repository: cannot tell when it was written")
@@ -62,6 +70,12 @@ def import_text(
         disagreements=[f"{f.title}: claims {f.claimed:g}%, criteria give {f.computed_display}"
                        for f in verification.disagreements if f.claimed is not None],
     )
+
+
+def unknown_pillars(project: Project, doc: ProgressDocument) -> list[str]:
+    """Titles of the document's pillars that match none of the project's by normalised title."""
+    known = {normalise_title(p.title) for p in project.expanded_pillars}
+    return [p.title for p in doc.pillars if normalise_title(p.title) not in known]
 
 
 def to_snapshot(

@@ -6,7 +6,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from .errors import PillarwatchError
+from .errors import PillarwatchError, StoreError
 
 
 class AlreadyRunning(PillarwatchError):
@@ -21,12 +21,16 @@ class DaemonLock:
     """
 
     def __init__(self, db_path: Path):
+        self.db_path = db_path
         self.path = db_path.with_name(db_path.name + ".lock")
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a parent that is a file, a read-only filesystem: one line, as Store.open says it
+            raise StoreError(f"{self.db_path}: cannot create database: {exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

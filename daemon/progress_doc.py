@@ -11,10 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
+from functools import lru_cache
+
+from markdown_it import MarkdownIt
 
 from pydantic import BaseModel, computed_field
 
-from collectors.docs import plain_text
+from collectors.docs import decimal, label_value, plain_text
 
 from .arithmetic import display, round_half_up, weighted_mean
 from .errors import InputError
@@ -81,19 +84,21 @@ class Verification(BaseModel):
 
 # --- line shapes ------------------------------------------------------------------
 
-_MD_HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)(?:\s+#+)?\s*$")
+# The closing "###" of a heading is cut in code (_heading_text): a regex for it backtracks quadratically.
+_MD_HEADING = re.compile(r" {0,3}(#{1,6})\s+(.*)")
 # Copied text keeps a pillar's number: "2) Title", "2. Title", "Pillar 2: Title".
 _NUMBERED = re.compile(r"^(?:pillar\s+(?P<p>\d+)\s*[:.)\-–—]|(?P<n>\d+)[.)])\s*(?P<title>\S.*)$", re.IGNORECASE)
 _BULLET = re.compile(r"^(?:[-*+•·]|\d{1,3}[.)])\s+")
-_PERCENT = re.compile(r"(?P<num>\d+(?:\.(?P<dec>\d+))?)\s*%")
+_PERCENT = re.compile(r"(?P<num>\d+(?:[.,](?P<dec>\d+))?)\s*%")  # "58,5%" is 58.5, never "5%"
 _DATE = re.compile(r"^date\s*:\s*(\d{4}-\d{2}-\d{2})\b", re.IGNORECASE)
 _PILLAR_CLAIM = re.compile(
     r"^(?:pillar\b[^:]*?\s)?(?:completion|progress|score)\s*:\s*" + _PERCENT.pattern, re.IGNORECASE
 )
-# "title: score", the score 0-1 and then nothing but an optional comment, so
-# that prose such as "Main gaps: 1 flaky suite" is not read as a criterion.
-_CRITERION = re.compile(
-    r"^(?P<title>.*?\S)\s*:\s*(?P<num>\d+(?:\.\d+)?|\.\d+)"
+# "title: score" (split by collectors.docs.label_value, in linear time), the score
+# 0-1 (a decimal comma reads as a point) and then nothing but an optional comment,
+# so that prose such as "Main gaps: 1 flaky suite" is not read as a criterion.
+_CRITERION_VALUE = re.compile(
+    r"\s*(?P<num>\d+(?:[.,]\d+)?|[.,]\d+)"
     r"\s*(?:$|\.(?:\s|$)|[(\[—–#;,]|-{1,2}\s|//)"
 )
 
@@ -159,13 +164,34 @@ def _title(numbered: re.Match[str] | None, text: str) -> str:
     return (numbered.group("title") if numbered else text).strip()
 
 
+@lru_cache(maxsize=1)
+def _markdown() -> MarkdownIt:
+    return MarkdownIt("commonmark")
+
+
+def _fenced_lines(text: str) -> set[int]:
+    """The 1-based numbers of the lines in fenced code blocks (markers included), as markdown-it finds them."""
+    return {line + 1 for tok in _markdown().parse(text) if tok.type == "fence" and tok.map
+            for line in range(tok.map[0], tok.map[1])}
+
+
 def parse_progress_document(text: str) -> ProgressDocument:
-    """Read a progress snapshot document, Markdown or copied from a rendered page."""
+    """Read a progress snapshot document, Markdown or copied from a rendered page.
+
+    Raises InputError when no pillar has both criterion scores and a claimed
+    pillar figure: such a text (a README, a configuration) is no snapshot.
+    """
     builder = _Builder()
     doc = ProgressDocument(pillars=[])
-    for number, raw in enumerate(re.split(r"\r\n?|\n", text), start=1):
+    lines = re.split(r"\r\n?|\n", text)
+    # Code is not a claim: "retry: 0.2" in a YAML example is no criterion. Only fenced code is
+    # skipped: copied text is often indented, and an indented block would swallow it.
+    fenced = _fenced_lines("\n".join(lines))
+    for number, raw in enumerate(lines, start=1):
+        if number in fenced:
+            continue
         heading = _MD_HEADING.match(raw)
-        line = plain_text(heading.group(2) if heading else raw).strip()
+        line = plain_text(_heading_text(heading.group(2)) if heading else raw).strip()
         if not line:
             continue
         if heading and not _is_overall(line):
@@ -173,11 +199,21 @@ def parse_progress_document(text: str) -> ProgressDocument:
             continue
         _read_line(doc, builder, line, number)
     doc.pillars = [p for p in builder.pillars if p.criteria or p.claimed is not None]
-    if not any(p.criteria for p in doc.pillars):
+    if not any(p.criteria and p.claimed is not None for p in doc.pillars):
         raise InputError(
-            "no pillars found: expected pillar headings followed by 'criterion: score' lines (scores 0-1)"
+            "no pillars found: not a progress snapshot; no pillar heading has both 'criterion: score' lines "
+            "(scores 0-1) and a claimed figure ('Pillar completion: 70%')"
         )
     return doc
+
+
+def _heading_text(text: str) -> str:
+    """A Markdown heading's text without its optional closing run of "#"."""
+    text = text.rstrip()
+    bare = text.rstrip("#")
+    if bare != text and (not bare or bare[-1] in " \t"):
+        return bare.rstrip()
+    return text
 
 
 def _is_overall(line: str) -> bool:
@@ -195,19 +231,19 @@ def _read_line(doc: ProgressDocument, builder: _Builder, line: str, number: int)
     if _is_overall(line):
         found = _PERCENT.search(line)
         if doc.overall_claimed is None and found:
-            doc.overall_claimed, doc.overall_line = float(found.group("num")), number
+            doc.overall_claimed, doc.overall_line = decimal(found.group("num")), number
             doc.overall_decimals = _decimals(found)
         builder.close()
         return
     pillar = builder.current
     if pillar is not None and (found := _PILLAR_CLAIM.match(item)):
         if pillar.claimed is None:
-            pillar.claimed, pillar.claimed_line = float(found.group("num")), number
+            pillar.claimed, pillar.claimed_line = decimal(found.group("num")), number
             pillar.claimed_decimals = _decimals(found)
         return
-    criterion = _CRITERION.match(item)
-    if criterion and pillar is not None and 0.0 <= (score := float(criterion.group("num"))) <= 1.0:
-        pillar.criteria.append(ClaimedCriterion(title=criterion.group("title").strip(), score=score, line=number))
+    criterion = label_value(item, _CRITERION_VALUE)
+    if criterion and pillar is not None and 0.0 <= (score := decimal(criterion[1].group("num"))) <= 1.0:
+        pillar.criteria.append(ClaimedCriterion(title=criterion[0].strip(), score=score, line=number))
         return
     numbered = _NUMBERED.match(line)
     if numbered and not criterion and not _PERCENT.search(line):

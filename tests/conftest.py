@@ -88,6 +88,7 @@ class Reply:
     body: bytes | str | dict | list = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    trickle: float = 0.0  # seconds between body bytes: a server that never quite stops answering
 
     def encoded(self) -> bytes:
         if isinstance(self.body, (dict, list)):
@@ -144,13 +145,21 @@ class HttpServer:
                         self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     if reply.status != 304 and self.command != "HEAD":
-                        self.wfile.write(body)
+                        if not reply.trickle:
+                            self.wfile.write(body)
+                        for i in range(len(body) if reply.trickle else 0):
+                            self.wfile.write(body[i : i + 1])
+                            self.wfile.flush()
+                            if outer._stop.wait(reply.trickle):
+                                break
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
             do_GET = do_POST = do_HEAD = do_PUT = _handle
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # A listen backlog of 5 (the default) drops the SYNs of a burst of clients; each retry costs 1 s.
+        server = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 128})
+        self.httpd = server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()

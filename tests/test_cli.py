@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -229,7 +230,27 @@ def test_verify_doc_exit_status_and_json(tmp_path):
     binary = tmp_path / "x.bin"
     binary.write_bytes(b"\0\1\2")
     assert "binary file" in run("verify-doc", str(binary), cwd=tmp_path, check_code=2).stderr
-    assert "cannot read" in run("verify-doc", str(tmp_path / "none.md"), cwd=tmp_path, check_code=2).stderr
+    assert "not found" in run("verify-doc", str(tmp_path / "none.md"), cwd=tmp_path, check_code=2).stderr
+
+
+def _refused(*args: str, cwd: Path) -> str:
+    """The one-line error of a command that must refuse its input at once (exit 2)."""
+    proc = subprocess.run([sys.executable, "-m", "daemon.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=30)  # a FIFO read would block for good: fail here instead
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    return proc.stderr
+
+
+def test_verify_doc_reads_regular_files_within_the_document_size_limit(tmp_path):
+    assert "not a regular file: /dev/zero" in _refused("verify-doc", "/dev/zero", cwd=tmp_path)
+    fifo = tmp_path / "pipe.md"
+    os.mkfifo(fifo)
+    assert f"not a regular file: {fifo}" in _refused("verify-doc", str(fifo), cwd=tmp_path)
+    huge = tmp_path / "huge.md"
+    huge.write_text(VERIFY_DOC.format(claimed=91) + "prose\n" * 200_000)
+    assert f"too large: {huge}" in _refused("verify-doc", str(huge), cwd=tmp_path)
+    assert "limit 1000000 bytes" in _refused("verify-doc", str(huge), cwd=tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -425,3 +425,38 @@ def test_a_run_cut_by_a_kill_is_marked_interrupted_and_collected_again_at_start(
     # The interruption stays counted once the due time is collected again (the runs counter never goes back).
     assert query(tmp_path / "pw.db", "SELECT runs FROM source_run_totals WHERE source = 'live' AND outcome = 'interrupted'") == [(1,)]
     assert second.stop() == 0
+
+
+def test_a_source_trickling_its_answer_ends_at_its_deadline_and_the_next_run_is_not_skipped(
+        tmp_path, project, http_server, daemons):
+    Receiver(http_server)
+    http_server.route("/live", Reply(200, "x" * 10_000, trickle=0.3))  # the server would go on for 50 minutes
+    body = config_body(project.path, f"{http_server.url}/hook")
+    body["projects"][0]["sources"].append(
+        {"id": "live", "kind": "http", "url": f"{http_server.url}/live", "schedule": "3s", "timeout_seconds": 1})
+    body["projects"][0]["pillars"][0]["criteria"].append(
+        {"id": "up", "title": "Service answers", "checks": [{"source": "live", "signal": "status"}]})
+    write_config(tmp_path, body)
+    d = daemons()
+    finished = lambda: [o for _, o in runs(tmp_path, "live") if o not in ("running",)]  # noqa: E731
+    wait_for(lambda: len(finished()) >= 4, timeout=25, what="four finished runs of the trickling source", logs=d.logs)
+    outcomes = [o for _, o in runs(tmp_path, "live")]
+    # Only the due time right after the start's catch-up run may fall while that run is going.
+    assert "skipped" not in outcomes[2:] and "running" not in outcomes[:-1]
+    assert set(finished()) <= {"error", "skipped"} and "error" in finished()
+    errors = query(tmp_path / "pw.db", "SELECT error FROM source_runs WHERE source = 'live' AND outcome = 'error'")
+    assert all("no answer within 1s" in e for e, in errors)
+    assert d.stop() == 0
+
+
+def test_an_unusable_store_path_is_one_line_and_exit_2(tmp_path, project, http_server):
+    (tmp_path / "afile").write_text("a regular file, not a folder\n")
+    write_config(tmp_path, config_body(project.path, f"{http_server.url}/hook", store="afile/pw.db"))
+    proc = subprocess.run([sys.executable, "-m", "daemon.cli", "daemon", "--config", "pw.yaml", "--no-api"],
+                          cwd=tmp_path, env={**os.environ, "PW_TEST_WEBHOOK_SECRET": SECRET},
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("pillarwatch: error: ") and str(tmp_path / "afile" / "pw.db") in line
+    assert (tmp_path / "afile").read_text() == "a regular file, not a folder\n"  # nothing lost

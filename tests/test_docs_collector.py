@@ -370,3 +370,69 @@ def test_document_in_git_without_its_repository_fails_cleanly(tmp_path: Path) ->
     result = collect(source, _requests(), now=NOW)
     assert not result.answered and result.error is not None
     assert "repo" in result.error.message
+
+
+# --- hostile documents -------------------------------------------------------------
+
+
+def _within(seconds: float, code: str) -> object:
+    """Run `code` (which prints JSON) in a fresh interpreter; fail, rather than hang, past `seconds`.
+
+    A subprocess, because a regex backtracking in C holds the GIL: a thread could not be timed out.
+    """
+    import json
+    import subprocess
+    import sys
+
+    try:
+        done = subprocess.run([sys.executable, "-"], input=code, capture_output=True, text=True, timeout=seconds)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"still working after {seconds:g}s: parsing is not linear in line length") from None
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_line_of_80000_spaces_parses_in_linear_time(tmp_path: Path) -> None:
+    # Quadratic parsing took minutes on this; linear takes milliseconds. The guard is generous.
+    long_line = "Survive" + " " * 80_000 + "restart"
+    text = f"# Status\n\n{long_line}\n\n{long_line}: 3/\n\nSurvive restart: 0.7\n\nTests: 4/5\n"
+    source = _doc(tmp_path, text)
+    requests = [EvidenceRequest(signal="declared_score", params={"title": "Survive restart"}),
+                EvidenceRequest(signal="ratio", params={"label": "Tests"}),
+                EvidenceRequest(signal="declared_score", params={"title": "missing"})]
+    code = f"""if True:
+        from datetime import datetime
+        from collectors.docs import DocSource, collect
+        from collectors.evidence import EvidenceRequest
+        source = DocSource.model_validate_json({source.model_dump_json()!r})
+        requests = [EvidenceRequest.model_validate_json(r) for r in {[r.model_dump_json() for r in requests]!r}]
+        print(collect(source, requests, now=datetime.fromisoformat({NOW.isoformat()!r})).model_dump_json())
+    """
+    result = _within(20, code)
+    score, ratio, missing = result["evidence"]
+    assert score["value"] == {"score": 0.7} and score["provenance"]["line"] == 7
+    assert ratio["value"] == {"ratio": 0.8, "numerator": 4, "denominator": 5}
+    assert missing["error"]["kind"] == "not_found"
+
+
+@pytest.mark.parametrize(("written", "score"), [("0,70", 0.70), ("0,7", 0.7), ("1,0", 1.0), (",5", 0.5)])
+def test_a_decimal_comma_is_read_as_a_decimal_point(tmp_path: Path, written: str, score: float) -> None:
+    item = _one(_doc(tmp_path, f"# x\n\nDocs parity: {written}\n"), "declared_score", title="Docs parity")
+    assert item.value == {"score": score}
+
+
+def test_a_decimal_comma_out_of_range_is_malformed_not_zero(tmp_path: Path) -> None:
+    item = _one(_doc(tmp_path, "# x\n\nDocs parity: 0,70,5\n\nTests: 1,5\n"), "declared_score", title="Tests")
+    assert item.error is not None and item.error.kind == "malformed" and "1,5" in item.error.message
+
+
+def test_a_document_that_is_not_utf8_is_refused_the_same_way_through_git(git_repo, tmp_path: Path) -> None:
+    git = pytest.importorskip("collectors.git")
+    git_repo.write("docs/latin.md", "Survive restart: 0.5 (café)\n".encode("latin-1"))
+    sha = git_repo.commit("latin-1 document")
+    repo = git.GitSource(id="repo", path=str(git_repo.path))
+    source = DocSource(id="status", path="docs/latin.md", git="repo")
+    result = collect(source, _requests(), now=NOW, repo=repo, commit=sha, cache_dir=tmp_path / "cache")
+    _assert_failed(result, "malformed", "UTF-8", "docs/latin.md")
+    on_disk = collect(_doc(tmp_path, (git_repo.path / "docs/latin.md").read_bytes(), name="latin.md"), _requests(), now=NOW)
+    _assert_failed(on_disk, "malformed", "UTF-8", "latin.md")

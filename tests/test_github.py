@@ -136,6 +136,15 @@ def test_hang_is_a_quick_timeout(http_server: HttpServer, tmp_path: Path) -> Non
     assert only_error(result)[0] == "timeout" and result.error is not None and result.error.retryable
 
 
+def test_a_listing_trickled_a_byte_at_a_time_is_a_timeout_well_before_the_server_closes(
+        http_server: HttpServer, tmp_path: Path) -> None:
+    http_server.route(RUNS, Reply(200, listing(), trickle=0.3))  # minutes to send in full
+    started = time.monotonic()
+    result = run(http_server, tmp_path, LATEST, timeout_seconds=1)
+    assert time.monotonic() - started < 3
+    assert only_error(result)[0] == "timeout"
+
+
 def test_rate_limit_defers_and_blocks_later_runs(http_server: HttpServer, tmp_path: Path) -> None:
     reset = int(time.time()) + 3000
     http_server.route(RUNS, Reply(403, {"message": "API rate limit exceeded for user ID 1."},

@@ -131,6 +131,28 @@ def test_timeout_is_quick_and_retryable(http_server: HttpServer) -> None:
     assert (error.kind, error.retryable) == ("timeout", True) and "0.5s" in error.message
 
 
+def test_a_trickled_body_is_cut_at_the_deadline(http_server: HttpServer) -> None:
+    http_server.route("/drip", Reply(200, [0] * 100, trickle=0.2))  # some 60 s to send in full
+    started = time.monotonic()
+    with client(timeout=1) as c:
+        error = fault(lambda: get_json(c, f"{http_server.url}/drip", max_bytes=BIG)).error
+    assert time.monotonic() - started < 3
+    assert error.kind == "timeout"
+
+
+def test_the_deadline_bounds_every_request_of_a_client_together(http_server: HttpServer) -> None:
+    # Each page answers well within the timeout; together they do not.
+    for n in range(1, 8):
+        http_server.route(f"/list?page={n}", Reply(200, [n], headers={"Link": f'</list?page={n + 1}>; rel="next"'},
+                                                   delay=0.4))
+    started = time.monotonic()
+    with client(timeout=1.5) as c:
+        pages = iter_pages(c, f"{http_server.url}/list?page=1", max_bytes=BIG, max_pages=7)
+        error = fault(lambda: list(pages)).error
+    assert time.monotonic() - started < 2.5
+    assert error.kind == "timeout" and len(http_server.requests) <= 4
+
+
 def test_connection_refused_is_unreachable() -> None:
     with socket.socket() as s:  # a port that nothing listens on
         s.bind(("127.0.0.1", 0))

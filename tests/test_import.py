@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -51,6 +52,8 @@ def versions(tmp_path: Path) -> tuple[Path, GitRepo, list[str]]:
         "pillars": [{"id": "durability", "title": "Durability", "criteria": [
             {"id": "restart", "title": "Survive restart without semantic drift",
              "checks": [{"source": "repo", "signal": "file_exists", "path": "tests/test_restart.py"}]},
+        ]}, {"id": "devex", "title": "Developer experience", "criteria": [
+            {"id": "docs", "title": "Docs", "checks": [{"source": "repo", "signal": "file_exists", "path": "README.md"}]},
         ]}],
     }]}
     (tmp_path / "pw.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -128,6 +131,49 @@ def test_retention_keeps_imported_history_unless_told_to_thin_it(versions):
     assert len([o for o in json.loads(pillarwatch(root, *args).stdout) if o["snapshot"]]) == 3
     pruned = json.loads(pillarwatch(root, "prune", "--json").stdout)["projects"][0]
     assert (pruned["kept"], pruned["removed"]) == (3, 0)
+
+
+def test_import_reads_regular_files_within_the_document_size_limit(versions, tmp_path):
+    root, _, _ = versions
+    fifo = tmp_path / "pipe.md"
+    os.mkfifo(fifo)
+    for path, said in (("/dev/zero", "not a regular file: /dev/zero"), (str(fifo), f"not a regular file: {fifo}")):
+        proc = subprocess.run([sys.executable, "-m", "daemon.cli", "import", path, "--config", "pw.yaml"], cwd=root,
+                              capture_output=True, text=True, timeout=30)  # a blocked FIFO read fails here
+        assert proc.returncode == 2 and said in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (root / "pw.db").exists() or sqlite3.connect(root / "pw.db").execute("SELECT count(*) FROM snapshots").fetchone()[0] == 0
+
+
+def test_pillars_the_project_does_not_have_are_refused_unless_added(versions, tmp_path):
+    root, _, _ = versions
+    other = tmp_path / "other.md"
+    other.write_text("Date: 2026-03-05\n### 1) Durability\n- Survive restart without semantic drift: 0.5\n"
+                     "Pillar completion: 50%\n### 2) Settings\n- retries: 0.2\nPillar completion: 20%\n")
+    proc = pillarwatch(root, "import", str(other))
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert str(other) in line and "'Settings'" in line and "--add-pillars" in line and "Durability" not in line
+    assert not (root / "pw.db").exists() or sqlite3.connect(root / "pw.db").execute("SELECT count(*) FROM snapshots").fetchone()[0] == 0
+
+    proc = pillarwatch(root, "import", str(other), "--add-pillars", "--json")
+    assert proc.returncode == 0, proc.stderr
+    history = json.loads(pillarwatch(root, "history", "--json").stdout)
+    (point,) = history["points"]
+    assert point["pillars"] == {"durability": pytest.approx(50.0), "settings": pytest.approx(20.0)}
+
+
+def test_a_text_that_is_not_a_progress_snapshot_is_refused(versions, tmp_path):
+    root, _, _ = versions
+    readme = tmp_path / "README.md"
+    readme.write_text("Date: 2026-03-05\n# Service\n## Durability\n```yaml\nretry: 0.2\n```\n## Settings\n- timeout: 1\n")
+    verify_doc = subprocess.run([sys.executable, "-m", "daemon.cli", "verify-doc", str(readme)], cwd=root,
+                                capture_output=True, text=True, timeout=120)
+    for proc in (pillarwatch(root, "import", str(readme)), verify_doc):
+        assert proc.returncode == 2, proc.stderr
+        (line,) = proc.stderr.strip().splitlines()
+        assert str(readme) in line and "not a progress snapshot" in line
+    assert not (root / "pw.db").exists() or sqlite3.connect(root / "pw.db").execute("SELECT count(*) FROM snapshots").fetchone()[0] == 0
 
 
 def test_what_retention_removed_a_second_import_does_not_bring_back(versions):

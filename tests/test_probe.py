@@ -62,11 +62,74 @@ def test_a_503_is_a_value_not_a_failure(http_server):
     assert result.evidence[1].value == {"value": "down"}
 
 
-def test_a_redirect_is_observed_not_followed(http_server):
+def test_a_redirect_is_observed_not_followed_and_is_not_ok(http_server):
     http_server.route("/old", Reply(302, "", {"Location": "/new"}))
+    http_server.route("/new", Reply(200, HEALTH))
     result = _probe(http_server.url + "/old", _req("status"))
-    assert result.evidence[0].value == {"code": 302, "ok": True}
+    assert result.evidence[0].value == {"code": 302, "ok": False}
     assert [r.path for r in http_server.requests] == ["/old"]
+
+
+@pytest.mark.parametrize("location", ["file:///etc/passwd", "http://login.example.invalid/sso", "/login"])
+def test_a_302_to_a_file_another_host_or_a_login_page_is_not_up(http_server, location):
+    http_server.route("/health", Reply(302, "", {"Location": location}))
+    http_server.route("/login", Reply(200, "<form>sign in</form>", {"Content-Type": "text/html"}))
+    result = _probe(http_server.url + "/health", _req("status"))
+    assert result.answered
+    assert result.evidence[0].value == {"code": 302, "ok": False}
+    assert [r.path for r in http_server.requests] == ["/health"]
+
+
+def test_follow_redirects_true_follows_the_same_host_only(http_server):
+    http_server.route("/old", Reply(302, "", {"Location": "/new"}))
+    http_server.route("/new", Reply(200, HEALTH))
+    result = _probe(http_server.url + "/old", _req("status"), _req("json_value", path="status"), follow_redirects=True)
+    assert [e.value for e in result.evidence] == [{"code": 200, "ok": True}, {"value": "up"}]
+    assert [r.path for r in http_server.requests] == ["/old", "/new"]
+
+    # Another host (127.0.0.2 is not 127.0.0.1) and another scheme are not followed.
+    port = http_server.url.rsplit(":", 1)[1]
+    for location in (f"http://localhost:{port}/new", "file:///etc/passwd"):
+        http_server.requests.clear()
+        http_server.route("/away", Reply(302, "", {"Location": location}))
+        result = _probe(http_server.url + "/away", _req("status"), follow_redirects=True)
+        assert result.evidence[0].value == {"code": 302, "ok": False}
+        assert [r.path for r in http_server.requests] == ["/away"]
+
+
+def test_follow_redirects_lists_the_other_hosts_allowed_and_drops_the_token(http_server, monkeypatch):
+    monkeypatch.setenv("PW_PROBE_TOKEN", "s3cret-token")
+    port = http_server.url.rsplit(":", 1)[1]
+    http_server.route("/old", Reply(302, "", {"Location": f"http://localhost:{port}/new"}))
+    http_server.route("/new", Reply(200, HEALTH))
+    result = _probe(http_server.url + "/old", _req("status"), follow_redirects=["localhost"], token_env="PW_PROBE_TOKEN")
+    assert result.evidence[0].value == {"code": 200, "ok": True}
+    first, second = http_server.requests
+    assert first.headers["authorization"] == "Bearer s3cret-token"
+    assert second.path == "/new" and "authorization" not in second.headers
+
+
+def test_a_redirect_loop_ends_with_the_last_redirect_observed(http_server):
+    http_server.route("/loop", Reply(302, "", {"Location": "/loop"}))
+    result = _probe(http_server.url + "/loop", _req("status"), follow_redirects=True)
+    assert result.evidence[0].value == {"code": 302, "ok": False}
+    assert 2 <= len(http_server.requests) <= 11
+
+
+@pytest.mark.parametrize("value", ["yes please", ["bad host/"], 3])
+def test_follow_redirects_takes_a_bool_or_host_names(value):
+    with pytest.raises(ValidationError):
+        HttpSource(id="api", url="http://127.0.0.1/", follow_redirects=value)
+
+
+def test_a_body_trickled_a_byte_a_second_is_cut_at_the_deadline(http_server):
+    # The server would take 200 s to send this; every read gets a byte well within the read timeout.
+    http_server.route("/drip", Reply(200, "x" * 200, trickle=0.2))
+    started = time.monotonic()
+    result = _probe(http_server.url + "/drip", _req("status"), timeout_seconds=1)
+    assert time.monotonic() - started < 3
+    assert result.error is not None and result.error.kind == "timeout"
+    assert result.evidence[0].error.kind == "timeout"
 
 
 def test_a_hang_past_the_timeout_is_a_retryable_timeout(http_server):

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from daemon.errors import InputError
-from daemon.progress_doc import Figure, parse_progress_document, verify
+from daemon.progress_doc import Figure, ProgressDocument, parse_progress_document, verify
 
 MARKDOWN = """\
 # Progress snapshot
@@ -247,9 +247,9 @@ Overall completion: 50%
 
 
 def test_nothing_claimed_is_neither_agreement_nor_disagreement() -> None:
-    result = verify(parse_progress_document("## Pillar\n- a: 0.25\n- b: 0.5\n"))
-    pillar, overall = result.figures
-    assert (pillar.claimed, pillar.agrees, pillar.line) == (None, None, 1)
+    result = verify(parse_progress_document("## Claimed\n- z: 1\nCompletion: 100%\n## Pillar\n- a: 0.25\n- b: 0.5\n"))
+    _, pillar, overall = result.figures
+    assert (pillar.claimed, pillar.agrees, pillar.line) == (None, None, 4)
     assert pillar.computed == pytest.approx(37.5) and pillar.computed_display == "38%"
     assert (overall.claimed, overall.agrees, overall.line) == (None, None, None)
     assert result.ok and result.disagreements == []
@@ -271,9 +271,9 @@ Pillar completion: 50%
 
 
 def test_date_is_optional_and_must_be_iso() -> None:
-    assert parse_progress_document("## P\n- a: 1\n").date is None
-    assert parse_progress_document("Date: 20 November 2026\n## P\n- a: 1\n").date is None
-    assert parse_progress_document("**Date:** 2026-02-03\n## P\n- a: 1\n").date == date(2026, 2, 3)
+    assert parse_progress_document("## P\n- a: 1\nCompletion: 100%\n").date is None
+    assert parse_progress_document("Date: 20 November 2026\n## P\n- a: 1\nCompletion: 100%\n").date is None
+    assert parse_progress_document("**Date:** 2026-02-03\n## P\n- a: 1\nCompletion: 100%\n").date == date(2026, 2, 3)
 
 
 def test_windows_line_endings_keep_line_numbers() -> None:
@@ -321,3 +321,85 @@ Overall: 47.5%
     result = verify(doc)
     assert result.ok and [f.agrees for f in result.figures] == [True, True, True]
     assert (result.figures[-1].line, result.figures[-1].computed_display) == (14, "47.5%")
+
+
+def _within(seconds: float, code: str) -> object:
+    """Run `code` (which prints JSON) in a fresh interpreter; fail, rather than hang, past `seconds`.
+
+    A subprocess, because a regex backtracking in C holds the GIL: a thread could not be timed out.
+    """
+    import json
+    import subprocess
+    import sys
+
+    try:
+        done = subprocess.run([sys.executable, "-"], input=code, capture_output=True, text=True, timeout=seconds)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"still working after {seconds:g}s: parsing is not linear in line length") from None
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_lines_of_80000_spaces_parse_in_linear_time() -> None:
+    # Each of these shapes cost minutes with backtracking regexes; linear parsing takes milliseconds.
+    spaces = " " * 80_000
+    text = (f"# Snapshot{spaces}x\n### 1) Durability{spaces}#\nA{spaces}b\n- Restart{spaces}: 0.5{spaces}x\n"
+            f"- Replay: 0,70\nPillar completion: 70%\n## {spaces}\nOverall: 70%\n")
+    code = f"""if True:
+        from daemon.progress_doc import parse_progress_document
+        print(parse_progress_document({text!r}).model_dump_json())
+    """
+    doc = ProgressDocument.model_validate(_within(20, code))
+    (pillar,) = doc.pillars
+    assert pillar.title == "Durability"
+    assert [(c.title, c.score, c.line) for c in pillar.criteria] == [("Replay", 0.70, 5)]
+    assert verify(doc).ok
+
+
+@pytest.mark.parametrize(("written", "score"), [("0,70", 0.70), ("0,7", 0.7), (",45", 0.45), ("1,0", 1.0)])
+def test_a_decimal_comma_is_a_decimal_point_never_zero(written: str, score: float) -> None:
+    doc = parse_progress_document(f"## 1) Docs\n- Docs parity: {written}\nPillar completion: 58,5%\n")
+    (pillar,) = doc.pillars
+    assert [(c.title, c.score) for c in pillar.criteria] == [("Docs parity", score)]
+    assert (pillar.claimed, pillar.claimed_decimals) == (58.5, 1)
+
+
+def test_a_closing_heading_run_is_not_part_of_the_title() -> None:
+    doc = parse_progress_document("## 1) Durability ##\n- a: 0.5\nPillar completion: 50%\n## 2) C#\n- b: 1\nPillar completion: 100%\n")
+    assert [p.title for p in doc.pillars] == ["Durability", "C#"]
+
+
+def test_scores_inside_fenced_code_are_not_criteria() -> None:
+    text = """\
+## 1) Durability
+- Survive restart: 0.5
+```yaml
+retry: 0.2
+- timeout: 1
+## 2) Not a pillar
+Pillar completion: 10%
+```
+~~~
+Overall: 99%
+~~~
+Pillar completion: 50%
+Overall: 50%
+"""
+    doc = parse_progress_document(text)
+    (pillar,) = doc.pillars
+    assert (pillar.title, [(c.title, c.score) for c in pillar.criteria]) == ("Durability", [("Survive restart", 0.5)])
+    assert (pillar.claimed, pillar.claimed_line, doc.overall_claimed, doc.overall_line) == (50.0, 12, 50.0, 13)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "# README\n\n## Settings\n\n- retries: 0.2\n- backoff: 1\n",  # headings and key: value, no claimed figure
+        "## 1) Durability\nPillar completion: 50%\n## 2) Security\n- Secrets: 0.5\n",  # claim and scores apart
+        "# Config\n```\n## 1) P\n- a: 0.5\nPillar completion: 50%\n```\n",  # only inside fenced code
+    ],
+)
+def test_a_document_without_a_scored_and_claimed_pillar_is_not_a_progress_snapshot(text: str) -> None:
+    with pytest.raises(InputError, match="no pillars found") as caught:
+        parse_progress_document(text)
+    assert "\n" not in str(caught.value) and "claimed" in str(caught.value)
