@@ -213,7 +213,7 @@ def test_410_disables_the_channel_for_later_items(store: Store, http_server, mon
     report = deliver_due(store, channels, now=T0)
     assert report == DeliveryReport(delivered=1, disabled=2)
     assert len(http_server.requests) == 1  # the second item was not sent
-    assert store.disabled_channels() == {"hook": "http://127.0.0.1: HTTP 410: gone"}
+    assert store.disabled_channels() == {"hook": f"{http_server.url}/hook: HTTP 410: gone"}
 
     store.enqueue([outbox_item("hook", "pw_later", created_at=T0 + timedelta(hours=1))])
     assert deliver_due(store, channels, now=T0 + timedelta(hours=1)) == DeliveryReport(disabled=1)
@@ -244,7 +244,7 @@ def test_a_receiver_that_never_recovers_is_given_up_after_dead_after(store: Stor
     [item] = store.outbox_items()
     attempts = store.attempts(item.id)
     assert item.state == "dead" and attempts[-1]["outcome"] == "dead"
-    assert item.last_error.endswith("last error: http://127.0.0.1: HTTP 503")
+    assert item.last_error.endswith(f"last error: {http_server.url}/hook: HTTP 503")
     assert clock.now - T0 >= timedelta(days=3)
     assert len(http_server.requests) == len(attempts) - 1 == sum(r.retry for r in reports)
     # Once capped, waits stay within 30 minutes.
@@ -258,7 +258,7 @@ def test_a_permanent_rejection_goes_dead_at_once(store: Store, http_server, monk
     store.enqueue([outbox_item("hook", "pw_bad")])
     assert deliver_due(store, _hook(http_server.url), now=T0) == DeliveryReport(dead=1)
     [item] = store.outbox_items()
-    assert item.state == "dead" and item.last_error == "http://127.0.0.1: HTTP 400: bad"
+    assert item.state == "dead" and item.last_error == f"{http_server.url}/hook: HTTP 400: bad"
     assert store.attempts(item.id)[0]["status_code"] == 400
 
 

@@ -29,11 +29,12 @@ def post(
     timeout: float,
     now: datetime,
     secrets: Iterable[str | None] = (),
+    secret_url: bool = False,
 ) -> SendResult:
-    """POST ``body`` to ``url``; never raises for a delivery fault."""
-    hidden = [*url_secrets(url), *(s for s in secrets if s)]
+    """POST ``body`` to ``url``; never raises for a delivery fault. ``secret_url``: the URL's path is a credential."""
+    hidden = [*url_secrets(url, secret_path=secret_url), *(s for s in secrets if s)]
     hide_in_logs(hidden)
-    where = redact_url(url)
+    where = redact_url(url, secret_path=secret_url)
     try:
         response = httpx.post(
             url,

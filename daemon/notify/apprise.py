@@ -28,9 +28,9 @@ def send(channel: AppriseChannel, message: AlertMessage, *, idempotency_key: str
         url = read_secret(env=channel.url_env, file=channel.url_file, value=channel.url, what="Apprise URL")
     except SecretMissing as exc:
         return failed(f"apprise {channel.id}: {exc}")
-    secrets = url_secrets(url)
+    secrets = url_secrets(url, secret_path=True)  # Apprise URLs carry their tokens in the path (and host)
     hide_in_logs(secrets)
-    where = redact_url(url)
+    where = redact_url(url, secret_path=True)
     asset = _apprise.AppriseAsset(default_service_retry=0, default_service_wait=0.0)
     plugin = _apprise.Apprise.instantiate(url, asset=asset)
     if plugin is None:
