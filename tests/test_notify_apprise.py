@@ -71,3 +71,28 @@ def test_apprise_logs_keep_url_secrets_out(http_server, caplog) -> None:
     assert caplog.records  # Apprise did log its warning
     for secret in ("pa55w0rd-secret", "t0ps3cr3t-path", "qu3ry-s3cr3t"):
         assert secret not in text
+
+
+@pytest.mark.parametrize(("status", "retryable", "disable"), [(400, False, False), (404, False, False), (410, False, True),
+                                                               (429, True, False), (503, True, False)])
+def test_a_permanent_4xx_is_not_retried(http_server, status: int, retryable: bool, disable: bool) -> None:
+    http_server.route("/notify", Reply(status, "no"))
+    channel = AppriseChannel(id="a", url=_apprise_url(http_server.url, "/notify"))
+    result = apprise.send(channel, message(), idempotency_key="pw_a7", now=T0)
+    assert (result.ok, result.retryable, result.disable, result.status_code) == (False, retryable, disable, status)
+
+
+def test_a_400_through_apprise_goes_dead_at_once(tmp_path, http_server) -> None:
+    from daemon.notify import DeliveryReport, deliver_due
+    from daemon.store import Store
+    from tests.test_notify_support import outbox_item
+
+    http_server.route("/notify", Reply(400, "bad request"))
+    channels = {"ntfy": AppriseChannel(id="ntfy", url=_apprise_url(http_server.url, "/notify"))}
+    with Store.open(tmp_path / "pw.db") as store:
+        store.enqueue([outbox_item("ntfy", "pw_a8")])
+        assert deliver_due(store, channels, now=T0) == DeliveryReport(dead=1)
+        [item] = store.outbox_items()
+        assert item.state == "dead" and "error=400" in (item.last_error or "")
+        assert store.attempts(item.id)[0]["status_code"] == 400
+    assert len(http_server.requests) == 1
