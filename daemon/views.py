@@ -137,6 +137,11 @@ def alerts_view(result: dict[str, Any], decimals: int) -> RenderableType:
     alerts, backlog = result["alerts"], result["outbox"]
     queued = ", ".join(f"{n} {state}" for state, n in sorted(backlog.items())) or "nothing queued"
     blocks: list[RenderableType] = [Text(f"alerts: {len(alerts)} shown; outbox: {queued}", style="bold")]
+    for c in result.get("disabled_channels", []):
+        line = Text(f"channel {c['channel']}: ")
+        line.append("disabled", style="red")
+        line.append(f" since {_minute(c['disabled_at'])}: {c['reason']} (pillarwatch alerts enable {c['channel']})")
+        blocks.append(line)
     colour = {"firing": "red", "pending": "yellow", "resolved": "green"}
     for a in alerts:
         sent = a["deliveries"]

@@ -15,6 +15,8 @@ of :func:`deliver_due`, in this process or after a restart, picks it up.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
 import traceback
@@ -26,7 +28,7 @@ from typing import Literal
 from ..alerts import AlertMessage, OutboxItem
 from ..store import Store
 from . import apprise, email, logchannel, slack, webhook
-from ._common import SendResult, one_line
+from ._common import SecretMissing, SendResult, one_line, read_secret
 from .channels import AppriseChannel, Channel, EmailChannel, LogChannel, SlackChannel, WebhookChannel
 
 logger = logging.getLogger("pillarwatch.notify")
@@ -157,7 +159,9 @@ def record(attempt: Attempt, run: Run) -> Attempt:
     with run.store.transaction():
         if result is not None and result.disable:
             reason = attempt.error or "the receiver answered 410 Gone"
-            run.store.disable_channel(item.channel, reason=reason, at=run.now)
+            channel = run.channels.get(item.channel)
+            run.store.disable_channel(item.channel, reason=reason, at=run.now,
+                                      config_hash=config_hash(channel) if channel is not None else None)
             run.disabled[item.channel] = reason
         run.store.record_attempt(
             item.id, at=run.now, outcome=attempt.outcome, status_code=status,
@@ -190,7 +194,7 @@ def deliver_due(
     if now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
     run = Run(
-        store, channels, now, rng or random.Random(), dead_after, dict(store.disabled_channels()),
+        store, channels, now, rng or random.Random(), dead_after, reenable_changed(store, channels),
         retry_initial=retry_initial.total_seconds(), retry_max=retry_max.total_seconds(),
     )
     counts = dict.fromkeys(("delivered", "retry", "dead", "disabled"), 0)
@@ -201,6 +205,37 @@ def deliver_due(
         if attempt.outcome is not None:
             counts[attempt.outcome] += 1
     return DeliveryReport(**counts)
+
+
+def config_hash(channel: Channel) -> str:
+    """A digest of what a channel sends to: its configuration, and the URL a secret names.
+
+    A 410 refuses one configuration; once the channel points elsewhere (a new
+    URL in the file or in the environment variable it names) it deserves a try.
+    Only the digest is stored, never a secret.
+    """
+    identity = channel.model_dump(mode="json")
+    names = {k: identity[k] for k in ("url_env", "url_file") if identity.get(k)}
+    if names:
+        try:
+            identity["url"] = read_secret(env=identity.get("url_env"), file=identity.get("url_file"), what="channel URL")
+        except SecretMissing:
+            pass  # unreadable now: the names alone identify it
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def reenable_changed(store: Store, channels: Mapping[str, Channel]) -> dict[str, str]:
+    """Switch back on each disabled channel whose configuration changed; the rest stay off (id -> why)."""
+    disabled: dict[str, str] = {}
+    for row in store.disabled_channel_states():
+        channel = channels.get(row["channel"])
+        # A row from before hashes were kept (None) cannot tell: give the channel its one more try.
+        if channel is not None and row["config_hash"] != config_hash(channel):
+            store.enable_channel(row["channel"])
+            logger.info("channel %s enabled again: its configuration changed since it was disabled", row["channel"])
+        else:
+            disabled[row["channel"]] = row["reason"]
+    return disabled
 
 
 def backoff(attempts: int, rng: random.Random, *, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
