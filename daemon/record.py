@@ -17,7 +17,7 @@ from collectors.evidence import CollectResult
 
 from .alerts import Alert, AlertMessage, OutboxItem
 from .config import Config, Project
-from .notify import Channel, DeliveryReport, LogChannel, deliver_due, route
+from .notify import Channel, DeliveryReport, LogChannel, SendControl, deliver_due, route
 from .regressions import evaluate, rescore
 from .scoring import score_project
 from .snapshot import Snapshot, rfc3339
@@ -63,14 +63,17 @@ def record(store: Store, config: Config, project: Project, results: Sequence[Col
     return Recorded(snapshot=saved, alerts=alerts, messages=evaluation.messages, queued=len(items))
 
 
-def deliver_pending(store: Store, config: Config, *, now: datetime) -> DeliveryReport:
-    """Send what is due in the outbox through the configured channels (``log`` always exists)."""
+def deliver_pending(store: Store, config: Config, *, now: datetime, control: SendControl | None = None) -> DeliveryReport:
+    """Send what is due in the outbox through the configured channels (``log`` always exists).
+
+    ``control``: the daemon's, shared by its rounds, to bound a round at shutdown.
+    """
     channels: dict[str, Channel] = {c.id: c for c in config.channels}
     channels.setdefault("log", LogChannel(kind="log", id="log"))
     settings = config.daemon
     return deliver_due(
         store, channels, now=now, dead_after=settings.dead_after,
-        retry_initial=settings.retry_initial, retry_max=settings.retry_max,
+        retry_initial=settings.retry_initial, retry_max=settings.retry_max, control=control,
     )
 
 
