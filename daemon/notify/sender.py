@@ -184,6 +184,7 @@ def record(attempt: Attempt, run: Run) -> Attempt:
 
 
 STAGES: tuple[Stage, ...] = (due, check_dead, check_disabled, send, retry, record)
+_ON_WORKER, _ON_CALLER = STAGES[:4], STAGES[4:]  # up to the send per channel; the outcome and its record here
 
 
 # --- the loop --------------------------------------------------------------------------
@@ -259,7 +260,7 @@ def deliver_due(
                 with control.lock:
                     control.in_flight.add(item.id)  # type: ignore[arg-type]
                 attempt = Attempt(item)
-                for stage in (due, check_dead, check_disabled, send):
+                for stage in _ON_WORKER:
                     attempt = stage(attempt, run)
                 if attempt.result is not None and attempt.result.disable:
                     run.disabled.setdefault(item.channel, attempt.result.error or "HTTP 410")  # later items: not sent
@@ -286,7 +287,7 @@ def deliver_due(
         if attempt is None:
             finished += 1
             continue
-        for stage in (retry, record):
+        for stage in _ON_CALLER:
             attempt = stage(attempt, run)
         with control.lock:
             control.in_flight.discard(attempt.item.id)  # type: ignore[arg-type]
