@@ -146,7 +146,7 @@ def collect_runs(
         runs = fetch(need) if need else []
     except SourceFault as fault:
         return failed(source_id, requests, fault.error, now=now)
-    answers: dict[str, Answer] = {"latest_run": _latest_run, "success_rate": _success_rate, **(extra or {})}
+    answers: dict[str, Answer] = {"latest_run": latest_run, "success_rate": _success_rate, **(extra or {})}
     evidence = []
     for request, params in zip(requests, parsed, strict=True):
         value: dict[str, Any] | None = None
@@ -176,7 +176,8 @@ def _params(request: EvidenceRequest, signals: dict[str, type[BaseModel]], provi
         return EvidenceError(kind="malformed", message=message)
 
 
-def _latest_run(params: LatestRun, runs: list[Run]) -> tuple[dict[str, Any], Provenance]:
+def latest_run(params: LatestRun, runs: list[Run]) -> tuple[dict[str, Any], Provenance]:
+    """The ``latest_run`` answer from the newest run (a provider may complete the run first)."""
     run = runs[0]
     value = {"success": run.success, "conclusion": run.conclusion, "run_id": run.run_id,
              "run_number": run.run_number, "url": run.url, "head_sha": run.head_sha,

@@ -375,6 +375,24 @@ def read_text(
     A URL source is fetched unless `commit` is already in its mirror. Raises
     SourceFault (not_found, malformed, unsafe, unreachable, timeout).
     """
+    data, sha = read_bytes(source, path, cache_dir=cache_dir, commit=commit, max_bytes=max_bytes)
+    where, name = f"{_where(source)} at {sha[:12]}", _repo_path(path)
+    if b"\0" in data[:_BINARY_PROBE]:
+        raise SourceFault("malformed", f"{where}: {name} is a binary file")
+    try:
+        return data.decode("utf-8", errors="strict" if strict else "replace"), sha
+    except UnicodeDecodeError as exc:
+        raise SourceFault("malformed", f"{where}: {name} is not UTF-8 text (byte {exc.start})") from None
+
+
+def read_bytes(
+    source: GitSource, path: str, *, cache_dir: Path, commit: str | None = None, max_bytes: int | None = None
+) -> tuple[bytes, str]:
+    """(content, commit SHA) of the file `path` at `commit`, as stored: for formats that name their
+    own encoding (XML's byte order mark and declaration), which a text reader would mistake for binary.
+
+    Raises SourceFault like :func:`read_text`.
+    """
     limit = source.max_file_bytes if max_bytes is None else max_bytes
     try:
         name = _repo_path(path)
@@ -408,12 +426,7 @@ def read_text(
             repo.close()
     except _FAULTS as exc:
         raise _fault(exc, source) from None
-    if b"\0" in data[:_BINARY_PROBE]:
-        raise SourceFault("malformed", f"{where}: {name} is a binary file")
-    try:
-        return data.decode("utf-8", errors="strict" if strict else "replace"), sha
-    except UnicodeDecodeError as exc:
-        raise SourceFault("malformed", f"{where}: {name} is not UTF-8 text (byte {exc.start})") from None
+    return data, sha
 
 
 def list_files(

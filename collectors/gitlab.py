@@ -1,13 +1,22 @@
 """GitLab CI collector: the completed pipelines of one project, on one ref.
 
 One listing per collection (``GET /projects/{id}/pipelines``, newest first,
-pages followed until enough completed pipelines), plus the test report of the
-newest completed pipeline when asked for; both revalidated with ETags.
+pages followed until enough completed pipelines), plus, when asked for, the
+newest completed pipeline itself (its ``duration``, which the listing lacks)
+and its test report; all revalidated with ETags.
+
+Every request the asked evidence needs counts: when one fails (an HTTP error,
+a timeout, a malformed answer), the source has not answered, so the snapshot
+is partial, a ``source_failing`` alert can fire and the run counts as an
+error, while the evidence that was read is kept. A 404 is an answer (nothing
+there), not a failure.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -74,23 +83,43 @@ def collect(source: GitLabSource, requests: list[EvidenceRequest], *, now: datet
     cache = EtagCache(cache_dir / "http")
     base = f"{source.api_url}/projects/{quote(source.project, safe='')}/pipelines"
     with open_client(timeout=source.timeout_seconds, token=token, auth_scheme="PRIVATE-TOKEN") as client:
-        reports: dict[int, tuple[dict[str, Any], Provenance] | SourceFault] = {}
+        answers: dict[tuple[str, int], Any] = {}  # each request once, however many checks ask
+        faults: list[SourceFault] = []
 
-        def test_report(params: ci.TestReport, runs: list[ci.Run]) -> tuple[dict[str, Any], Provenance]:
-            latest = runs[0]
-            if latest.run_id not in reports:  # fetched once, however many checks ask
+        def once(what: str, run: ci.Run, ask: Callable[[], Any]) -> Any:
+            if (what, run.run_id) not in answers:
                 try:
-                    reports[latest.run_id] = _test_report(source, client, cache, base, latest)
+                    answers[what, run.run_id] = ask()
                 except SourceFault as fault:
-                    reports[latest.run_id] = fault
-            answer = reports[latest.run_id]
+                    answers[what, run.run_id] = fault
+                    if fault.error.kind != "not_found":
+                        faults.append(fault)
+            answer = answers[what, run.run_id]
             if isinstance(answer, SourceFault):
                 raise answer
             return answer
 
-        return ci.collect_runs(source.id, requests, signals=SIGNALS, provider="gitlab", where=where, now=now,
-                               fetch=lambda need: _runs(source, client, cache, base, need),
-                               extra={"test_report": test_report})
+        def test_report(params: ci.TestReport, runs: list[ci.Run]) -> tuple[dict[str, Any], Provenance]:
+            return once("test_report", runs[0], lambda: _test_report(source, client, cache, base, runs[0]))  # type: ignore[no-any-return]
+
+        def latest_run(params: ci.LatestRun, runs: list[ci.Run]) -> tuple[dict[str, Any], Provenance]:
+            latest = runs[0]
+            if latest.duration_seconds is None:  # the listing has no duration: the pipeline itself has
+                try:
+                    duration = once("pipeline", latest, lambda: _pipeline_duration(source, client, cache, base, latest))
+                except SourceFault as fault:
+                    if fault.error.kind != "not_found":
+                        raise
+                    duration = None  # gone since it was listed: no duration to report
+                latest = dataclasses.replace(latest, duration_seconds=duration)
+            return ci.latest_run(params, [latest, *runs[1:]])
+
+        result = ci.collect_runs(source.id, requests, signals=SIGNALS, provider="gitlab", where=where, now=now,
+                                 fetch=lambda need: _runs(source, client, cache, base, need),
+                                 extra={"test_report": test_report, "latest_run": latest_run})
+    if faults and result.error is None:
+        result = result.model_copy(update={"error": faults[0].error})
+    return result
 
 
 def _runs(source: GitLabSource, client: ApiClient, cache: EtagCache, url: str, need: int) -> list[ci.Run]:
@@ -129,13 +158,24 @@ def _run(raw: dict[str, Any], url: str, client: ApiClient) -> ci.Run:
 
 
 def _duration(raw: dict[str, Any]) -> float | None:
-    """GitLab's own `duration` (seconds spent running) when given; else from timestamps."""
+    """GitLab's own `duration` (seconds the pipeline ran), or None.
+
+    Never derived from timestamps: `updated_at - created_at` counts queueing and
+    any later change, and GitLab leaves `started_at` unset on some finished pipelines.
+    """
     duration = raw.get("duration")
     if isinstance(duration, (int, float)) and not isinstance(duration, bool) and duration >= 0:
         return float(duration)
-    if raw.get("started_at") and raw.get("finished_at"):
-        return ci.seconds_between(raw["started_at"], raw["finished_at"])
-    return ci.seconds_between(raw.get("created_at"), raw.get("updated_at"))
+    return None
+
+
+def _pipeline_duration(source: GitLabSource, client: ApiClient, cache: EtagCache, base: str, run: ci.Run) -> float | None:
+    """The `duration` of one pipeline, from ``GET /projects/{id}/pipelines/{pipeline_id}``."""
+    url = f"{base}/{run.run_id}"
+    data = get_json(client, url, cache=cache, max_bytes=source.max_bytes).data
+    if not isinstance(data, dict):
+        raise SourceFault("malformed", f"GET {client.scrub(url)}: answer is not a pipeline object")
+    return _duration(data)
 
 
 def _test_report(

@@ -80,6 +80,10 @@ class Alert(BaseModel):
     severity: Severity = "warning"
     baseline: float | None = None  # the figure before the drop (or the floor)
     value: float | None = None  # the latest figure
+    # A regression's baseline: the snapshot it came from and the rules it is scored under,
+    # so a change of rules re-scores it (None: an alert stored before these were kept).
+    baseline_snapshot_id: int | None = None
+    baseline_rules_hash: str | None = None
     pending_count: int = 0
     started_at: datetime
     fired_at: datetime | None = None

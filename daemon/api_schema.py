@@ -62,11 +62,20 @@ AlertEntry = _extended(
 )
 
 
+class DisabledChannel(BaseModel):
+    """A channel switched off by an HTTP 410, until `pillarwatch alerts enable` or a change of its configuration."""
+
+    channel: str
+    disabled_at: str
+    reason: str
+
+
 class AlertsBody(BaseModel):
-    """``pillarwatch alerts --json``: alerts newest first, and the outbox backlog by state."""
+    """``pillarwatch alerts --json``: alerts newest first, the outbox backlog by state, and disabled channels."""
 
     alerts: list[AlertEntry]  # type: ignore[valid-type]
     outbox: dict[str, int]
+    disabled_channels: list[DisabledChannel] = []
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -523,15 +523,23 @@ def worker(
     celery_app(settings).worker_main(argv)
 
 
-@app.command()
+alerts_app = typer.Typer(help="Alerts and the delivery state of each of their messages.", no_args_is_help=False,
+                         add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.callback(invoke_without_command=True)
 def alerts(
+    ctx: typer.Context,
     config: ConfigOption = Path(DEFAULT_CONFIG),
     project: ProjectOption = None,
     state: Annotated[Optional[str], typer.Option("--state", help="pending, firing or resolved.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
     as_json: JsonOption = False,
 ) -> None:
-    """Alerts and the delivery state of each of their messages."""
+    """Alerts and the delivery state of each of their messages, and the channels a 410 switched off."""
+    if ctx.invoked_subcommand is not None:
+        return
     cfg = _config(config)
     if project:
         cfg.project(project)
@@ -541,6 +549,21 @@ def alerts(
         _print_json(result)
     else:
         out.print(views.alerts_view(result, cfg.display.decimals))
+
+
+@alerts_app.command("enable")
+def alerts_enable(
+    ctx: typer.Context,
+    channel: Annotated[str, typer.Argument(help="The channel id, as in the configuration's channels.")],
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", envvar="PILLARWATCH_CONFIG",
+                                                   help=f"Configuration file (default {DEFAULT_CONFIG}).",
+                                                   show_default=False)] = None,
+) -> None:
+    """Switch a channel that answered HTTP 410 back on: later messages are sent to it again."""
+    cfg = _config(config or (ctx.parent.params.get("config") if ctx.parent else None) or Path(DEFAULT_CONFIG))
+    with Store.open(cfg.store_path) as store:
+        enabled = queries.enable_channel(store, cfg, channel)
+    out.print(f"channel {channel}: enabled" if enabled else f"channel {channel}: already enabled", markup=False)
 
 
 @app.callback(invoke_without_command=True)

@@ -281,7 +281,17 @@ def alerts(store: Store, *, project: str | None = None, state: str | None = None
             for a in found
         ],
         "outbox": store.outbox_backlog(project),
+        # Channels switched off by a 410, until `alerts enable` or a change of their configuration.
+        "disabled_channels": [{k: row[k] for k in ("channel", "disabled_at", "reason")} for row in store.disabled_channel_states()],
     }
+
+
+def enable_channel(store: Store, config: Config, channel: str) -> bool:
+    """Switch a disabled channel back on; False when it was not disabled. An unknown channel is an input error."""
+    known = [c.id for c in config.channels] + ["log"]
+    if channel not in known:
+        raise InputError(f"channel {channel!r}: no such channel in the configuration (have: {', '.join(known)})")
+    return store.enable_channel(channel)
 
 
 class ProjectSummary(BaseModel):

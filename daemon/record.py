@@ -17,9 +17,10 @@ from collectors.evidence import CollectResult
 
 from .alerts import Alert, AlertMessage, OutboxItem
 from .config import Config, Project
-from .notify import Channel, DeliveryReport, LogChannel, deliver_due, route
+from .notify import Channel, DeliveryReport, LogChannel, SendControl, deliver_due, route
+from .errors import NotFound
 from .queries import commit_blame
-from .regressions import evaluate, rescore
+from .regressions import evaluate, needs_rebase, rebase, rescore
 from .scoring import score_project
 from .snapshot import Snapshot, rfc3339
 from .store import Store
@@ -42,8 +43,10 @@ def record(store: Store, config: Config, project: Project, results: Sequence[Col
         baseline = rescore(project, previous, now=now)
     with store.transaction():
         saved = store.save_snapshot(snapshot)
+        open_alerts = _rebased(store, project, saved, store.open_alerts(project.id),
+                               rules_changed=previous is not None and previous.rules_hash != snapshot.rules_hash, now=now)
         evaluation = evaluate(
-            project, saved, baseline, store.open_alerts(project.id),
+            project, saved, baseline, open_alerts,
             failing_since=store.failing_since(project.id), decimals=config.display.decimals, now=now,
             blame=commit_blame(config, project),
         )
@@ -65,14 +68,36 @@ def record(store: Store, config: Config, project: Project, results: Sequence[Col
     return Recorded(snapshot=saved, alerts=alerts, messages=evaluation.messages, queued=len(items))
 
 
-def deliver_pending(store: Store, config: Config, *, now: datetime) -> DeliveryReport:
-    """Send what is due in the outbox through the configured channels (``log`` always exists)."""
+def _rebased(store: Store, project: Project, current: Snapshot, open_alerts: list[Alert], *,
+             rules_changed: bool, now: datetime) -> list[Alert]:
+    """The open alerts, those with a baseline under older rules re-scored under the current ones (and saved)."""
+    stale = [a for a in open_alerts if needs_rebase(a, current.rules_hash, rules_changed=rules_changed)]
+    baselines: dict[int, Snapshot] = {}
+    for alert in stale:
+        try:
+            if alert.baseline_snapshot_id is not None:
+                found: Snapshot | None = store.get(alert.baseline_snapshot_id)
+            else:  # stored before baselines were kept: the snapshot before the one it fired on
+                found = store.previous(store.get(alert.snapshot_id)) if alert.snapshot_id is not None else None
+        except NotFound:
+            found = None  # pruned: the alert keeps its baseline
+        if found is not None and alert.id is not None:
+            baselines[alert.id] = found
+    rebased = {a.id: a for a in store.save_alerts(rebase(project, current, stale, baselines, now=now))}
+    return [rebased.get(a.id, a) for a in open_alerts]
+
+
+def deliver_pending(store: Store, config: Config, *, now: datetime, control: SendControl | None = None) -> DeliveryReport:
+    """Send what is due in the outbox through the configured channels (``log`` always exists).
+
+    ``control``: the daemon's, shared by its rounds, to bound a round at shutdown.
+    """
     channels: dict[str, Channel] = {c.id: c for c in config.channels}
     channels.setdefault("log", LogChannel(kind="log", id="log"))
     settings = config.daemon
     return deliver_due(
         store, channels, now=now, dead_after=settings.dead_after,
-        retry_initial=settings.retry_initial, retry_max=settings.retry_max,
+        retry_initial=settings.retry_initial, retry_max=settings.retry_max, control=control,
     )
 
 

@@ -14,6 +14,7 @@ same criteria on both sides (:func:`_compare_pillar`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from pydantic import BaseModel, Field
@@ -63,6 +64,41 @@ def rescore(project: Project, snapshot: Snapshot, *, now: datetime) -> Snapshot:
     scored = score_project(project, results, previous=carried, now=now)
     return scored.model_copy(update={"id": snapshot.id, "taken_at": snapshot.taken_at,
                                      "last_seen_at": snapshot.last_seen_at, "origin": snapshot.origin})
+
+
+def needs_rebase(alert: Alert, rules_hash: str, *, rules_changed: bool) -> bool:
+    """Whether an open regression's baseline is scored under other rules than ``rules_hash``.
+
+    An alert stored before baselines carried their rules hash is re-scored when the rules change.
+    """
+    if alert.kind != "regression" or alert.state == "resolved" or alert.baseline is None:
+        return False
+    if alert.baseline_rules_hash is None:
+        return rules_changed
+    return alert.baseline_rules_hash != rules_hash
+
+
+def rebase(project: Project, current: Snapshot, alerts: list[Alert], baselines: Mapping[int, Snapshot], *,
+           now: datetime) -> list[Alert]:
+    """Copies of the regression ``alerts`` with their baseline re-scored under the current rules.
+
+    ``baselines`` maps an alert's id to its baseline snapshot. The stored
+    evidence of that snapshot is re-scored (:func:`rescore`) and compared with
+    ``current`` as a new regression would be, so the alert resolves or stays
+    by the rules in force. An alert whose baseline snapshot is gone, or whose
+    subject is no longer measured, is left as it is.
+    """
+    out = []
+    for alert in alerts:
+        snapshot = baselines.get(alert.id) if alert.id is not None else None
+        if snapshot is None:
+            continue
+        old = _figures(current, rescore(project, snapshot, now=now)).get(alert.subject, (None, None, ""))[0]
+        if old is None:
+            continue
+        out.append(alert.model_copy(update={"baseline": old, "baseline_rules_hash": current.rules_hash,
+                                            "baseline_snapshot_id": snapshot.id}))
+    return out
 
 
 def evaluate(
@@ -205,7 +241,11 @@ class _Run:
             if alert.state != "resolved":
                 return
         if old is not None and old - new >= threshold - _EPS:
-            self._count(self._new(subject, "regression", baseline=old, value=new, step=step), name)
+            alert = self._new(subject, "regression", baseline=old, value=new, step=step)
+            # The baseline is already scored under the current rules (the caller re-scores a changed one).
+            alert.baseline_snapshot_id = self.baseline.id if self.baseline is not None else None
+            alert.baseline_rules_hash = self.current.rules_hash
+            self._count(alert, name)
 
     def _floor(self, subject: str, name: str, floor: float | None, new: float,
                step: tuple[list[CriterionChange], list[EvidenceChange]]) -> None:

@@ -33,6 +33,7 @@ from .config import Config, load_config
 from .errors import PillarwatchError
 from .executor import Abandoned, Executor, build_job, make_executor
 from .lock import DaemonLock
+from .notify import SendControl
 from .record import deliver_pending, record
 from .runner import requests_by_source
 from .snapshot import rfc3339
@@ -62,6 +63,7 @@ class Daemon:
         self._reload = threading.Event()
         self._db = threading.RLock()  # one connection, one writer at a time
         self._sending = threading.Lock()
+        self._sends = SendControl()  # shared by the send rounds: bounded at shutdown, items in flight
         self._health = threading.Lock()  # one writer of the health file's .tmp at a time
         self._running = 0
         self._running_changed = threading.Condition()
@@ -185,10 +187,12 @@ class Daemon:
         log.info("reloaded: %s", self._describe())
 
     def _shutdown(self) -> None:
+        """Everything within ``shutdown_grace``: running collections, the snapshot flush, the send flush."""
         assert self.scheduler is not None
         self.scheduler.pause()  # no new runs
         grace = self.config.daemon.shutdown_grace.total_seconds()
         deadline = time.monotonic() + grace
+        self._sends.deadline = deadline  # a send round in flight returns by then, leaving unanswered items pending
         with self._running_changed:
             while self._running and time.monotonic() < deadline:
                 self._running_changed.wait(timeout=0.2)
@@ -199,7 +203,7 @@ class Daemon:
         for project_id in sorted(self._dirty):  # flush: score what was collected
             self._score_job(project_id)
         self.scheduler.shutdown(wait=False)
-        self._send_job()
+        self._send_job(wait=max(0.0, deadline - time.monotonic()))
         self._write_health()
 
     # --- jobs ----------------------------------------------------------------------
@@ -294,14 +298,20 @@ class Daemon:
         if recorded.queued and self.scheduler is not None:
             self.scheduler.modify_job("send", next_run_time=utcnow())
 
-    def _send_job(self) -> None:
+    def _send_job(self, wait: float = -1) -> None:
+        """One send round; ``wait``: how long to wait for a round in flight (the shutdown flush), -1 for ever."""
         assert self.sender_store is not None
+        # The interval job and the shutdown flush never overlap; the flush skips what a cut round left in flight.
+        if not self._sending.acquire(timeout=wait):
+            log.warning("delivery: a send round is still running at the shutdown deadline; what it holds stays pending")
+            return
         try:
-            with self._sending:  # the interval job and the shutdown flush never overlap
-                report = deliver_pending(self.sender_store, self.config, now=utcnow())
+            report = deliver_pending(self.sender_store, self.config, now=utcnow(), control=self._sends)
         except sqlite3.Error as exc:  # the outbox keeps what is due: the next round sends it
             _write_failed("delivery", exc)
             return
+        finally:
+            self._sending.release()
         if report.total:
             log.info("delivery: %s", report)
 

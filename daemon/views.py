@@ -173,6 +173,9 @@ def alerts_view(result: dict[str, Any], decimals: int) -> RenderableType:
     alerts, backlog = result["alerts"], result["outbox"]
     queued = ", ".join(f"{n} {state}" for state, n in sorted(backlog.items())) or "nothing queued"
     blocks: list[RenderableType] = [f"[bold]alerts: {len(alerts)} shown; outbox: {_esc(queued)}[/]"]
+    for c in result.get("disabled_channels", []):
+        blocks.append(f"channel {_esc(c['channel'])}: [red]disabled[/] since {_minute(c['disabled_at'])}: "
+                      + _esc(f"{c['reason']} (pillarwatch alerts enable {c['channel']})"))
     colour = {"firing": "red", "pending": "yellow", "resolved": "green"}
     for a in alerts:
         sent = a["deliveries"]

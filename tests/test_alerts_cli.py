@@ -123,3 +123,57 @@ def test_a_route_to_an_unknown_channel_is_a_configuration_error(tmp_path, repo):
     proc = pillarwatch("check", cwd=tmp_path)
     assert proc.returncode == 2
     assert "pw.yaml:" in proc.stderr and "routes[0].channels[1]: no channel 'pager'" in proc.stderr
+
+
+def _hook_disabled_by_410(tmp_path: Path, repo: GitRepo, http_server: HttpServer) -> None:
+    http_server.route("/hook", Reply(410, "gone"))
+    write_config(tmp_path, repo, [{"id": "hook", "kind": "webhook", "url": f"{http_server.url}/hook"}])
+    pillarwatch("collect", cwd=tmp_path)
+    repo.remove("tests/test_restart.py")
+    repo.commit("drop")
+    pillarwatch("collect", cwd=tmp_path)
+
+
+def test_alerts_lists_disabled_channels_and_enable_switches_one_back_on(tmp_path, repo, http_server: HttpServer):
+    _hook_disabled_by_410(tmp_path, repo, http_server)
+    shown = json.loads(pillarwatch("alerts", "--json", cwd=tmp_path).stdout)
+    [channel] = shown["disabled_channels"]
+    assert channel["channel"] == "hook" and "HTTP 410" in channel["reason"] and channel["disabled_at"]
+    text = pillarwatch("alerts", cwd=tmp_path).stdout
+    assert "channel hook: disabled" in text and "pillarwatch alerts enable hook" in text
+
+    proc = pillarwatch("alerts", "enable", "hook", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "hook" in proc.stdout and "enabled" in proc.stdout
+    assert json.loads(pillarwatch("alerts", "--json", cwd=tmp_path).stdout)["disabled_channels"] == []
+
+    # The receiver is back: the next message reaches it.
+    http_server.route("/hook", Reply(200))
+    before = len(http_server.requests)
+    repo.write("tests/test_restart.py", "def test_restart():\n    pass\n")
+    repo.commit("restore")  # the pillar is back: resolved messages
+    assert pillarwatch("collect", cwd=tmp_path).returncode == 0
+    assert len(http_server.requests) > before
+    shown = json.loads(pillarwatch("alerts", "--json", cwd=tmp_path).stdout)
+    assert "delivered" in {d["state"] for a in shown["alerts"] for d in a["deliveries"]}
+
+
+def test_alerts_enable_names_an_unknown_channel_in_one_line(tmp_path, repo, http_server: HttpServer):
+    _hook_disabled_by_410(tmp_path, repo, http_server)
+    proc = pillarwatch("alerts", "enable", "pager", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "'pager'" in proc.stderr and "hook" in proc.stderr
+    assert len(json.loads(pillarwatch("alerts", "--json", cwd=tmp_path).stdout)["disabled_channels"]) == 1
+
+
+def test_a_channel_disabled_by_410_is_enabled_again_when_its_configuration_changes(tmp_path, repo, http_server: HttpServer):
+    _hook_disabled_by_410(tmp_path, repo, http_server)
+    http_server.route("/new-hook", Reply(200))
+    write_config(tmp_path, repo, [{"id": "hook", "kind": "webhook", "url": f"{http_server.url}/new-hook"}])
+    repo.write("tests/test_restart.py", "def test_restart():\n    pass\n")
+    repo.commit("restore")  # the pillar is back: resolved messages
+    assert pillarwatch("collect", cwd=tmp_path).returncode == 0
+    assert any(s.path == "/new-hook" for s in http_server.requests)
+    shown = json.loads(pillarwatch("alerts", "--json", cwd=tmp_path).stdout)
+    assert shown["disabled_channels"] == []
+    assert "delivered" in {d["state"] for a in shown["alerts"] for d in a["deliveries"]}

@@ -460,3 +460,40 @@ def test_an_unusable_store_path_is_one_line_and_exit_2(tmp_path, project, http_s
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("pillarwatch: error: ") and str(tmp_path / "afile" / "pw.db") in line
     assert (tmp_path / "afile").read_text() == "a regular file, not a folder\n"  # nothing lost
+
+
+def test_sigterm_with_a_receiver_that_never_answers_exits_within_shutdown_grace(tmp_path, project, http_server, daemons):
+    hanging: list[str] = []
+
+    def never_answers(seen: Seen) -> Reply:
+        hanging.append(seen.headers["webhook-id"])
+        return Reply(204, "", delay=300)  # accepts the request, answers long after every timeout here
+
+    http_server.route("/hook", never_answers)
+    body = config_body(project.path, f"{http_server.url}/hook")
+    body["daemon"]["shutdown_grace"] = "2s"
+    body["channels"][0]["timeout_seconds"] = 60
+    write_config(tmp_path, body)
+    d = daemons()
+    wait_for(lambda: snapshots(tmp_path), what="first snapshot", logs=d.logs)
+    project.remove("tests/test_restart.py")
+    project.commit("drop")
+    wait_for(lambda: hanging, what="a send in flight", logs=d.logs)
+    sent = list(hanging)
+    started = time.monotonic()
+    d.signal(signal.SIGTERM)
+    assert d.wait(timeout=30) == 0, d.logs()
+    assert time.monotonic() - started < 2 + 3, d.logs()  # shutdown_grace and a margin
+    assert hanging == sent  # the shutdown flush did not send the item in flight again
+    pending = query(tmp_path / "pw.db", "SELECT id, idempotency_key, state FROM outbox ORDER BY id")
+    assert len(pending) == 2 and {state for _, _, state in pending} == {"pending"}
+
+    # The receiver is back: after a restart each message is delivered, once.
+    receiver = Receiver(http_server)
+    d = daemons()
+    wait_for(lambda: len(receiver.accepted) >= 2, what="delivery after the restart", logs=d.logs)
+    time.sleep(1)
+    assert d.stop() == 0
+    assert sorted(b["id"] for b in receiver.accepted) == sorted(key for _, key, _ in pending)
+    delivered = query(tmp_path / "pw.db", "SELECT outbox_id FROM delivery_attempts WHERE outcome = 'delivered'")
+    assert sorted(o for (o,) in delivered) == [i for i, _, _ in pending]

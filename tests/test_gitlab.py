@@ -41,6 +41,20 @@ def test_report() -> dict[str, Any]:
 test_report.__test__ = False  # type: ignore[attr-defined]  # a fixture reader, not a test
 
 
+def single_pipeline(pipeline_id: int, **fields: Any) -> dict[str, Any]:
+    """GitLab's documented answer of GET /projects/:id/pipelines/:pipeline_id (doc/api/pipelines.md,
+    "Get a single pipeline", gitlabhq/gitlabhq 017a6c129d6a), given the id of a listed pipeline."""
+    listed = {p["id"]: p for p in pipelines()}[pipeline_id]
+    return {
+        "id": pipeline_id, "iid": listed["iid"], "project_id": 21, "name": "Build pipeline", "sha": listed["sha"],
+        "ref": "main", "status": "success", "source": "push", "created_at": "2022-09-21T01:05:07.200Z",
+        "updated_at": "2022-09-21T01:05:50.185Z", "web_url": listed["web_url"],
+        "before_sha": "8a24fb3c5877a6d0b611ca41fc86edc174593e2b", "tag": False, "yaml_errors": None,
+        "started_at": "2022-09-21T01:05:14.197Z", "finished_at": "2022-09-21T01:05:50.175Z", "committed_at": None,
+        "duration": 34, "queued_duration": 6, "coverage": None,
+    } | fields
+
+
 def run(server: HttpServer, tmp_path: Path, *asks: dict[str, Any], **fields: Any) -> CollectResult:
     defaults: dict[str, Any] = {"id": "gl", "project": "group/project", "api_url": server.url, "token_env": None}
     requests = [EvidenceRequest(signal=a["signal"], params={k: v for k, v in a.items() if k != "signal"}) for a in asks]
@@ -54,6 +68,7 @@ def only_error(result: CollectResult) -> tuple[str, str]:
 
 def test_latest_run_from_the_documented_listing(http_server: HttpServer, tmp_path: Path) -> None:
     http_server.route(PIPELINES, Reply(200, pipelines(p47="success", p48="failed")))
+    http_server.route(f"{PIPELINES}/48", Reply(200, single_pipeline(48)))
     result = run(http_server, tmp_path, LATEST, ref="new-pipeline")
     p48 = pipelines()[1]
     assert result.answered and result.fingerprint == "48"
@@ -61,23 +76,40 @@ def test_latest_run_from_the_documented_listing(http_server: HttpServer, tmp_pat
     assert evidence.value == {
         "success": False, "conclusion": "failure", "run_id": 48, "run_number": 13, "url": p48["web_url"],
         "head_sha": p48["sha"], "created_at": "2016-08-12T10:06:04.561Z",
-        "duration_seconds": pytest.approx(231.662),  # no duration field: updated_at - created_at
+        "duration_seconds": 34.0,  # the pipeline's own, from the single-pipeline endpoint (the list has none)
     }
     assert evidence.provenance.url == "https://example.com/foo/bar/pipelines/48"
     assert evidence.provenance.commit == p48["sha"]
     assert http_server.requests[0].path == f"{PIPELINES}?per_page=20&order_by=id&sort=desc&ref=new-pipeline"
+    assert [s.path for s in http_server.requests[1:]] == [f"{PIPELINES}/48"]
 
 
-def test_durations_prefer_gitlab_fields(http_server: HttpServer, tmp_path: Path) -> None:
+def test_durations_are_the_pipelines_own_or_none(http_server: HttpServer, tmp_path: Path) -> None:
     listed = pipelines(p47="success", p48="canceled")
-    listed[1].update(duration=200)
+    listed[1].update(duration=200)  # a list that carries it: no second request
     http_server.route(PIPELINES, Reply(200, listed))
     value = run(http_server, tmp_path, LATEST).evidence[0].value
     assert value is not None and (value["conclusion"], value["duration_seconds"]) == ("cancelled", 200.0)
+    assert len(http_server.requests) == 1
+    # The list has none and neither has the pipeline (GitLab's documented canceled pipeline 46: duration null).
     listed[1].pop("duration")
-    listed[1].update(started_at="2016-08-12T10:06:10Z", finished_at="2016-08-12T10:07:00Z")
     http_server.route(PIPELINES, Reply(200, listed))
-    assert run(http_server, tmp_path, LATEST).evidence[0].value["duration_seconds"] == 50.0  # type: ignore[index]
+    http_server.route(f"{PIPELINES}/48", Reply(200, single_pipeline(48, duration=None, started_at=None,
+                                                                    finished_at="2016-08-12T10:09:56.145Z")))
+    result = run(http_server, tmp_path, LATEST)
+    assert result.answered and result.evidence[0].value["duration_seconds"] is None  # type: ignore[index]
+    # Never updated_at - created_at: that is the time until the last change, not the time it ran.
+    assert result.evidence[0].value["duration_seconds"] != pytest.approx(231.662)  # type: ignore[index]
+
+
+def test_a_failing_pipeline_request_fails_the_source(http_server: HttpServer, tmp_path: Path) -> None:
+    http_server.route(PIPELINES, Reply(200, pipelines(p47="success", p48="failed")))
+    http_server.route(f"{PIPELINES}/48", Reply(500, {"message": "500 Internal Server Error"}))
+    result = run(http_server, tmp_path, LATEST, {"signal": "success_rate"})
+    assert not result.answered and result.error is not None and result.error.kind == "http_status"
+    latest, rate = result.evidence
+    assert latest.error is not None and f"{PIPELINES}/48" in latest.error.message
+    assert rate.ok  # what was read is kept
 
 
 def test_only_completed_pipelines_count(http_server: HttpServer, tmp_path: Path) -> None:
@@ -119,7 +151,7 @@ def test_test_report_summary(http_server: HttpServer, tmp_path: Path) -> None:
                                         "pass_ratio": 5 / 9}
     assert result.evidence[0].provenance.url == "https://example.com/foo/bar/pipelines/48"
     assert result.evidence[1].value == result.evidence[0].value
-    assert [s.path.split("?")[0] for s in http_server.requests] == [PIPELINES, f"{PIPELINES}/48/test_report"]
+    assert [s.path.split("?")[0] for s in http_server.requests] == [PIPELINES, f"{PIPELINES}/48/test_report", f"{PIPELINES}/48"]
 
 
 def test_test_report_null_missing_and_empty(http_server: HttpServer, tmp_path: Path) -> None:
@@ -137,14 +169,38 @@ def test_test_report_null_missing_and_empty(http_server: HttpServer, tmp_path: P
     assert run(http_server, tmp_path, REPORT).evidence[0].error.kind == "not_found"  # type: ignore[union-attr]
 
 
-def test_test_report_fault_is_per_item(http_server: HttpServer, tmp_path: Path) -> None:
+def test_a_failing_test_report_request_fails_the_source(http_server: HttpServer, tmp_path: Path) -> None:
     http_server.route(PIPELINES, Reply(200, pipelines(p47="success", p48="failed")))
+    http_server.route(f"{PIPELINES}/48", Reply(200, single_pipeline(48)))
     http_server.route(f"{PIPELINES}/48/test_report", Reply(500, {"message": "500 Internal Server Error"}))
     result = run(http_server, tmp_path, REPORT, LATEST)
-    assert result.answered and result.fingerprint == "48"
+    # A request the source needs failed: the source did not answer (partial snapshot, source_failing, metrics),
+    # while the evidence that was read stays usable.
+    assert not result.answered and result.fingerprint == "48"
+    assert result.error is not None and result.error.kind == "http_status" and "/48/test_report" in result.error.message
     report, latest = result.evidence
-    assert report.error is not None and report.error.kind == "http_status" and "/48/test_report" in report.error.message
+    assert report.error == result.error
     assert latest.ok and latest.value is not None and latest.value["run_id"] == 48
+
+
+def test_a_failing_test_report_makes_the_snapshot_partial(http_server: HttpServer, tmp_path: Path) -> None:
+    from daemon.config import Project
+    from daemon.scoring import score_project
+
+    http_server.route(PIPELINES, Reply(200, pipelines(p47="success", p48="failed")))
+    http_server.route(f"{PIPELINES}/48", Reply(200, single_pipeline(48)))
+    http_server.route(f"{PIPELINES}/48/test_report", Reply(500, {"message": "500 Internal Server Error"}))
+    project = Project.model_validate({
+        "id": "p", "sources": [{"id": "gl", "kind": "gitlab", "project": "group/project", "api_url": http_server.url,
+                                "token_env": None}],
+        "pillars": [{"id": "ci", "title": "CI", "criteria": [
+            {"id": "green", "title": "Green", "checks": [{"source": "gl", "signal": "latest_run"}]},
+            {"id": "tests", "title": "Tests pass", "checks": [{"source": "gl", "signal": "test_report", "field": "pass_ratio",
+                                                              "transform": "ratio"}]}]}],
+    })
+    snapshot = score_project(project, [run(http_server, tmp_path, LATEST, REPORT)], previous=None, now=NOW)
+    assert not snapshot.complete
+    assert [(s.id, s.answered) for s in snapshot.sources] == [("gl", False)]
 
 
 def test_etag_304_reuses_the_cached_answers(http_server: HttpServer, tmp_path: Path) -> None:
@@ -157,8 +213,9 @@ def test_etag_304_reuses_the_cached_answers(http_server: HttpServer, tmp_path: P
 
     http_server.route(PIPELINES, etagged(pipelines(p47="success", p48="failed"), '"list1"'))
     http_server.route(f"{PIPELINES}/48/test_report", etagged(test_report(), '"rep1"'))
+    http_server.route(f"{PIPELINES}/48", etagged(single_pipeline(48), '"p48"'))
     first, second = run(http_server, tmp_path, LATEST, REPORT), run(http_server, tmp_path, LATEST, REPORT)
-    assert [s.headers.get("if-none-match") for s in http_server.requests] == [None, None, '"list1"', '"rep1"']
+    assert [s.headers.get("if-none-match") for s in http_server.requests] == [None, None, None, '"list1"', '"p48"', '"rep1"']
     assert [e.model_dump(exclude={"observed_at"}) for e in second.evidence] == \
         [e.model_dump(exclude={"observed_at"}) for e in first.evidence]
     assert first.evidence[1].value is not None and first.evidence[1].value["total"] == 9
@@ -199,7 +256,7 @@ def test_short_retry_after_waits_once(http_server: HttpServer, tmp_path: Path) -
     answers = iter([Reply(429, {"message": "Retry later"}, headers={"Retry-After": "1"}),
                     Reply(200, pipelines(p47="success"))])
     http_server.route(PIPELINES, lambda seen: next(answers))
-    result = run(http_server, tmp_path, LATEST)
+    result = run(http_server, tmp_path, {"signal": "success_rate"})
     assert result.answered and result.fingerprint == "47" and len(http_server.requests) == 2
 
 
@@ -208,15 +265,16 @@ def test_private_token_sent_but_never_kept(http_server: HttpServer, tmp_path: Pa
     monkeypatch.setenv("PW_TEST_GL_TOKEN", SECRET)
     http_server.route(PIPELINES, Reply(200, pipelines(p47="success", p48="failed"), headers={"ETag": '"e"'}))
     http_server.route(f"{PIPELINES}/48/test_report", Reply(200, test_report(), headers={"ETag": '"r"'}))
+    http_server.route(f"{PIPELINES}/48", Reply(200, single_pipeline(48), headers={"ETag": '"p"'}))
     good = run(http_server, tmp_path, LATEST, REPORT, token_env="PW_TEST_GL_TOKEN")
     http_server.route(PIPELINES, Reply(401, {"message": f"401 Unauthorized {SECRET}"}))
     bad = run(http_server, tmp_path, LATEST, token_env="PW_TEST_GL_TOKEN")
-    assert [s.headers.get("private-token") for s in http_server.requests] == [SECRET] * 3
+    assert [s.headers.get("private-token") for s in http_server.requests] == [SECRET] * 4
     assert all("authorization" not in s.headers for s in http_server.requests)
     assert good.answered and only_error(bad)[0] == "auth"
     assert SECRET not in good.model_dump_json() and SECRET not in bad.model_dump_json()
     files = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
-    assert len(files) >= 2 and all(SECRET.encode() not in p.read_bytes() for p in files)
+    assert len(files) >= 3 and all(SECRET.encode() not in p.read_bytes() for p in files)
 
 
 def test_token_from_file(http_server: HttpServer, tmp_path: Path) -> None:

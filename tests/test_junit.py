@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+
 import shutil
 import time
 from datetime import datetime, timezone
@@ -332,3 +334,26 @@ def test_source_validation(settings):
 
 def test_signal_model_defaults():
     assert (SIGNALS["tests"].default_field, SIGNALS["tests"].default_transform) == ("pass_ratio", "ratio")
+
+
+@pytest.mark.parametrize(("declared", "encode"), [
+    ("UTF-16", lambda text: text.encode("utf-16")),  # little-endian, with its BOM
+    ("UTF-16", lambda text: codecs.BOM_UTF16_BE + text.encode("utf-16-be")),
+    ("utf-8", lambda text: text.encode("utf-8-sig")),
+], ids=["utf-16le-bom", "utf-16be-bom", "utf-8-bom"])
+def test_a_report_with_a_bom_reads_the_same_from_a_folder_and_from_git(git_repo, tmp_path, declared, encode):
+    # Windows tools (PowerShell's Out-File, some .NET reporters) write UTF-16 with a byte order mark.
+    text = (FIXTURES / "junit_pytest_failure_skipped.xml").read_text().replace('encoding="utf-8"', f'encoding="{declared}"')
+    data = encode(text)
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    (folder / "TEST-win.xml").write_bytes(data)
+    git_repo.write("reports/TEST-win.xml", data)
+    sha = git_repo.commit("a report written on Windows")
+
+    from_folder = _folder(folder, "*.xml")
+    from_git = _git(git_repo, "reports/*.xml", sha, tmp_path=tmp_path)
+    assert from_folder.answered, from_folder.error
+    assert from_git.answered, from_git.error
+    assert _counts(from_git.evidence[0].value) == _counts(from_folder.evidence[0].value) == EXPECTED["junit_pytest_failure_skipped.xml"]
+    assert from_git.evidence[0].value == from_folder.evidence[0].value

@@ -45,18 +45,20 @@ def test_a_500_is_one_request_and_retryable(http_server, query: str) -> None:
     result = apprise.send(channel, message(), idempotency_key="pw_a3", now=T0)
     assert not result.ok and result.retryable
     assert len(http_server.requests) == 1
-    assert result.error == "json://127.0.0.1: Failed to send JSON POST notification: Internal server error., error=500."
+    shown = http_server.url.replace("http://", "json://") + "/***" + (f"?{query}" if query else "")
+    assert result.error == f"{shown}: Failed to send JSON POST notification: Internal server error., error=500."
 
 
 def test_an_unreachable_service_is_retryable() -> None:
-    channel = AppriseChannel(id="a", url=f"json://127.0.0.1:{free_port()}/notify")
+    port = free_port()
+    channel = AppriseChannel(id="a", url=f"json://127.0.0.1:{port}/notify")
     result = apprise.send(channel, message(), idempotency_key="pw_a4", now=T0)
-    assert not result.ok and result.retryable and result.error.startswith("json://127.0.0.1: ")
+    assert not result.ok and result.retryable and result.error.startswith(f"json://127.0.0.1:{port}/***: ")
 
 
 def test_a_url_apprise_does_not_know_is_retryable() -> None:
     result = apprise.send(AppriseChannel(id="a", url="nosuchscheme://token@host/x"), message(), idempotency_key="pw_a5", now=T0)
-    assert (result.ok, result.retryable, result.error) == (False, True, "nosuchscheme://host: not a URL Apprise can use")
+    assert (result.ok, result.retryable, result.error) == (False, True, "nosuchscheme://***/***: not a URL Apprise can use")
 
 
 def test_apprise_logs_keep_url_secrets_out(http_server, caplog) -> None:
@@ -69,3 +71,28 @@ def test_apprise_logs_keep_url_secrets_out(http_server, caplog) -> None:
     assert caplog.records  # Apprise did log its warning
     for secret in ("pa55w0rd-secret", "t0ps3cr3t-path", "qu3ry-s3cr3t"):
         assert secret not in text
+
+
+@pytest.mark.parametrize(("status", "retryable", "disable"), [(400, False, False), (404, False, False), (410, False, True),
+                                                               (429, True, False), (503, True, False)])
+def test_a_permanent_4xx_is_not_retried(http_server, status: int, retryable: bool, disable: bool) -> None:
+    http_server.route("/notify", Reply(status, "no"))
+    channel = AppriseChannel(id="a", url=_apprise_url(http_server.url, "/notify"))
+    result = apprise.send(channel, message(), idempotency_key="pw_a7", now=T0)
+    assert (result.ok, result.retryable, result.disable, result.status_code) == (False, retryable, disable, status)
+
+
+def test_a_400_through_apprise_goes_dead_at_once(tmp_path, http_server) -> None:
+    from daemon.notify import DeliveryReport, deliver_due
+    from daemon.store import Store
+    from tests.test_notify_support import outbox_item
+
+    http_server.route("/notify", Reply(400, "bad request"))
+    channels = {"ntfy": AppriseChannel(id="ntfy", url=_apprise_url(http_server.url, "/notify"))}
+    with Store.open(tmp_path / "pw.db") as store:
+        store.enqueue([outbox_item("ntfy", "pw_a8")])
+        assert deliver_due(store, channels, now=T0) == DeliveryReport(dead=1)
+        [item] = store.outbox_items()
+        assert item.state == "dead" and "error=400" in (item.last_error or "")
+        assert store.attempts(item.id)[0]["status_code"] == 400
+    assert len(http_server.requests) == 1

@@ -81,10 +81,52 @@ def test_no_secret_reaches_the_store_the_errors_or_the_logs(tmp_path, http_serve
                 for table in ("outbox", "delivery_attempts", "channel_state")}
         errors = [a["error"] for a in rows["delivery_attempts"] if a["error"]]
         assert len(errors) >= 4 and any("HTTP 500" in e for e in errors) and any("535" in e for e in errors)
-        assert store.disabled_channels() == {"slack": "http://127.0.0.1: HTTP 410: cannot handle ***"}
+        assert store.disabled_channels() == {"slack": f"{base}/***: HTTP 410: cannot handle ***"}
 
     assert any(r.name == "httpx" for r in caplog.records) and any(r.name == "apprise" for r in caplog.records)
     assert any(r.name == "pillarwatch.alerts" for r in caplog.records)
     haystack = json.dumps(rows, default=str) + caplog.text
     for secret in [*SECRETS.values(), SECRETS["PW_T_HOOK_SECRET"].removeprefix("whsec_"), *URL_SECRETS]:
         assert secret not in haystack, secret
+
+
+# --- redaction: only secrets go ----------------------------------------------------------
+
+from daemon.notify._common import redact_url, scrub, url_secrets  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("url", "secret_url", "shown"),
+    [
+        # A plain webhook keeps its port and readable path; only the query's token goes.
+        ("http://127.0.0.1:8080/parsing/request/body", False, "http://127.0.0.1:8080/parsing/request/body"),
+        ("http://127.0.0.1:8080/hook?token=HookQueryToken123&team=ops", False, "http://127.0.0.1:8080/hook?token=***&team=ops"),
+        ("https://bot:Passw0rd@alerts.example.org/in?api-key=k3y-value&sig=abcd", False, "https://alerts.example.org/in?api-key=***&sig=***"),
+        ("https://alerts.example.org/hooks/a1B2c3D4e5F6g7H8i9J0k1L2", False, "https://alerts.example.org/hooks/***"),
+        ("http://[::1]:9000/alerts", False, "http://[::1]:9000/alerts"),
+        # A URL that is a secret as a whole: its path goes, its host and port stay.
+        ("https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/SlackPathToken456xyzXYZ", True, "https://hooks.slack.com/***"),
+        ("json://AppriseUserSecret:ApprisePassSecret@127.0.0.1:9000/ApprisePathSecret789", True, "json://127.0.0.1:9000/***"),
+        ("tgram://123456789:AAHbotTokenValue/4242", True, "tgram://***/***"),
+        ("not a url", False, "<invalid URL>"),
+    ],
+)
+def test_redact_url(url: str, secret_url: bool, shown: str) -> None:
+    assert redact_url(url, secret_path=secret_url) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "secret_url", "text", "scrubbed"),
+    [
+        ("http://127.0.0.1:8080/parsing/request/body", False, "error parsing request body", "error parsing request body"),
+        ("http://127.0.0.1:8080/hook?token=HookQueryToken123", False, "bad token HookQueryToken123 for /hook",
+         "bad token *** for /hook"),
+        ("https://u:Passw0rd@example.org/x", False, "auth Passw0rd refused", "auth *** refused"),
+        ("https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/SlackPathToken456", True,
+         "POST /services/T0AAAAAAA/B0BBBBBBB/SlackPathToken456: invalid_token", "POST ***: invalid_token"),
+        ("https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/SlackPathToken456", True,
+         "no service for token SlackPathToken456", "no service for token ***"),
+    ],
+)
+def test_scrub_hides_only_the_secrets_of_a_url(url: str, secret_url: bool, text: str, scrubbed: str) -> None:
+    assert scrub(text, url_secrets(url, secret_path=secret_url)) == scrubbed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -213,7 +214,7 @@ def test_410_disables_the_channel_for_later_items(store: Store, http_server, mon
     report = deliver_due(store, channels, now=T0)
     assert report == DeliveryReport(delivered=1, disabled=2)
     assert len(http_server.requests) == 1  # the second item was not sent
-    assert store.disabled_channels() == {"hook": "http://127.0.0.1: HTTP 410: gone"}
+    assert store.disabled_channels() == {"hook": f"{http_server.url}/hook: HTTP 410: gone"}
 
     store.enqueue([outbox_item("hook", "pw_later", created_at=T0 + timedelta(hours=1))])
     assert deliver_due(store, channels, now=T0 + timedelta(hours=1)) == DeliveryReport(disabled=1)
@@ -244,7 +245,7 @@ def test_a_receiver_that_never_recovers_is_given_up_after_dead_after(store: Stor
     [item] = store.outbox_items()
     attempts = store.attempts(item.id)
     assert item.state == "dead" and attempts[-1]["outcome"] == "dead"
-    assert item.last_error.endswith("last error: http://127.0.0.1: HTTP 503")
+    assert item.last_error.endswith(f"last error: {http_server.url}/hook: HTTP 503")
     assert clock.now - T0 >= timedelta(days=3)
     assert len(http_server.requests) == len(attempts) - 1 == sum(r.retry for r in reports)
     # Once capped, waits stay within 30 minutes.
@@ -258,7 +259,7 @@ def test_a_permanent_rejection_goes_dead_at_once(store: Store, http_server, monk
     store.enqueue([outbox_item("hook", "pw_bad")])
     assert deliver_due(store, _hook(http_server.url), now=T0) == DeliveryReport(dead=1)
     [item] = store.outbox_items()
-    assert item.state == "dead" and item.last_error == "http://127.0.0.1: HTTP 400: bad"
+    assert item.state == "dead" and item.last_error == f"{http_server.url}/hook: HTTP 400: bad"
     assert store.attempts(item.id)[0]["status_code"] == 400
 
 
@@ -278,3 +279,57 @@ def test_items_not_yet_due_are_left_alone(store: Store) -> None:
     store.enqueue([outbox_item("log", "pw_future", created_at=T0 + timedelta(minutes=5))])
     assert deliver_due(store, {"log": LogChannel(id="log")}, now=T0) == DeliveryReport()
     assert store.attempts(store.outbox_items()[0].id) == []
+
+
+def test_a_hanging_receiver_does_not_hold_up_another_channel(store: Store, http_server) -> None:
+    from tests.conftest import HttpServer
+
+    timeout = 3.0
+    hanging = HttpServer()
+    try:
+        hanging.route("/hook", Reply(200, delay=60))  # accepts, then never answers within the timeout
+        arrived: dict[str, float] = {}
+
+        def healthy(seen: Seen) -> Reply:
+            arrived["healthy"] = time.monotonic()
+            return Reply(200)
+
+        http_server.route("/hook", healthy)
+        channels = {"slow": WebhookChannel(id="slow", url=f"{hanging.url}/hook", timeout_seconds=timeout),
+                    "fast": WebhookChannel(id="fast", url=f"{http_server.url}/hook", timeout_seconds=timeout)}
+        # The hanging channel's item is first in the outbox: a serial sender would reach the other after its timeout.
+        store.enqueue([outbox_item("slow", "pw_slow"), outbox_item("fast", "pw_fast")])
+        started = time.monotonic()
+        report = deliver_due(store, channels, now=T0, rng=random.Random(4))
+        ended = time.monotonic()
+    finally:
+        hanging.close()
+    assert report == DeliveryReport(delivered=1, retry=1)
+    assert arrived["healthy"] - started < timeout / 2  # it did not wait for the other channel's timeout
+    assert ended - started >= timeout  # the hanging one did run into its timeout
+    states = {i.channel: (i.state, i.last_error) for i in store.outbox_items()}
+    assert states["fast"] == ("delivered", None)
+    assert states["slow"][0] == "pending" and "no answer within 3 s" in states["slow"][1]
+
+
+def test_a_round_gives_up_waiting_at_its_deadline_and_keeps_the_item_pending(store: Store) -> None:
+    from daemon.notify.sender import SendControl
+    from tests.conftest import HttpServer
+
+    hanging = HttpServer()
+    try:
+        hanging.route("/hook", Reply(200, delay=60))
+        channels = {"slow": WebhookChannel(id="slow", url=f"{hanging.url}/hook", timeout_seconds=30)}
+        store.enqueue([outbox_item("slow", "pw_slow")])
+        control = SendControl()
+        control.deadline = time.monotonic() + 1.0
+        started = time.monotonic()
+        assert deliver_due(store, channels, now=T0, control=control) == DeliveryReport()
+        assert time.monotonic() - started < 5
+        [item] = store.outbox_items()
+        assert item.state == "pending" and store.attempts(item.id) == [] and item.id in control.in_flight
+        # A second round (the shutdown flush) does not send it again while it is in flight.
+        assert deliver_due(store, channels, now=T0, control=control) == DeliveryReport()
+        assert len(hanging.requests) == 1
+    finally:
+        hanging.close()

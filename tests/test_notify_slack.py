@@ -56,7 +56,7 @@ def test_slack_errors_hide_the_webhook_path(http_server, reply: Reply, retryable
     http_server.route(HOOK_PATH, reply)
     result = slack.send(SlackChannel(id="team", url=http_server.url + HOOK_PATH), message(), idempotency_key="pw_s2", now=T0)
     assert (result.ok, result.retryable, result.disable) == (False, retryable, disable)
-    assert result.error.startswith(f"http://127.0.0.1: HTTP {reply.status}") and "secret" not in result.error
+    assert result.error.startswith(f"{http_server.url}/***: HTTP {reply.status}") and "secret" not in result.error
 
 
 def test_an_unset_url_variable_is_a_retryable_fault(monkeypatch) -> None:

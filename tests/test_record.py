@@ -48,7 +48,8 @@ def store(tmp_path: Path):
         yield opened
 
 
-def project_body(repo: GitRepo, project_id: str = "svc", *, severity: str = "warning", retry_weight: float = 1) -> dict[str, Any]:
+def project_body(repo: GitRepo, project_id: str = "svc", *, severity: str = "warning", retry_weight: float = 1,
+                 restart_path: str = RESTART) -> dict[str, Any]:
     return {
         "id": project_id,
         "alerts": {"threshold": 5, "for": 1, "repeat_interval": "24h", "severity": severity},
@@ -56,7 +57,7 @@ def project_body(repo: GitRepo, project_id: str = "svc", *, severity: str = "war
         "pillars": [
             {"id": "durability", "title": "Durability", "criteria": [
                 {"id": "restart", "title": "Survive restart", "checks": [
-                    {"source": "repo", "signal": "file_exists", "path": RESTART}]},
+                    {"source": "repo", "signal": "file_exists", "path": restart_path}]},
                 {"id": "retry", "title": "Retry covered", "weight": retry_weight, "checks": [
                     {"source": "repo", "signal": "file_exists", "path": RETRY}]},
             ]},
@@ -229,6 +230,42 @@ def test_a_change_of_weights_moves_the_figure_but_is_not_a_regression(tmp_path: 
     third = record_all(store, after, T2)["svc"]
     assert {(a.subject, a.state, a.baseline, a.value) for a in third.alerts} == {
         ("pillar:durability", "firing", 25.0, 0.0), ("overall", "firing", 25.0, 0.0)}
+
+
+def test_a_firing_alert_is_rebased_when_the_rules_change_and_then_resolves(tmp_path: Path, repo: GitRepo, store: Store):
+    before = load(tmp_path, [project_body(repo)], name="before.yaml")
+    record_all(store, before, T0)  # 100%
+    repo.remove(RESTART)
+    repo.commit("drop the restart test", when=T0 + timedelta(minutes=30))
+    fired = record_all(store, before, T1)["svc"]
+    assert {(a.subject, a.state, a.baseline, a.value) for a in fired.alerts} == {
+        ("pillar:durability", "firing", 100.0, 50.0), ("overall", "firing", 100.0, 50.0)}
+
+    # The rule now asks for a file that never existed: under it, the baseline's own evidence scores 50%, as today.
+    after = load(tmp_path, [project_body(repo, restart_path="tests/test_restart_v2.py")], name="after.yaml")
+    assert after.projects[0].rules_hash() != before.projects[0].rules_hash()
+    rebased = record_all(store, after, T2)["svc"]
+    assert rebased.snapshot.overall == 50.0
+    assert store.open_alerts("svc") == []
+    assert sorted((m.subject, m.event) for m in rebased.messages) == [("overall", "resolved"), ("pillar:durability", "resolved")]
+    # Nothing is left firing, so nothing is reminded later either.
+    later = record_all(store, after, T2 + timedelta(days=2))["svc"]
+    assert later.messages == [] and store.open_alerts("svc") == []
+
+
+def test_a_firing_alert_keeps_firing_from_its_rescored_baseline(tmp_path: Path, repo: GitRepo, store: Store):
+    before = load(tmp_path, [project_body(repo)], name="before.yaml")
+    record_all(store, before, T0)
+    repo.remove(RESTART)
+    repo.commit("drop the restart test", when=T0 + timedelta(minutes=30))
+    record_all(store, before, T1)  # 100% -> 50%
+    after = load(tmp_path, [project_body(repo, retry_weight=3)], name="after.yaml")
+    third = record_all(store, after, T2)["svc"]
+    assert third.messages == []
+    # Under the new weights the baseline's evidence is still 100%, today's 75%.
+    assert {(a.subject, a.state, a.baseline, a.value) for a in store.open_alerts("svc")} == {
+        ("pillar:durability", "firing", 100.0, 75.0), ("overall", "firing", 100.0, 75.0)}
+    assert {a.baseline_rules_hash for a in store.open_alerts("svc")} == {after.projects[0].rules_hash()}
 
 
 # --- one transaction ---------------------------------------------------------------------------

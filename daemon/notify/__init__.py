@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ._common import SendResult
 from .channels import AppriseChannel, Channel, EmailChannel, LogChannel, Route, SlackChannel, WebhookChannel, route
-from .sender import DeliveryReport, deliver_due, notify
+from .sender import DeliveryReport, SendControl, deliver_due, notify
 
 __all__ = [
     "AppriseChannel",
@@ -19,6 +19,7 @@ __all__ = [
     "EmailChannel",
     "LogChannel",
     "Route",
+    "SendControl",
     "SendResult",
     "SlackChannel",
     "WebhookChannel",

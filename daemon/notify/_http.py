@@ -29,11 +29,12 @@ def post(
     timeout: float,
     now: datetime,
     secrets: Iterable[str | None] = (),
+    secret_url: bool = False,
 ) -> SendResult:
-    """POST ``body`` to ``url``; never raises for a delivery fault."""
-    hidden = [*url_secrets(url), *(s for s in secrets if s)]
+    """POST ``body`` to ``url``; never raises for a delivery fault. ``secret_url``: the URL's path is a credential."""
+    hidden = [*url_secrets(url, secret_path=secret_url), *(s for s in secrets if s)]
     hide_in_logs(hidden)
-    where = redact_url(url)
+    where = redact_url(url, secret_path=secret_url)
     try:
         response = httpx.post(
             url,
@@ -59,6 +60,11 @@ def _tls() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+def permanence(status: int) -> tuple[bool, bool]:
+    """``(retryable, disable)`` for a failed HTTP status, the same for every channel that speaks HTTP."""
+    return status in _RETRYABLE_4XX or status >= 500, status == 410
+
+
 def classify(response: httpx.Response, *, where: str, now: datetime, secrets: Iterable[str | None] = ()) -> SendResult:
     """The result an HTTP answer stands for."""
     status = response.status_code
@@ -66,11 +72,12 @@ def classify(response: httpx.Response, *, where: str, now: datetime, secrets: It
         return SendResult(ok=True, retryable=False, status_code=status)
     snippet = scrub(one_line(response.text, 200), secrets) if response.content else ""
     error = f"{where}: HTTP {status}" + (f": {snippet}" if snippet else "")
+    retryable, disable = permanence(status)
     return SendResult(
         ok=False,
-        retryable=status in _RETRYABLE_4XX or status >= 500,
+        retryable=retryable,
         error=error,
         status_code=status,
         retry_after=retry_after(response.headers.get("Retry-After"), now=now),
-        disable=status == 410,
+        disable=disable,
     )

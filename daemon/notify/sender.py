@@ -11,12 +11,24 @@ and only after the send stage has run, so a crash mid-send leaves the item
 pending and it is sent again: at least once, never lost. The retry loop is the
 outbox itself: a failed item gets a later ``next_attempt_at`` and the next call
 of :func:`deliver_due`, in this process or after a restart, picks it up.
+
+Channels are independent: each channel's items pass ``due`` to ``send`` in
+order on a worker thread of their own (a few at once), so a receiver that
+hangs until its timeout delays only its own channel; ``retry`` and ``record``
+run on the caller's thread as the results come in. A :class:`SendControl`
+bounds a round in time (shutdown) and remembers what is still being sent.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import math
+import queue
 import random
+import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -26,7 +38,7 @@ from typing import Literal
 from ..alerts import AlertMessage, OutboxItem
 from ..store import Store
 from . import apprise, email, logchannel, slack, webhook
-from ._common import SendResult, one_line
+from ._common import SecretMissing, SendResult, one_line, read_secret
 from .channels import AppriseChannel, Channel, EmailChannel, LogChannel, SlackChannel, WebhookChannel
 
 logger = logging.getLogger("pillarwatch.notify")
@@ -157,7 +169,9 @@ def record(attempt: Attempt, run: Run) -> Attempt:
     with run.store.transaction():
         if result is not None and result.disable:
             reason = attempt.error or "the receiver answered 410 Gone"
-            run.store.disable_channel(item.channel, reason=reason, at=run.now)
+            channel = run.channels.get(item.channel)
+            run.store.disable_channel(item.channel, reason=reason, at=run.now,
+                                      config_hash=config_hash(channel) if channel is not None else None)
             run.disabled[item.channel] = reason
         run.store.record_attempt(
             item.id, at=run.now, outcome=attempt.outcome, status_code=status,
@@ -170,9 +184,32 @@ def record(attempt: Attempt, run: Run) -> Attempt:
 
 
 STAGES: tuple[Stage, ...] = (due, check_dead, check_disabled, send, retry, record)
+_ON_WORKER, _ON_CALLER = STAGES[:4], STAGES[4:]  # up to the send per channel; the outcome and its record here
 
 
 # --- the loop --------------------------------------------------------------------------
+
+
+# Channels served at once in one round: a hanging receiver holds up only its own channel.
+MAX_PARALLEL_CHANNELS = 4
+
+
+@dataclass
+class SendControl:
+    """Shared by the rounds of one process: when to stop waiting, and what is still being sent.
+
+    ``deadline`` (``time.monotonic()``) may be set from another thread, as at
+    shutdown: a round then starts no new send and returns by it. A send still
+    running then is abandoned, its item stays pending and in ``in_flight``, so
+    no later round of this process sends it again; the next start does.
+    """
+
+    deadline: float = math.inf
+    in_flight: set[int] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
 
 
 def deliver_due(
@@ -185,22 +222,109 @@ def deliver_due(
     retry_initial: timedelta = timedelta(seconds=BACKOFF_BASE),
     retry_max: timedelta = timedelta(seconds=BACKOFF_CAP),
     limit: int = 50,
+    control: SendControl | None = None,
 ) -> DeliveryReport:
-    """Pass every due outbox item (at most ``limit``) through the stages once."""
+    """Pass every due outbox item (at most ``limit``) through the stages once.
+
+    Each channel's items go in order on a worker of their own (at most
+    :data:`MAX_PARALLEL_CHANNELS` at once), through the stages up to ``send``;
+    ``retry`` and ``record`` run here, on the caller's thread, which alone
+    uses ``store``.
+    """
     if now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
+    control = control or SendControl()
     run = Run(
-        store, channels, now, rng or random.Random(), dead_after, dict(store.disabled_channels()),
+        store, channels, now, rng or random.Random(), dead_after, reenable_changed(store, channels),
         retry_initial=retry_initial.total_seconds(), retry_max=retry_max.total_seconds(),
     )
+    with control.lock:
+        items = [i for i in store.due_outbox(now, limit=limit) if i.id not in control.in_flight]
+    by_channel: dict[str, list[OutboxItem]] = {}
+    for item in items:
+        by_channel.setdefault(item.channel, []).append(item)
+    todo: queue.SimpleQueue[list[OutboxItem]] = queue.SimpleQueue()
+    for group in by_channel.values():
+        todo.put(group)
+    done: queue.SimpleQueue[Attempt | None] = queue.SimpleQueue()  # None: a worker has finished
+
+    def worker() -> None:
+        while control.remaining() > 0:
+            try:
+                group = todo.get_nowait()
+            except queue.Empty:
+                break
+            for item in group:
+                if control.remaining() <= 0:
+                    break
+                with control.lock:
+                    control.in_flight.add(item.id)  # type: ignore[arg-type]
+                attempt = Attempt(item)
+                for stage in _ON_WORKER:
+                    attempt = stage(attempt, run)
+                if attempt.result is not None and attempt.result.disable:
+                    run.disabled.setdefault(item.channel, attempt.result.error or "HTTP 410")  # later items: not sent
+                done.put(attempt)
+        done.put(None)
+
+    # Daemon threads: one blocked on a receiver never holds up the process's exit.
+    workers = [threading.Thread(target=worker, name=f"pillarwatch-send-{n}", daemon=True)
+               for n in range(min(MAX_PARALLEL_CHANNELS, len(by_channel)))]
+    for thread in workers:
+        thread.start()
     counts = dict.fromkeys(("delivered", "retry", "dead", "disabled"), 0)
-    for item in store.due_outbox(now, limit=limit):
-        attempt = Attempt(item)
-        for stage in STAGES:
+    finished = 0
+    while finished < len(workers):
+        wait = control.remaining()
+        if wait <= 0:
+            logger.warning("delivery round cut at its deadline; %d item(s) still being sent stay pending",
+                           len(control.in_flight))
+            break
+        try:
+            attempt = done.get(timeout=min(wait, 1.0))
+        except queue.Empty:
+            continue
+        if attempt is None:
+            finished += 1
+            continue
+        for stage in _ON_CALLER:
             attempt = stage(attempt, run)
+        with control.lock:
+            control.in_flight.discard(attempt.item.id)  # type: ignore[arg-type]
         if attempt.outcome is not None:
             counts[attempt.outcome] += 1
     return DeliveryReport(**counts)
+
+
+def config_hash(channel: Channel) -> str:
+    """A digest of what a channel sends to: its configuration, and the URL a secret names.
+
+    A 410 refuses one configuration; once the channel points elsewhere (a new
+    URL in the file or in the environment variable it names) it deserves a try.
+    Only the digest is stored, never a secret.
+    """
+    identity = channel.model_dump(mode="json")
+    names = {k: identity[k] for k in ("url_env", "url_file") if identity.get(k)}
+    if names:
+        try:
+            identity["url"] = read_secret(env=identity.get("url_env"), file=identity.get("url_file"), what="channel URL")
+        except SecretMissing:
+            pass  # unreadable now: the names alone identify it
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def reenable_changed(store: Store, channels: Mapping[str, Channel]) -> dict[str, str]:
+    """Switch back on each disabled channel whose configuration changed; the rest stay off (id -> why)."""
+    disabled: dict[str, str] = {}
+    for row in store.disabled_channel_states():
+        channel = channels.get(row["channel"])
+        # A row from before hashes were kept (None) cannot tell: give the channel its one more try.
+        if channel is not None and row["config_hash"] != config_hash(channel):
+            store.enable_channel(row["channel"])
+            logger.info("channel %s enabled again: its configuration changed since it was disabled", row["channel"])
+        else:
+            disabled[row["channel"]] = row["reason"]
+    return disabled
 
 
 def backoff(attempts: int, rng: random.Random, *, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:

@@ -25,7 +25,7 @@ def send(channel: SlackChannel, message: AlertMessage, *, idempotency_key: str, 
         return failed(f"slack {channel.id}: {exc}")
     body = json.dumps(payload(message), ensure_ascii=False).encode()
     headers = {"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": idempotency_key}
-    return post(url, body, headers, timeout=channel.timeout_seconds, now=now)
+    return post(url, body, headers, timeout=channel.timeout_seconds, now=now, secret_url=True)
 
 
 def payload(message: AlertMessage) -> dict[str, Any]:

@@ -157,15 +157,26 @@ class AlertQueries:
     def attempts(self, item_id: int) -> list[dict[str, Any]]:
         return list(self.db.query("SELECT * FROM delivery_attempts WHERE outbox_id = ? ORDER BY rowid", [item_id]))
 
-    def disable_channel(self, channel: str, *, reason: str, at: datetime) -> None:
+    def disable_channel(self, channel: str, *, reason: str, at: datetime, config_hash: str | None = None) -> None:
+        """Switch a channel off; ``config_hash`` identifies the configuration that was refused."""
         with self.db.atomic():
             self.db.execute(
-                "INSERT OR REPLACE INTO channel_state (channel, disabled_at, reason) VALUES (?, ?, ?)", [channel, rfc3339(at), reason]
+                "INSERT OR REPLACE INTO channel_state (channel, disabled_at, reason, config_hash) VALUES (?, ?, ?, ?)",
+                [channel, rfc3339(at), reason, config_hash],
             )
+
+    def enable_channel(self, channel: str) -> bool:
+        """Switch a channel back on; False when it was not disabled."""
+        with self.db.atomic():
+            return self.db.execute("DELETE FROM channel_state WHERE channel = ?", [channel]).rowcount > 0
 
     def disabled_channels(self) -> dict[str, str]:
         """Channel id -> why it was switched off (an HTTP 410, say)."""
         return {row["channel"]: row["reason"] for row in self.db.query("SELECT channel, reason FROM channel_state")}
+
+    def disabled_channel_states(self) -> list[dict[str, Any]]:
+        """Each disabled channel: ``channel``, ``disabled_at``, ``reason`` and ``config_hash``."""
+        return list(self.db.query("SELECT channel, disabled_at, reason, config_hash FROM channel_state ORDER BY channel"))
 
     def _item(self, row: dict[str, Any]) -> OutboxItem:
         return OutboxItem.model_validate(

@@ -95,11 +95,13 @@ class RetentionQueries:
 
     def protected_snapshots(self, project: str) -> set[int]:
         """Snapshots that must stay: the latest, those open (pending or firing)
-        alerts refer to, and those undelivered alert messages link to."""
+        alerts refer to (their baselines too, re-scored on a change of rules),
+        and those undelivered alert messages link to."""
         rows = self.db.execute(
             """
             SELECT id FROM (SELECT id FROM snapshots WHERE project = :p ORDER BY taken_at DESC, id DESC LIMIT 1)
             UNION SELECT json_extract(body, '$.snapshot_id') FROM alerts WHERE project = :p AND state IN ('pending', 'firing')
+            UNION SELECT json_extract(body, '$.baseline_snapshot_id') FROM alerts WHERE project = :p AND state IN ('pending', 'firing')
             UNION SELECT json_extract(message, '$.snapshot_id') FROM outbox
                   WHERE state = 'pending' AND json_extract(message, '$.project') = :p
             """,

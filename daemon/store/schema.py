@@ -177,5 +177,10 @@ def _migration_4(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3, _migration_4]
+def _migration_5(db: sqlite_utils.Database) -> None:
+    """The hash of a disabled channel's configuration, so a changed channel is switched back on."""
+    db.executescript("ALTER TABLE channel_state ADD COLUMN config_hash TEXT;")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migration_1, _migration_2, _migration_3, _migration_4, _migration_5]
 SCHEMA_VERSION = len(MIGRATIONS)
