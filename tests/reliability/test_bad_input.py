@@ -217,16 +217,18 @@ CLI = [
           process=(name == "binary" and command == "verify-doc"))
       for command in ("verify-doc", "import")
       for name, body, message in [
-          ("binary", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "pillarwatch: error: doc: binary file, not a progress document"),
-          ("not-utf8", LATIN_1, f"pillarwatch: error: doc: not UTF-8 text (byte {LATIN_1.index(0xE9)})"),
-          ("empty", b"", "pillarwatch: error: doc: no pillars found: expected pillar headings followed by 'criterion: score' lines (scores 0-1)"),
+          ("binary", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "pillarwatch: error: document is a binary file: doc"),
+          ("not-utf8", LATIN_1, f"pillarwatch: error: document is not UTF-8 text: doc (byte {LATIN_1.index(0xE9)})"),
+          ("empty", b"", "pillarwatch: error: doc: no pillars found: not a progress snapshot; no pillar heading has both 'criterion: score' lines "
+           "(scores 0-1) and a claimed figure ('Pillar completion: 70%')"),
           ("no-pillars", b"# Notes\n\nNothing measured here.\n",
-           "pillarwatch: error: doc: no pillars found: expected pillar headings followed by 'criterion: score' lines (scores 0-1)"),
-          ("missing", None, "pillarwatch: error: doc: cannot read: No such file or directory"),
+           "pillarwatch: error: doc: no pillars found: not a progress snapshot; no pillar heading has both 'criterion: score' lines "
+           "(scores 0-1) and a claimed figure ('Pillar completion: 70%')"),
+          ("missing", None, "pillarwatch: error: document not found: doc"),
       ]],
     Row("import-undated", ("import", *BAD, "doc"), "pillarwatch: error: doc: no 'Date:' line and not in a git repository: "
         "cannot tell when it was written", GOOD, PROGRESS.encode()),
-    Row("verify-doc-a-folder", ("verify-doc", "repo"), "pillarwatch: error: repo: cannot read: Is a directory"),
+    Row("verify-doc-a-folder", ("verify-doc", "repo"), "pillarwatch: error: document is not a regular file: repo"),
     # parameters
     Row("history-bad-date", ("history", *BAD, "--since", "last tuesday"),
         "pillarwatch: error: --since 'last tuesday': use a date (2026-11-01), a time (2026-11-01T08:00Z) or a duration back from now (7d)",
@@ -373,13 +375,13 @@ def test_an_xml_bomb_in_a_collection_is_evidence_not_a_crash(
 
 API = [
     ("history-since-not-a-date", "/api/v1/projects/svc/history", {"since": "last tuesday"}, 422,
-     "query.since: Input should be a valid datetime or date, invalid character in year"),
+     "since 'last tuesday': use a date (2026-11-01), a time (2026-11-01T08:00Z) or a duration back from now (7d)"),
     ("history-until-month-13", "/api/v1/projects/svc/history", {"until": "2026-13-45"}, 422,
-     "query.until: Input should be a valid datetime or date, month value is outside expected range of 1-12"),
+     "until '2026-13-45': use a date (2026-11-01), a time (2026-11-01T08:00Z) or a duration back from now (7d)"),
     ("history-since-after-until", "/api/v1/projects/svc/history", {"since": "2026-11-04", "until": "2026-11-02"}, 422,
      "since (2026-11-04T00:00:00Z) is after until (2026-11-02T00:00:00Z)"),
     ("history-since-out-of-range", "/api/v1/projects/svc/history", {"since": "0001-01-01T00:00:00+14:00"}, 422,
-     "since 0001-01-01T00:00:00+14:00 is out of range"),
+     "since '0001-01-01T00:00:00+14:00' is out of range"),
     ("history-negative-limit", "/api/v1/projects/svc/history", {"limit": "-1"}, 422,
      "query.limit: Input should be greater than or equal to 1"),
     ("history-limit-not-an-integer", "/api/v1/projects/svc/history", {"limit": "1e3"}, 422,

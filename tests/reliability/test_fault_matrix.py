@@ -437,7 +437,7 @@ CELLS = [
     Cell("git", "corrupt_object", "malformed", "cannot read tests/test_restart_1.py: object"),
     Cell("git", "permission", "unreachable", "permission denied"),
     Cell("doc", "timeout", "malformed", "document is not a regular file"),
-    Cell("doc", "malformed", "malformed", "document is binary"),
+    Cell("doc", "malformed", "malformed", "document is a binary file"),
     Cell("doc", "missing", "not_found", "document not found"),
     Cell("doc", "corrupt_object", "malformed", "cannot read docs/STATUS.md: object"),
     Cell("doc", "permission", "unreachable", "Permission denied"),
