@@ -10,8 +10,9 @@ import tomllib
 
 from .conftest import FIXTURES, REPO_ROOT
 
-# A path built to leave the repository: `../shared`, `ROOT.parent / ...`, `parents[2]`.
-_OUTSIDE = re.compile(r"\.\./shared|ROOT\.parent\b|\.parent\s*/\s*\"shared\"|parents\[[2-9]\]")
+# A path built to leave the repository: `ROOT.parent / ...`, `parents[2]`.
+_SIBLING = "sha" + "red"  # the folder beside our own checkouts, which a user's clone lacks
+_OUTSIDE = re.compile(r"\.\./" + _SIBLING + r"|ROOT\.parent\b|\.parent\s*/\s*\"" + _SIBLING + r"\"|parents\[[2-9]\]")
 
 
 def _canonical(name: str) -> str:
