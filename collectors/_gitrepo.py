@@ -17,6 +17,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
@@ -198,6 +199,18 @@ def _mirror(source: GitSource, cache_dir: Path, *, sync: bool, timeout: float) -
     return dest
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """When a collection must be done (monotonic clock), and the limit that set it, named in a timeout."""
+
+    at: float
+    seconds: float
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        return cls(time.monotonic() + seconds, seconds)
+
+
 class _Repo:
     """An opened repository and what every git call on it needs.
 
@@ -205,12 +218,12 @@ class _Repo:
     ``timeout_seconds`` bounds the whole collection, not each command.
     """
 
-    def __init__(self, source: GitSource, cache_dir: Path, *, sync: bool, deadline: float | None = None):
+    def __init__(self, source: GitSource, cache_dir: Path, *, sync: bool, deadline: Deadline | None = None):
         problem = _url_problem(source.url) if source.url else None
         if problem:  # the model checks too, but model_construct skips validation
             raise SourceFault("unsafe", problem)
-        self.source, self.where, self.timeout = source, _where(source), source.timeout_seconds
-        self.deadline = time.monotonic() + source.timeout_seconds if deadline is None else deadline
+        self.deadline = Deadline.after(source.timeout_seconds) if deadline is None else deadline
+        self.source, self.where, self.timeout = source, _where(source), self.deadline.seconds
         path = _mirror(source, cache_dir, sync=sync, timeout=self.remaining()) if source.url else Path(str(source.path))
         if not path.exists():
             raise SourceFault("not_found", f"repository not found: {path}")
@@ -248,7 +261,7 @@ class _Repo:
 
     def remaining(self) -> float:
         """Seconds left before the deadline; past it, the collection fails with a timeout."""
-        left = self.deadline - time.monotonic()
+        left = self.deadline.at - time.monotonic()
         if left <= 0:
             raise SourceFault("timeout", f"{self.where}: timed out after {self.timeout:g}s", retryable=True)
         return left

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Callable, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from wcmatch import glob
 
-from collectors._gitrepo import _FAULTS, _Entry, _fault, _Repo, _repo_path, _url_problem, _where
+from collectors._gitrepo import _FAULTS, Deadline, _Entry, _fault, _Repo, _repo_path, _url_problem, _where
 from collectors.evidence import (
     CollectResult,
     Evidence,
@@ -363,19 +363,38 @@ def _known(previous: CollectResult | None, source: GitSource, sha: str) -> dict[
     return {e.key: e for e in previous.evidence if e.error is None and e.provenance.commit == sha and e.source == source.id}
 
 
+def _open_at(source: GitSource, cache_dir: Path, commit: str | None,
+             deadline: Deadline | None) -> tuple[_Repo, str, int]:
+    """The opened repository and (SHA, commit time) of `commit` (default: the branch tip)."""
+    repo = _Repo(source, cache_dir, sync=commit is None, deadline=deadline)
+    try:
+        if commit is not None and source.url:
+            try:  # a commit the mirror has not seen yet: fetch once
+                repo.resolve(commit, "commit")
+            except SourceFault:
+                repo.close()
+                repo = _Repo(source, cache_dir, sync=True, deadline=repo.deadline)  # one deadline for the read
+        return (repo, *repo.resolve(commit or source.branch, "commit" if commit else "branch"))
+    except BaseException:
+        repo.close()
+        raise
+
+
 def read_text(
     source: GitSource, path: str, *, cache_dir: Path, commit: str | None = None, max_bytes: int | None = None,
-    strict: bool = False,
+    strict: bool = False, deadline: Deadline | None = None,
 ) -> tuple[str, str]:
     """(text, commit SHA) of the file `path` at `commit` (default: the branch tip).
 
     Bytes that are not UTF-8 become U+FFFD, or with `strict` fail the read
-    (malformed), as documents read from disk do.
+    (malformed), as documents read from disk do. `deadline` (default: the git
+    source's ``timeout_seconds`` from now) bounds the read; a caller reading many
+    files passes one deadline to all of them.
 
     A URL source is fetched unless `commit` is already in its mirror. Raises
     SourceFault (not_found, malformed, unsafe, unreachable, timeout).
     """
-    data, sha = read_bytes(source, path, cache_dir=cache_dir, commit=commit, max_bytes=max_bytes)
+    data, sha = read_bytes(source, path, cache_dir=cache_dir, commit=commit, max_bytes=max_bytes, deadline=deadline)
     where, name = f"{_where(source)} at {sha[:12]}", _repo_path(path)
     if b"\0" in data[:_BINARY_PROBE]:
         raise SourceFault("malformed", f"{where}: {name} is a binary file")
@@ -386,7 +405,8 @@ def read_text(
 
 
 def read_bytes(
-    source: GitSource, path: str, *, cache_dir: Path, commit: str | None = None, max_bytes: int | None = None
+    source: GitSource, path: str, *, cache_dir: Path, commit: str | None = None, max_bytes: int | None = None,
+    deadline: Deadline | None = None,
 ) -> tuple[bytes, str]:
     """(content, commit SHA) of the file `path` at `commit`, as stored: for formats that name their
     own encoding (XML's byte order mark and declaration), which a text reader would mistake for binary.
@@ -399,15 +419,8 @@ def read_bytes(
     except ValueError as exc:
         raise SourceFault("unsafe", f"{_where(source)}: {exc}") from None
     try:
-        repo = _Repo(source, cache_dir, sync=commit is None)
+        repo, sha, _ = _open_at(source, cache_dir, commit, deadline)
         try:
-            if commit is not None and source.url:
-                try:  # a commit the mirror has not seen yet: fetch once
-                    repo.resolve(commit, "commit")
-                except SourceFault:
-                    repo.close()
-                    repo = _Repo(source, cache_dir, sync=True, deadline=repo.deadline)  # one deadline for the read
-            sha, _ = repo.resolve(commit or source.branch, "commit" if commit else "branch")
             where = f"{repo.where} at {sha[:12]}"
 
             def lookup(candidate: str) -> _Entry | None:
@@ -430,7 +443,7 @@ def read_bytes(
 
 
 def list_files(
-    source: GitSource, pattern: str, *, cache_dir: Path, commit: str | None = None
+    source: GitSource, pattern: str, *, cache_dir: Path, commit: str | None = None, deadline: Deadline | None = None,
 ) -> tuple[list[str], str]:
     """(sorted paths matching the glob `pattern`, commit SHA) at `commit` (default: the branch tip).
 
@@ -438,15 +451,8 @@ def list_files(
     could not read them. Raises SourceFault like `read_text`.
     """
     try:
-        repo = _Repo(source, cache_dir, sync=commit is None)
+        repo, sha, committed = _open_at(source, cache_dir, commit, deadline)
         try:
-            if commit is not None and source.url:
-                try:  # a commit the mirror has not seen yet: fetch once
-                    repo.resolve(commit, "commit")
-                except SourceFault:
-                    repo.close()
-                    repo = _Repo(source, cache_dir, sync=True, deadline=repo.deadline)  # one deadline for the read
-            sha, committed = repo.resolve(commit or source.branch, "commit" if commit else "branch")
             reader = _Reader(repo, sha, committed, datetime.now(timezone.utc))
             files = reader._tree[0]
             return [path for path in reader._glob(pattern) if files[path].mode != _LINK_MODE], sha

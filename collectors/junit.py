@@ -195,9 +195,11 @@ def _read_capped(file: Path, limit: int) -> bytes:
 
 
 def _from_git(source: JUnitSource, repo: GitSource, commit: str | None, cache_dir: Path) -> _Report:
-    from collectors.git import list_files, read_bytes  # lazily: this module loads without git support
+    from collectors.git import Deadline, list_files, read_bytes  # lazily: this module loads without git support
 
-    names, sha = list_files(repo, str(source.glob), cache_dir=cache_dir, commit=commit)
+    # One deadline for the listing and every read: timeout_seconds bounds the whole collection.
+    deadline = Deadline.after(source.timeout_seconds)
+    names, sha = list_files(repo, str(source.glob), cache_dir=cache_dir, commit=commit, deadline=deadline)
     if not names:
         raise SourceFault("not_found", f"no files match {source.glob!r} in git source {repo.id!r} at {sha[:12]}")
     cases: list[_Case] = []
@@ -205,7 +207,7 @@ def _from_git(source: JUnitSource, repo: GitSource, commit: str | None, cache_di
         # Bytes, as from a folder: the XML parser decides the encoding by the byte order mark and the
         # declaration, so a UTF-16 report (NUL bytes throughout) is no "binary file". read_bytes names
         # the file in its own faults (too large, missing, ...).
-        data, _ = read_bytes(repo, name, cache_dir=cache_dir, commit=sha, max_bytes=source.max_bytes)
+        data, _ = read_bytes(repo, name, cache_dir=cache_dir, commit=sha, max_bytes=source.max_bytes, deadline=deadline)
         cases += _parse(data, f"{name} at {sha[:12]}")
     return _Report(cases, len(names), Provenance(path=path_text(names[0]), commit=sha), sha)
 

@@ -113,3 +113,23 @@ def test_timeout_seconds_bounds_the_whole_collection_not_each_git_command(long_h
     # One walk alone answers: the limit is not simply too small for this repository.
     alone = collect(source, requests[:1], now=NOW, cache_dir=tmp_path / "cache")
     assert alone.error is None and alone.evidence[0].value["days"] is None
+
+
+def test_timeout_seconds_bounds_a_junit_source_read_through_git(tmp_path: Path):
+    # Hundreds of small reports: each read well within the limit, together far beyond it.
+    from collectors.junit import JUnitSource, collect as collect_junit
+
+    repo = GitRepo(tmp_path / "reports")
+    for i in range(400):
+        repo.write(f"reports/r{i}.xml", f'<testsuite name="s{i}"><testcase name="t{i}"/></testsuite>\n')
+    repo.commit("reports", when=NOW)
+    git = GitSource(id="code", path=str(repo.path), branch="main", timeout_seconds=60)
+    request = [EvidenceRequest(signal="tests", params={})]
+    junit = JUnitSource(id="ci", git="code", glob="reports/*.xml", timeout_seconds=0.5)
+    result = collect_junit(junit, request, now=NOW, cache_dir=tmp_path / "cache", repo=git)
+    assert result.error is not None and result.error.kind == "timeout", result.error
+    assert result.error.retryable and "0.5s" in result.error.message
+    # A few reports alone are read: the limit is not simply too small for this repository.
+    few = collect_junit(junit.model_copy(update={"glob": "reports/r1.xml"}), request, now=NOW,
+                        cache_dir=tmp_path / "cache", repo=git)
+    assert few.error is None and few.evidence[0].value["tests"] == 1
