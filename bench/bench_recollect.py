@@ -20,8 +20,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from collectors.evidence import CollectResult
-from daemon.config import Config, load_config
-from daemon.runner import collect_sources
+from daemon.config.model import Config, load_config
+from daemon.run.collect import collect_sources
 
 from ._support import NOW, BenchResult, Context, Row, alternate, median, map_parallel, project_dict, timed, write_config
 

@@ -1,4 +1,4 @@
-"""Scoring 10,000 criteria: :func:`daemon.scoring.score_project` alone, no I/O.
+"""Scoring 10,000 criteria: :func:`daemon.scoring.score.score_project` alone, no I/O.
 
 One project of 100 pillars x 100 criteria, one check each, over a mix of
 signals and transforms, scored against evidence for every check and against
@@ -15,9 +15,9 @@ from datetime import timedelta
 from typing import Any
 
 from collectors.evidence import CollectResult, Evidence, Provenance
-from daemon.arithmetic import weighted_mean
-from daemon.config import Config
-from daemon.scoring import score_project
+from daemon.scoring.arithmetic import weighted_mean
+from daemon.config.model import Config
+from daemon.scoring.score import score_project
 
 from ._support import NOW, BenchResult, Context, Row, hot_spots, interleaved, median, timed
 from .report import fmt

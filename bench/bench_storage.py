@@ -1,7 +1,7 @@
 """Bytes per stored snapshot, unchanged and changed: the growth of the database file.
 
 One project (one git source, the ten signals) is recorded over and over the
-way a collection records it (:func:`daemon.record.record` after saving the
+way a collection records it (:func:`daemon.run.record.record` after saving the
 source's result). *Unchanged*: the same evidence every time, fifteen minutes
 apart: a cheap repeat. *Changed*: every time a new commit (so every fact's
 provenance changes) and one changed value. The file is measured after a
@@ -18,9 +18,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from collectors.evidence import CollectResult
-from daemon.config import Config, load_config
-from daemon.record import record
-from daemon.runner import collect_sources
+from daemon.config.model import Config, load_config
+from daemon.run.record import record
+from daemon.run.collect import collect_sources
 from daemon.store import Store
 
 from ._support import NOW, BenchResult, Context, Row, changed_result, median, project_dict, write_config

@@ -7,7 +7,7 @@
 
 Everything runs on this machine: a real Redis (Debian's ``redis-server`` on a
 free port of 127.0.0.1), real ``pillarwatch worker`` processes (one process
-each, ``--concurrency 1``) and the daemon's own :class:`daemon.executor.CeleryExecutor`
+each, ``--concurrency 1``) and the daemon's own :class:`daemon.run.executor.CeleryExecutor`
 sending the jobs from 16 threads (the daemon's ``concurrency``), as its
 collect jobs do.
 
@@ -22,7 +22,7 @@ collect jobs do.
    first time, 304 afterwards). No network latency: these are the CPU costs
    a worker pays; SCALING.md adds assumed latencies.
 3. *SQLite*: what the daemon writes per collection (the run, the source's
-   result) and per snapshot (:func:`daemon.record.record`), changed
+   result) and per snapshot (:func:`daemon.run.record.record`), changed
    snapshots, in the daemon's own store.
 
 bench/run.py runs it as ``workers``; a full run also rewrites docs/SCALING.md
@@ -55,9 +55,9 @@ if __package__ in (None, ""):  # `python bench/bench_workers.py`
 import yaml
 
 from collectors.evidence import CollectResult, EvidenceRequest
-from daemon.config import CelerySettings, load_config
-from daemon.executor import CeleryExecutor, CollectJob, SourceJob
-from daemon.record import record
+from daemon.config.model import CelerySettings, load_config
+from daemon.run.executor import CeleryExecutor, CollectJob, SourceJob
+from daemon.run.record import record
 from daemon.store import Store
 
 from ._support import NOW, ROOT, SIGNALS, BenchResult, Context, Row, changed_result, machine, project_dict, rss_kib, write_config
@@ -373,7 +373,7 @@ def kinds(folder: Path, redis_server: Redis, api: ApiServer, ctx: Context, size:
 
 def sqlite_writes(folder: Path, ctx: Context, size: dict[str, int], say: Any) -> dict[str, Any]:
     """What the daemon writes per collection and per snapshot, in its own store (changed snapshots)."""
-    from daemon.runner import collect_sources
+    from daemon.run.collect import collect_sources
 
     work = folder / "sqlite"
     work.mkdir()

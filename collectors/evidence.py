@@ -42,7 +42,7 @@ def canonical_json(value: Any) -> str:
 
 # Value fields computed from the collection's clock, not read from the source (git: how old a
 # file or HEAD is). They change every second while the state stays the same, so they are left
-# out of a snapshot's identity (see daemon.snapshot.Snapshot.content_hash).
+# out of a snapshot's identity (see daemon.scoring.snapshot.Snapshot.content_hash).
 CLOCK_FIELDS: dict[str, frozenset[str]] = {"file_age": frozenset({"days"}), "head": frozenset({"age_days"})}
 
 

@@ -6,7 +6,7 @@ from types import ModuleType
 
 from pydantic import BaseModel
 
-from . import command, docs, git, github, gitlab, junit, probe
+from collectors import command, docs, git, github, gitlab, junit, probe
 
 # kind -> (source model, collector module)
 KINDS: dict[str, tuple[type[BaseModel], ModuleType]] = {

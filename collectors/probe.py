@@ -34,7 +34,7 @@ from collectors.evidence import (
     failed,
 )
 
-from ._http import ssl_context
+from collectors._http import ssl_context
 
 __all__ = ["SIGNALS", "Fetched", "HttpSource", "JsonValue", "Latency", "Status", "collect", "fetch", "http_url",
            "redirect_allowed", "shown_url"]

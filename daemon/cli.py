@@ -24,16 +24,18 @@ from rich.progress import TextColumn
 
 from collectors.evidence import SourceFault
 
-from . import __version__, queries, views
-from .arithmetic import display
-from .config import Config, Project, load_config
-from .errors import ConfigError, InputError, PillarwatchError
-from .progress_doc import parse_progress_document, verify
-from .record import deliver_pending
-from .report import build_report, render_markdown, report_json
-from .runner import Progress, run_projects
-from .snapshot import Snapshot
-from .store import Store
+from daemon import __version__, queries
+
+from daemon import terminal as views
+from daemon.scoring.arithmetic import display
+from daemon.config.model import Config, Project, load_config
+from daemon.errors import ConfigError, InputError, PillarwatchError
+from daemon.run.progress_doc import parse_progress_document, verify
+from daemon.run.record import deliver_pending
+from daemon.web.report import build_report, render_markdown, report_json
+from daemon.run.collect import Progress, run_projects
+from daemon.scoring.snapshot import Snapshot
+from daemon.store import Store
 
 app = typer.Typer(
     name="pillarwatch",
@@ -175,7 +177,7 @@ def report(
     cfg = _config(config)
     snapshot, chosen = _latest(cfg, project)
     if format == "html":
-        from . import dashboard  # Jinja2 is loaded only by the commands that render HTML
+        from daemon.web import dashboard  # Jinja2 is loaded only by the commands that render HTML
 
         with Store.open(cfg.store_path, readonly=True) as store:
             text = dashboard.page(store, cfg, chosen.id, standalone=True)
@@ -273,7 +275,7 @@ def backfill(
     as_json: JsonOption = False,
 ) -> None:
     """Score past commits of the project's git history and store them as backfilled snapshots."""
-    from .backfill import backfill as run_backfill
+    from daemon.run.backfill import backfill as run_backfill
 
     cfg = _config(config)
     reports = []
@@ -304,7 +306,7 @@ def import_documents(
     from collectors import git, git_history
     from collectors.docs import MAX_DOCUMENT_BYTES
 
-    from .importer import import_text
+    from daemon.run.importer import import_text
 
     if bool(from_git) != bool(path):
         raise InputError("--from-git and --path go together")
@@ -364,7 +366,7 @@ def prune(
     as_json: JsonOption = False,
 ) -> None:
     """Thin old snapshots by the `retention:` tiers; never the latest, nor one an open alert refers to."""
-    from .errors import StoreError
+    from daemon.errors import StoreError
 
     cfg = _config(config)
     projects = _projects(cfg, project)
@@ -442,7 +444,7 @@ def run_daemon(
     """Run the scheduler (and the HTTP API) in the foreground until SIGTERM or SIGINT; SIGHUP reloads the configuration."""
     import signal
 
-    from .service import Daemon
+    from daemon.run.service import Daemon
 
     _service_logging(log_level)
     service = Daemon(config, api=not no_api, host=host, port=port, access_log=log_level.lower() == "debug")
@@ -464,8 +466,8 @@ def serve(
     import logging
     import signal
 
-    from .api import api_token
-    from .api_server import ApiServer
+    from daemon.web.api import api_token
+    from daemon.web.server import ApiServer
 
     _service_logging(log_level)
     log = logging.getLogger("pillarwatch.api")
@@ -502,8 +504,8 @@ def worker(
     import os
     import socket
 
-    from .config import load_worker_settings
-    from .tasks import WorkerOptions, celery_app, configure_worker
+    from daemon.config.model import load_worker_settings
+    from daemon.run.tasks import WorkerOptions, celery_app, configure_worker
 
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         raise typer.BadParameter(f"{log_level!r}: use debug, info, warning or error", param_hint="--log-level")

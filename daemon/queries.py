@@ -16,12 +16,12 @@ from pydantic import BaseModel, field_serializer
 from collectors import git_history
 from collectors.git import GitSource
 
-from .alert_content import Blame, criterion_changes, evidence_changes
-from .alerts import CriterionChange, EvidenceChange
-from .config import Config, Project, parse_duration
-from .errors import InputError, NotFound
-from .snapshot import CriterionScore, PillarScore, Snapshot, rfc3339
-from .store import Store
+from daemon.alerting.wording import Blame, criterion_changes, evidence_changes
+from daemon.alerting.rules import CriterionChange, EvidenceChange
+from daemon.config.model import Config, Project, parse_duration
+from daemon.errors import InputError, NotFound
+from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot, rfc3339
+from daemon.store import Store
 
 
 def choose_project(config: Config, project_id: str | None) -> Project:

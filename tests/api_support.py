@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from daemon.api_server import ApiServer
-from daemon.config import ApiSettings, Config
+from daemon.web.server import ApiServer
+from daemon.config.model import ApiSettings, Config
 
 
 def free_port() -> int:

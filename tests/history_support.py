@@ -23,8 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from daemon.config import Config, load_config
-from daemon.runner import run_projects
+from daemon.config.model import Config, load_config
+from daemon.run.collect import run_projects
 from daemon.store import Store
 
 from .conftest import GitRepo

@@ -322,8 +322,8 @@ def test_token_from_a_file(history, tmp_path, caplog):
 
 
 def test_token_file_relative_to_the_config_and_unreadable_token_stops_the_start(tmp_path, history, monkeypatch):
-    from daemon.api_server import ApiServer
-    from daemon.config import load_config
+    from daemon.web.server import ApiServer
+    from daemon.config.model import load_config
     from daemon.errors import ConfigError
 
     text = history.config_path.read_text()
@@ -539,7 +539,7 @@ def test_loopback_without_a_token_refuses_a_foreign_host_header(history, monkeyp
 def test_the_asgi_app_checks_the_host_and_sends_the_headers(history):
     import asyncio
 
-    from daemon.api import create_app
+    from daemon.web.api import create_app
 
     app = create_app(lambda: history.config)
 

@@ -22,7 +22,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from daemon.api import create_app
+from daemon.web.api import create_app
 
 from .api_support import running, with_api
 from .history_support import build_history

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from defusedxml import ElementTree
 
-from daemon.charts import Point, plot, trend_svg
+from daemon.web.charts import Point, plot, trend_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)

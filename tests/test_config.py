@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import load_config, parse_duration
+from daemon.config.model import load_config, parse_duration
 from daemon.errors import ConfigError
 
 from .conftest import REPO_ROOT

@@ -19,11 +19,12 @@ import yaml
 from defusedxml import ElementTree
 
 from collectors.evidence import Evidence, Provenance
-from daemon import badges, dashboard
-from daemon.config import load_config
+from daemon.web import badges
+from daemon.web import dashboard
+from daemon.config.model import load_config
 from daemon.errors import NotFound
-from daemon.runner import run_projects
-from daemon.snapshot import CheckResult, CriterionScore, PillarScore, Snapshot
+from daemon.run.collect import run_projects
+from daemon.scoring.snapshot import CheckResult, CriterionScore, PillarScore, Snapshot
 from daemon.store import Store
 
 from .conftest import REPO_ROOT, GitRepo
@@ -375,8 +376,8 @@ def test_badge_width_follows_the_text_and_text_is_escaped():
 
 def test_every_template_is_packaged():
     pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    patterns = pyproject["tool"]["setuptools"]["package-data"]["daemon"]
-    files = [p.relative_to(REPO_ROOT / "daemon").as_posix() for p in (REPO_ROOT / "daemon" / "templates").rglob("*") if p.is_file()]
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["daemon.web"]
+    files = [p.relative_to(REPO_ROOT / "daemon" / "web").as_posix() for p in (REPO_ROOT / "daemon" / "web" / "templates").rglob("*") if p.is_file()]
     assert files
     unpackaged = [f for f in files if not any(fnmatch.fnmatch(f, pattern) for pattern in patterns)]
     assert not unpackaged, f"add to [tool.setuptools.package-data] in pyproject.toml: {unpackaged}"

@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 from collectors.git import GitSource
-from daemon.config import CelerySettings, DaemonSettings, load_config
+from daemon.config.model import CelerySettings, DaemonSettings, load_config
 
 from .conftest import REPO_ROOT, GitRepo
 
@@ -49,13 +49,13 @@ DOCKERFILE = DEPLOY / "container" / "Dockerfile"
 COMPOSE = DEPLOY / "compose" / "compose.yaml"
 DEPLOY_CONFIG = DEPLOY / "config" / "pillarwatch.yaml"
 HEALTHCHECK = DEPLOY / "container" / "healthcheck.py"
-METRICS_MODULE = REPO_ROOT / "daemon" / "metrics.py"
+METRICS_MODULE = REPO_ROOT / "daemon" / "web" / "metrics.py"
 
 STORE_DIR = "/var/lib/pillarwatch"
 CONFIG_FILE = "/etc/pillarwatch/pillarwatch.yaml"
 SHUTDOWN_GRACE = DaemonSettings().shutdown_grace.total_seconds()
 
-# The families of docs/METRICS.md, used only while daemon/metrics.py does not exist.
+# The families of docs/METRICS.md, used only while daemon/web/metrics.py does not exist.
 FALLBACK_FAMILIES = {
     "pillarwatch_overall_score_percent": "gauge", "pillarwatch_pillar_score_percent": "gauge",
     "pillarwatch_criterion_status": "gauge", "pillarwatch_source_failing": "gauge",
@@ -425,14 +425,14 @@ def test_promtool_parses_every_dashboard_query(tmp_path):
 
 
 def exported_series() -> set[str]:
-    """Series names daemon/metrics.py exports: each family with its type's suffixes."""
+    """Series names daemon/web/metrics.py exports: each family with its type's suffixes."""
     families: dict[str, str] = {}
     if METRICS_MODULE.exists():
         kinds = {"GaugeMetricFamily": "gauge", "CounterMetricFamily": "counter", "HistogramMetricFamily": "histogram"}
         for node in ast.walk(ast.parse(METRICS_MODULE.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) in kinds:
                 name = node.args[0]
-                assert isinstance(name, ast.Constant), "metric names in daemon/metrics.py are literals"
+                assert isinstance(name, ast.Constant), "metric names in daemon/web/metrics.py are literals"
                 families[name.value] = kinds[node.func.id]
     else:
         families = FALLBACK_FAMILIES

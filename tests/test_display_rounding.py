@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from daemon.config import load_config
-from daemon.runner import run_projects
+from daemon.config.model import load_config
+from daemon.run.collect import run_projects
 from daemon.store import Store
 
 MINUS_ZERO = re.compile(r"(?<![\d-])-0(?![\d.])")  # not the "-02" of a date
@@ -77,6 +77,6 @@ def test_history_rounds_changes_half_up_and_never_shows_minus_zero(collected):
     (-0.04, 1, "0.0", "0.0"), (0.0, 0, "0", "0"), (2.25, 1, "2.3", "+2.3"), (None, 0, "–", "–"),
 ])
 def test_display_and_display_change_round_half_up_without_minus_zero(value, decimals, shown, change):
-    from daemon.arithmetic import display, display_change
+    from daemon.scoring.arithmetic import display, display_change
 
     assert (display(value, decimals), display_change(value, decimals)) == (shown, change)

@@ -16,10 +16,10 @@ import pytest
 import yaml
 
 from collectors.evidence import CollectResult, EvidenceRequest
-from daemon.config import CelerySettings, load_config, load_worker_settings
+from daemon.config.model import CelerySettings, load_config, load_worker_settings
 from daemon.errors import ConfigError
-from daemon.executor import CollectJob, Collected, LocalExecutor, SourceJob, build_job, make_executor, run_job, source_model
-from daemon.runner import collect_one, dependents, requests_by_source
+from daemon.run.executor import CollectJob, Collected, LocalExecutor, SourceJob, build_job, make_executor, run_job, source_model
+from daemon.run.collect import collect_one, dependents, requests_by_source
 from daemon.store import Store
 
 from .conftest import GitRepo
@@ -130,7 +130,7 @@ def test_a_worker_checks_the_source_it_is_sent():
 
 
 def test_the_worker_task_retries_only_unreachable_sources_then_returns_the_fault_as_data(tmp_path, monkeypatch):
-    from daemon import tasks
+    from daemon.run import tasks
 
     calls: list[str] = []
     real = tasks.run_job
@@ -178,7 +178,7 @@ def test_celery_settings(tmp_path, repo, monkeypatch):
 
 
 def test_the_password_of_a_broker_never_reaches_a_log_line(monkeypatch):
-    from daemon.tasks import describe
+    from daemon.run.tasks import describe
 
     monkeypatch.setenv("PW_TEST_BROKER", "redis://:s3cret@127.0.0.1:6380/2")
     line = describe(CelerySettings(broker_url_env="PW_TEST_BROKER"))
@@ -226,7 +226,7 @@ def test_worker_with_an_unknown_queue_is_one_line_and_exit_2(tmp_path):
 
 
 def test_a_result_for_a_due_time_already_recorded_is_dropped(tmp_path, repo):
-    from daemon.service import Daemon
+    from daemon.run.service import Daemon
 
     daemon = Daemon(_config(tmp_path, repo.path), api=False)
     daemon.store = Store.open(daemon.config.store_path)
@@ -257,7 +257,7 @@ def test_on_a_first_start_a_document_waits_for_its_git_sources_job(tmp_path, rep
     """Collected before its git source ever was, a document would record "not collected yet" over the good result."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from daemon.service import Daemon
+    from daemon.run.service import Daemon
 
     daemon = Daemon(_config(tmp_path, repo.path), api=False)
     daemon.store = Store.open(daemon.config.store_path)

@@ -11,8 +11,8 @@ import yaml
 from collectors import _gitrepo
 from collectors.evidence import EvidenceRequest
 from collectors.git import GitSource, collect
-from daemon.config import load_config
-from daemon.runner import run_projects
+from daemon.config.model import load_config
+from daemon.run.collect import run_projects
 from daemon.store import Store
 from tests.conftest import GitRepo
 

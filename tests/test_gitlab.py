@@ -184,8 +184,8 @@ def test_a_failing_test_report_request_fails_the_source(http_server: HttpServer,
 
 
 def test_a_failing_test_report_makes_the_snapshot_partial(http_server: HttpServer, tmp_path: Path) -> None:
-    from daemon.config import Project
-    from daemon.scoring import score_project
+    from daemon.config.model import Project
+    from daemon.scoring.score import score_project
 
     http_server.route(PIPELINES, Reply(200, pipelines(p47="success", p48="failed")))
     http_server.route(f"{PIPELINES}/48", Reply(200, single_pipeline(48)))

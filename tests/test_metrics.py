@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.metrics import CONTENT_TYPE, DURATION_BUCKETS, StoreCollector, metrics_text
-from daemon.runner import run_projects
+from daemon.web.metrics import CONTENT_TYPE, DURATION_BUCKETS, StoreCollector, metrics_text
+from daemon.run.collect import run_projects
 from daemon.store import Store
 
 from .conftest import REPO_ROOT

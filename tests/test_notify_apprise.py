@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from daemon.notify import AppriseChannel, apprise
+from daemon.alerting.notify import AppriseChannel, apprise
 from tests.conftest import Reply
 from tests.test_notify_support import T0, free_port, message
 
@@ -83,7 +83,7 @@ def test_a_permanent_4xx_is_not_retried(http_server, status: int, retryable: boo
 
 
 def test_a_400_through_apprise_goes_dead_at_once(tmp_path, http_server) -> None:
-    from daemon.notify import DeliveryReport, deliver_due
+    from daemon.alerting.notify import DeliveryReport, deliver_due
     from daemon.store import Store
     from tests.test_notify_support import outbox_item
 

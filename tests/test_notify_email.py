@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from daemon.notify import EmailChannel, email
+from daemon.alerting.notify import EmailChannel, email
 from tests.test_notify_support import T0, free_port, message
 
 PASSWORD = "hunter2-very-secret"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from daemon.notify import AppriseChannel, Channel, EmailChannel, LogChannel, Route, SlackChannel, WebhookChannel, route
+from daemon.alerting.notify import AppriseChannel, Channel, EmailChannel, LogChannel, Route, SlackChannel, WebhookChannel, route
 from tests.test_notify_support import message
 
 ROUTES = [

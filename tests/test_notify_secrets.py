@@ -11,7 +11,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from daemon.notify import (AppriseChannel, DeliveryReport, EmailChannel, LogChannel, SlackChannel, WebhookChannel,
+from daemon.alerting.notify import (AppriseChannel, DeliveryReport, EmailChannel, LogChannel, SlackChannel, WebhookChannel,
                            deliver_due)
 from daemon.store import Store
 from tests.conftest import Reply
@@ -92,7 +92,7 @@ def test_no_secret_reaches_the_store_the_errors_or_the_logs(tmp_path, http_serve
 
 # --- redaction: only secrets go ----------------------------------------------------------
 
-from daemon.notify._common import redact_url, scrub, url_secrets  # noqa: E402
+from daemon.alerting.notify._common import redact_url, scrub, url_secrets  # noqa: E402
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.alerts import OutboxItem
-from daemon.notify import DeliveryReport, LogChannel, SendResult, WebhookChannel, deliver_due, notify
-from daemon.notify.sender import Attempt, Run, backoff, check_dead, check_disabled, due, record, retry, send
+from daemon.alerting.rules import OutboxItem
+from daemon.alerting.notify import DeliveryReport, LogChannel, SendResult, WebhookChannel, deliver_due, notify
+from daemon.alerting.notify.sender import Attempt, Run, backoff, check_dead, check_disabled, due, record, retry, send
 from daemon.store import Store
 from tests.conftest import Reply, Seen
 from tests.test_notify_support import T0, Clock, message, outbox_item, verify_standard_webhook
@@ -313,7 +313,7 @@ def test_a_hanging_receiver_does_not_hold_up_another_channel(store: Store, http_
 
 
 def test_a_round_gives_up_waiting_at_its_deadline_and_keeps_the_item_pending(store: Store) -> None:
-    from daemon.notify.sender import SendControl
+    from daemon.alerting.notify.sender import SendControl
     from tests.conftest import HttpServer
 
     hanging = HttpServer()

@@ -7,7 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from daemon.notify import SlackChannel, slack
+from daemon.alerting.notify import SlackChannel, slack
 from tests.conftest import Reply
 from tests.test_notify_support import T0, message
 

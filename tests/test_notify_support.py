@@ -13,7 +13,7 @@ import hmac
 import socket
 from datetime import datetime, timedelta, timezone
 
-from daemon.alerts import AlertMessage, CriterionChange, EvidenceChange, OutboxItem
+from daemon.alerting.rules import AlertMessage, CriterionChange, EvidenceChange, OutboxItem
 
 T0 = datetime(2026, 3, 2, 9, 0, 0, tzinfo=timezone.utc)
 

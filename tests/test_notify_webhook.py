@@ -9,7 +9,7 @@ from email.utils import format_datetime
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from daemon.notify import WebhookChannel, webhook
+from daemon.alerting.notify import WebhookChannel, webhook
 from tests.conftest import Reply, Seen
 from tests.test_notify_support import T0, free_port, message, verify_standard_webhook
 

@@ -1,4 +1,4 @@
-"""daemon/progress_doc.py: reading hand-written progress documents and checking their sums."""
+"""daemon/run/progress_doc.py: reading hand-written progress documents and checking their sums."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from daemon.errors import InputError
-from daemon.progress_doc import Figure, ProgressDocument, parse_progress_document, verify
+from daemon.run.progress_doc import Figure, ProgressDocument, parse_progress_document, verify
 
 MARKDOWN = """\
 # Progress snapshot
@@ -346,7 +346,7 @@ def test_lines_of_80000_spaces_parse_in_linear_time() -> None:
     text = (f"# Snapshot{spaces}x\n### 1) Durability{spaces}#\nA{spaces}b\n- Restart{spaces}: 0.5{spaces}x\n"
             f"- Replay: 0,70\nPillar completion: 70%\n## {spaces}\nOverall: 70%\n")
     code = f"""if True:
-        from daemon.progress_doc import parse_progress_document
+        from daemon.run.progress_doc import parse_progress_document
         print(parse_progress_document({text!r}).model_dump_json())
     """
     doc = ProgressDocument.model_validate(_within(20, code))

@@ -10,13 +10,13 @@ import subprocess
 import pytest
 
 from daemon.cli import app
-from daemon.config import CheckFields, Config, Criterion, Display, Manual, Pillar, PillarFromTemplate, Project, Templates
-from daemon.config import FreshWithinDays, Scale, Thresholds
-from daemon.alerts import AlertRules
-from daemon.config import ApiSettings, CelerySettings, DaemonSettings
-from daemon.retention import RetentionPolicy
-from daemon.notify.channels import AppriseChannel, EmailChannel, LogChannel, Route, SlackChannel, WebhookChannel
-from daemon.schedule import Schedule
+from daemon.config.model import CheckFields, Config, Criterion, Display, Manual, Pillar, PillarFromTemplate, Project, Templates
+from daemon.config.model import FreshWithinDays, Scale, Thresholds
+from daemon.alerting.rules import AlertRules
+from daemon.config.model import ApiSettings, CelerySettings, DaemonSettings
+from daemon.run.retention import RetentionPolicy
+from daemon.alerting.notify.channels import AppriseChannel, EmailChannel, LogChannel, Route, SlackChannel, WebhookChannel
+from daemon.run.schedule import Schedule
 from collectors.kinds import KINDS
 
 from .conftest import REPO_ROOT
@@ -71,7 +71,7 @@ def test_every_configuration_key_is_documented(model):
 
 
 def test_every_signal_is_documented():
-    from daemon.config import SIGNAL_KINDS
+    from daemon.config.model import SIGNAL_KINDS
 
     for signal in SIGNAL_KINDS:
         assert f"`{signal}`" in CONFIG_DOC and f"`{signal}`" in README, signal
@@ -83,7 +83,7 @@ def test_every_source_kind_is_documented():
 
 
 def test_every_alert_message_field_is_documented():
-    from daemon.alerts import AlertMessage, CriterionChange, EvidenceChange
+    from daemon.alerting.rules import AlertMessage, CriterionChange, EvidenceChange
 
     alerts_doc = (REPO_ROOT / "docs" / "ALERTS.md").read_text()
     for model in (AlertMessage, CriterionChange, EvidenceChange):

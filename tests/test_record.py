@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from daemon.config import Config, load_config
-from daemon.record import channels_for, deliver_pending, record
-from daemon.runner import collect_sources
+from daemon.config.model import Config, load_config
+from daemon.run.record import channels_for, deliver_pending, record
+from daemon.run.collect import collect_sources
 from daemon.store import Store
 
 from .conftest import GitRepo

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from collectors.evidence import CollectResult, Evidence, EvidenceError, EvidenceRequest, Provenance, failed
-from daemon.alert_content import describe_evidence
-from daemon.alerts import Alert
-from daemon.config import Project
-from daemon.regressions import Evaluation, evaluate, rescore
-from daemon.scoring import score_project
-from daemon.snapshot import Snapshot
+from daemon.alerting.wording import describe_evidence
+from daemon.alerting.rules import Alert
+from daemon.config.model import Project
+from daemon.alerting.evaluate import Evaluation, evaluate, rescore
+from daemon.scoring.score import score_project
+from daemon.scoring.snapshot import Snapshot
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 H = timedelta(hours=1)

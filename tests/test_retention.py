@@ -19,11 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collectors.evidence import Evidence
-from daemon.alerts import Alert, AlertMessage, OutboxItem
-from daemon.config import load_config
+from daemon.alerting.rules import Alert, AlertMessage, OutboxItem
+from daemon.config.model import load_config
 from daemon.errors import ConfigError, StoreError
-from daemon.retention import RetentionPolicy, plan
-from daemon.snapshot import CriterionScore, PillarScore, Snapshot, SourceState
+from daemon.run.retention import RetentionPolicy, plan
+from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot, SourceState
 from daemon.store import Store
 
 UTC = timezone.utc
@@ -260,7 +260,7 @@ def test_a_dry_run_reads_a_read_only_store(tmp_path):
 
 
 def test_the_daemon_job_prunes_and_logs_one_line(tmp_path, caplog):
-    from daemon.service import Daemon
+    from daemon.run.service import Daemon
 
     db = tmp_path / "pw.db"
     body = project_config(db)

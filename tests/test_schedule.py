@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from daemon.config import load_config
+from daemon.config.model import load_config
 from daemon.errors import ConfigError
-from daemon.schedule import ANCHOR, Schedule
+from daemon.run.schedule import ANCHOR, Schedule
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -9,7 +9,7 @@ import pytest
 
 from collectors.evidence import Evidence
 from daemon.errors import NotFound, StoreError
-from daemon.snapshot import CriterionScore, PillarScore, Snapshot, SourceState
+from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot, SourceState
 from daemon.store import SCHEMA_VERSION, Store
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import sqlite_utils
 
-from ..errors import StoreError
-from .outbox import AlertQueries
-from .retention import RetentionQueries
-from .runs import RunQueries
-from .schema import MIGRATIONS, SCHEMA_VERSION
-from .snapshots import SnapshotQueries
+from daemon.errors import StoreError
+from daemon.store.outbox import AlertQueries
+from daemon.store.pruning import RetentionQueries
+from daemon.store.runs import RunQueries
+from daemon.store.schema import MIGRATIONS, SCHEMA_VERSION
+from daemon.store.snapshots import SnapshotQueries
 
 __all__ = ["SCHEMA_VERSION", "Store"]
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import sqlite_utils
 
-from ..alerts import Alert, OutboxItem
-from ..snapshot import rfc3339
-from ._util import parse_time
+from daemon.alerting.rules import Alert, OutboxItem
+from daemon.scoring.snapshot import rfc3339
+from daemon.store._util import parse_time
 
 
 class AlertQueries:

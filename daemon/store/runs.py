@@ -10,8 +10,8 @@ import sqlite_utils
 
 from collectors.evidence import CollectResult
 
-from ..snapshot import rfc3339
-from ._util import parse_time
+from daemon.scoring.snapshot import rfc3339
+from daemon.store._util import parse_time
 
 # Upper bounds (seconds) of the run duration histogram: a local read takes a
 # fraction of a second, a fetch or a CI API walk seconds, a collector timeout a

@@ -11,10 +11,10 @@ import sqlite_utils
 
 from collectors.evidence import Evidence
 
-from ..errors import NotFound
-from ..snapshot import CriterionScore, PillarScore, Snapshot, SourceState, clock_derived, rfc3339
-from ._util import dumps as _dumps
-from ._util import parse_time as _time
+from daemon.errors import NotFound
+from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot, SourceState, clock_derived, rfc3339
+from daemon.store._util import dumps as _dumps
+from daemon.store._util import parse_time as _time
 
 
 class SnapshotQueries:

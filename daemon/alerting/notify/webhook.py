@@ -1,0 +1,115 @@
+"""The generic webhook: Alertmanager's webhook payload (version 4), signed per Standard Webhooks.
+
+A receiver written for Alertmanager reads the usual fields; pillarwatch's own
+details (baseline and value, criteria, evidence) travel under ``pillarwatch``.
+The signature follows https://www.standardwebhooks.com: ``webhook-id`` is the
+idempotency key, so a receiver can drop a retried copy it already took.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from standardwebhooks.webhooks import Webhook
+
+from daemon.alerting.rules import AlertMessage
+from daemon.scoring.snapshot import rfc3339
+from daemon.alerting.notify._common import SecretMissing, SendResult, failed, read_secret
+from daemon.alerting.notify._http import post
+from daemon.alerting.notify.channels import WebhookChannel
+
+# Alertmanager writes the zero time as endsAt while an alert fires.
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+_ALERTNAMES = {"regression": "PillarRegression", "floor": "PillarBelowFloor", "source_failing": "SourceFailing"}
+_SECRET_PREFIX = "whsec_"
+
+
+def send(channel: WebhookChannel, message: AlertMessage, *, idempotency_key: str, now: datetime) -> SendResult:
+    """POST the message as signed JSON."""
+    try:
+        secret = _secret(channel)
+        key = _signing_key(secret) if secret else None
+    except (SecretMissing, ValueError) as exc:
+        return failed(f"webhook {channel.id}: {exc}")
+    body = json.dumps(payload(channel, message), ensure_ascii=False, separators=(",", ":"))
+    headers = {
+        **channel.headers,
+        "Content-Type": "application/json",
+        "Idempotency-Key": idempotency_key,
+        **signature_headers(key, idempotency_key, now, body),
+    }
+    return post(channel.url, body.encode(), headers, timeout=channel.timeout_seconds, now=now, secrets=[secret])
+
+
+def payload(channel: WebhookChannel, message: AlertMessage) -> dict[str, Any]:
+    """The JSON body: Alertmanager's webhook fields plus ``pillarwatch``."""
+    labels = _labels(message)
+    annotations = {"summary": message.title, "description": message.summary}
+    status = "resolved" if message.event == "resolved" else "firing"  # a reminder is still firing
+    group = {k: labels[k] for k in ("alertname", "project", "subject")}
+    return {
+        "version": "4",
+        "groupKey": "{}:{" + ", ".join(f"{k}={json.dumps(v)}" for k, v in group.items()) + "}",
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": channel.id,
+        "groupLabels": group,
+        "commonLabels": labels,
+        "commonAnnotations": annotations,
+        "externalURL": "",
+        "alerts": [
+            {
+                "status": status,
+                "labels": labels,
+                "annotations": annotations,
+                "startsAt": rfc3339(message.started_at),
+                "endsAt": rfc3339(message.ended_at) if status == "resolved" and message.ended_at else _ZERO_TIME,
+                "generatorURL": message.links[0] if message.links else "",
+                "fingerprint": message.fingerprint,
+            }
+        ],
+        "pillarwatch": message.model_dump(mode="json"),
+    }
+
+
+def signature_headers(key: bytes | None, msg_id: str, now: datetime, body: str) -> dict[str, str]:
+    """``webhook-id``, ``webhook-timestamp`` and, with a key, ``webhook-signature``."""
+    timestamp = int(now.timestamp())
+    headers = {"webhook-id": msg_id, "webhook-timestamp": str(timestamp)}
+    if key is not None:
+        # The library reads the time as UTC wall-clock fields, so give it exactly that.
+        moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+        headers["webhook-signature"] = Webhook(key).sign(msg_id, moment, body)
+    return headers
+
+
+def _signing_key(secret: str) -> bytes:
+    """A "whsec_" secret is base64 after its prefix; any other secret is used as its bytes."""
+    if not secret.startswith(_SECRET_PREFIX):
+        return secret.encode()
+    encoded = secret[len(_SECRET_PREFIX):]
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except binascii.Error:
+        raise ValueError("the whsec_ secret is not valid base64") from None
+    if not key:
+        raise ValueError("the whsec_ secret is empty")
+    return key
+
+
+def _secret(channel: WebhookChannel) -> str | None:
+    if not (channel.secret_env or channel.secret_file):
+        return None
+    return read_secret(env=channel.secret_env, file=channel.secret_file, what="signing secret")
+
+
+def _labels(message: AlertMessage) -> dict[str, str]:
+    labels = {"alertname": _ALERTNAMES[message.kind], "project": message.project, "subject": message.subject}
+    if message.subject.startswith("pillar:"):
+        labels["pillar"] = message.subject.removeprefix("pillar:")
+    labels["severity"] = message.severity
+    return labels

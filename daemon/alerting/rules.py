@@ -1,0 +1,148 @@
+"""Alerts: what the configuration asks, what is open, and the message sent.
+
+Three models flow through alerting:
+
+- :class:`AlertRules` (configuration): when a pillar's drop is a regression.
+- :class:`Alert` (state, stored): one alert per project, subject and kind,
+  ``pending`` -> ``firing`` -> ``resolved``; at most one that is not resolved.
+- :class:`AlertMessage` (sent): a channel-independent description of one
+  event (``firing``, ``reminder`` or ``resolved``) that every channel renders.
+
+Evaluation (:mod:`daemon.alerting.evaluate`) is pure; delivery (:mod:`daemon.alerting.notify`)
+reads messages from the durable outbox in the store.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+from daemon.scoring.snapshot import rfc3339
+
+AlertKind = Literal["regression", "floor", "source_failing"]
+AlertState = Literal["pending", "firing", "resolved"]
+EventKind = Literal["firing", "reminder", "resolved"]
+Severity = Literal["critical", "warning", "info"]
+
+
+class AlertRules(BaseModel):
+    """A project's `alerts:` block."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    threshold: float = Field(default=5.0, gt=0, description="a drop of at least this many % points is a regression")
+    for_: int = Field(default=1, ge=1, alias="for", description="consecutive snapshots the drop must last before firing")
+    repeat_interval: timedelta = Field(default=timedelta(hours=24), description="how often a firing alert is repeated")
+    stale_after: timedelta | None = Field(default=timedelta(hours=6), description="a source failing longer than this fires `source_failing`")
+    overall_below: float | None = Field(default=None, ge=0, le=100, description="a floor for the overall %")
+    severity: Severity = "warning"
+
+    @field_validator("repeat_interval", "stale_after", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        from daemon.config.model import parse_duration
+
+        return None if value is None else parse_duration(value)
+
+
+class CriterionChange(BaseModel):
+    pillar: str
+    criterion: str
+    title: str
+    before: float | None
+    after: float | None
+    status_before: str | None = None
+    status_after: str
+
+
+class EvidenceChange(BaseModel):
+    """One fact that changed, said the way a person would: "tests/test_x.py deleted in 3f2a1c9"."""
+
+    source: str
+    signal: str
+    description: str
+    commit: str | None = None
+    path: str | None = None
+    line: int | None = None
+    url: str | None = None
+
+
+class Alert(BaseModel):
+    """The state of one alert, as the store keeps it."""
+
+    id: int | None = None
+    project: str
+    subject: str  # "overall", "pillar:<id>" or "source:<id>"
+    kind: AlertKind
+    state: AlertState
+    severity: Severity = "warning"
+    baseline: float | None = None  # the figure before the drop (or the floor)
+    value: float | None = None  # the latest figure
+    # A regression's baseline: the snapshot it came from and the rules it is scored under,
+    # so a change of rules re-scores it (None: an alert stored before these were kept).
+    baseline_snapshot_id: int | None = None
+    baseline_rules_hash: str | None = None
+    pending_count: int = 0
+    started_at: datetime
+    fired_at: datetime | None = None
+    resolved_at: datetime | None = None
+    last_notified_at: datetime | None = None
+    snapshot_id: int | None = None
+    criteria: list[CriterionChange] = Field(default_factory=list)
+    evidence: list[EvidenceChange] = Field(default_factory=list)
+
+    @field_serializer("started_at", "fired_at", "resolved_at", "last_notified_at")
+    def _time(self, value: datetime | None) -> str | None:
+        return rfc3339(value) if value else None
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable across the alert's life: Alertmanager's grouping identity."""
+        import hashlib
+
+        return hashlib.sha256(f"{self.project}\0{self.subject}\0{self.kind}".encode()).hexdigest()[:16]
+
+
+class AlertMessage(BaseModel):
+    """One event of one alert, ready for any channel to render."""
+
+    event: EventKind
+    project: str
+    subject: str
+    kind: AlertKind
+    severity: Severity
+    title: str  # "Durability fell from 91% to 74%"
+    summary: str  # several lines: what moved and why
+    baseline: float | None
+    value: float | None
+    baseline_display: str
+    value_display: str
+    criteria: list[CriterionChange] = Field(default_factory=list)
+    evidence: list[EvidenceChange] = Field(default_factory=list)
+    snapshot_id: int | None = None
+    started_at: datetime
+    ended_at: datetime | None = None
+    fingerprint: str
+    links: list[str] = Field(default_factory=list)
+
+    @field_serializer("started_at", "ended_at")
+    def _time(self, value: datetime | None) -> str | None:
+        return rfc3339(value) if value else None
+
+
+class OutboxItem(BaseModel):
+    """One message for one channel, delivered at least once."""
+
+    id: int | None = None
+    alert_id: int | None = None
+    channel: str
+    idempotency_key: str
+    message: AlertMessage
+    created_at: datetime
+    next_attempt_at: datetime
+    attempts: int = 0
+    state: Literal["pending", "delivered", "dead", "disabled"] = "pending"
+    last_error: str | None = None
+    delivered_at: datetime | None = None

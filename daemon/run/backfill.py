@@ -1,0 +1,133 @@
+"""Backfill: score a project at past commits of its git history.
+
+The project's first git source (or the one named) sets the timeline: one
+snapshot per commit of its branch, first parents only, ``taken_at`` = the
+commit time, ``origin = "backfilled"``. Other git sources are read at their
+last commit before that time; documents and reports inside a git source are
+read at the same commit. Evidence that cannot be had for the past (CI APIs,
+live endpoints, commands) is an ``unsupported`` error, so those criteria are
+``unknown`` there. Nothing is checked out: every read is from commit objects.
+
+Running it twice adds nothing: commits already backfilled are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from collectors import git, git_history
+from collectors.evidence import CollectResult, EvidenceError, EvidenceRequest, SourceFault, failed
+
+from daemon.config.model import Config, Project
+from daemon.errors import InputError
+from daemon.run.collect import collect_one, requests_by_source
+from daemon.scoring.score import score_project
+from daemon.store import Store
+
+Progress = Callable[[str, int, int], None]
+
+
+class BackfillReport(BaseModel):
+    project: str
+    source: str
+    commits: int  # on the timeline asked for
+    added: int
+    skipped: int  # already backfilled
+    first: datetime | None = None
+    last: datetime | None = None
+
+
+def backfill(
+    store: Store,
+    config: Config,
+    project: Project,
+    *,
+    since: datetime | None = None,
+    commits: int | None = None,
+    source_id: str | None = None,
+    progress: Progress | None = None,
+) -> BackfillReport:
+    """Store one backfilled snapshot per past commit not backfilled yet."""
+    if since is None and commits is None:
+        raise InputError("say how far back: --since DATE or --commits N")
+    timeline = _timeline_source(project, source_id)
+    try:
+        history = git_history.first_parent_log(timeline, cache_dir=config.cache_path, since=since, max_count=commits)
+    except SourceFault as fault:
+        raise InputError(f"cannot read the history of {project.id}/{timeline.id}: {fault.error.message}") from None
+    done = store.backfilled_commits(project.id, timeline.id)
+    todo = [(sha, when) for sha, when in history if sha not in done]
+    wanted = requests_by_source(project)
+    added = 0
+    for n, (sha, when) in enumerate(todo, 1):
+        results = _collect_at(config, project, timeline, sha, when, wanted)
+        snapshot = score_project(project, results, previous=None, now=when)
+        answered = {r.source for r in results if r.answered}
+        backfillable = [s.id for s in project.sources if _backfillable(project, s)]
+        snapshot = snapshot.model_copy(update={
+            "origin": "backfilled",
+            # Complete when every source the past can answer did.
+            "complete": all(s in answered for s in backfillable),
+        })
+        with store.transaction():
+            store.save_snapshot(snapshot)
+        added += 1
+        if progress:
+            progress(f"{sha[:7]} {when:%Y-%m-%d}", n, len(todo))
+    return BackfillReport(
+        project=project.id, source=timeline.id, commits=len(history), added=added, skipped=len(history) - len(todo),
+        first=history[0][1] if history else None, last=history[-1][1] if history else None,
+    )
+
+
+def _timeline_source(project: Project, source_id: str | None) -> git.GitSource:
+    sources = [s for s in project.sources if s.kind == "git"]
+    if source_id is not None:
+        sources = [s for s in sources if s.id == source_id]
+        if not sources:
+            raise InputError(f"no git source {source_id!r} in project {project.id!r}")
+    if not sources:
+        raise InputError(f"project {project.id!r} has no git source to backfill from")
+    return sources[0]  # type: ignore[no-any-return]
+
+
+def _backfillable(project: Project, source: object) -> bool:
+    kind = getattr(source, "kind", None)
+    return kind == "git" or getattr(source, "git", None) is not None
+
+
+def _collect_at(
+    config: Config, project: Project, timeline: git.GitSource, sha: str, when: datetime,
+    wanted: dict[str, list[EvidenceRequest]],
+) -> list[CollectResult]:
+    """Every source's result as it was at `when`: git sources at their commit then, the rest unsupported."""
+    by_git: dict[str, CollectResult] = {}
+    for source in project.sources:
+        if source.kind != "git":
+            continue
+        commit = sha if source.id == timeline.id else _commit_before(source, when, config)
+        if commit is None:
+            error = EvidenceError(kind="not_found", message=f"{source.id} had no commit before {when:%Y-%m-%d %H:%M}Z")
+            by_git[source.id] = failed(source.id, wanted.get(source.id, []), error, now=when)
+        else:
+            by_git[source.id] = git.collect(source, wanted.get(source.id, []), now=when, cache_dir=config.cache_path, commit=commit)
+    results = []
+    for source in project.sources:
+        if source.id in by_git:
+            results.append(by_git[source.id])
+        elif getattr(source, "git", None) is not None:
+            results.append(collect_one(config, project, source, wanted.get(source.id, []), now=when, upstream=by_git.get(source.git)))
+        else:
+            error = EvidenceError(kind="unsupported", message=f"a {source.kind} source cannot be read for the past")
+            results.append(failed(source.id, wanted.get(source.id, []), error, now=when))
+    return results
+
+
+def _commit_before(source: git.GitSource, when: datetime, config: Config) -> str | None:
+    try:
+        return git_history.commit_before(source, when, cache_dir=config.cache_path)
+    except SourceFault:
+        return None

@@ -1,0 +1,411 @@
+"""The daemon: collects every source on its schedule, scores, records, delivers alerts.
+
+APScheduler (3.x) runs one job per source. Each run claims its due time in
+the database first, so a due time is never collected twice, even across a
+crash and restart; on start, a source whose latest due time was not claimed
+is collected at once (catch-up). After a source's run its project is
+re-scored, debounced, so that sources finishing together make one snapshot.
+The outbox sender runs as a job of its own. The read-only HTTP API
+(:mod:`daemon.web.api`) is served from a thread, reading the current
+configuration, so a reload reaches it too.
+
+Signal handling lives in the command's entry point: it calls :meth:`stop`
+and :meth:`request_reload`. This class installs no handlers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from daemon.config.model import Config, load_config
+from daemon.errors import PillarwatchError
+from daemon.run.executor import Abandoned, Executor, build_job, make_executor
+from daemon.run.lock import DaemonLock
+from daemon.alerting.notify import SendControl
+from daemon.run.record import deliver_pending, record
+from daemon.run.collect import requests_by_source
+from daemon.scoring.snapshot import rfc3339
+from daemon.store import Store
+
+if TYPE_CHECKING:
+    from daemon.web.server import ApiServer
+
+log = logging.getLogger("pillarwatch.daemon")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Daemon:
+    """``Daemon(path).run_until_stopped()`` until :meth:`stop` is called."""
+
+    def __init__(self, config_path: Path, *, api: bool = True, host: str | None = None, port: int | None = None,
+                 access_log: bool = False):
+        self.config_path = config_path
+        self.config: Config = load_config(config_path)
+        self._api_address = (host, port) if api else None  # None: no API; host/port None: from the config
+        self._access_log = access_log
+        self.api: ApiServer | None = None
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._db = threading.RLock()  # one connection, one writer at a time
+        self._sending = threading.Lock()
+        self._sends = SendControl()  # shared by the send rounds: bounded at shutdown, items in flight
+        self._health = threading.Lock()  # one writer of the health file's .tmp at a time
+        self._running = 0
+        self._running_changed = threading.Condition()
+        self._dirty: set[str] = set()
+        self.started_at = utcnow()
+        self.store: Store | None = None
+        self.sender_store: Store | None = None  # its own connection: sending must not hold up scoring
+        self.scheduler: BackgroundScheduler | None = None
+        self.executor: Executor | None = None  # where collections run (daemon.run.executor), fixed at start
+
+    # --- life cycle -------------------------------------------------------------------
+
+    def run_until_stopped(self) -> int:
+        with DaemonLock(self.config.store_path):
+            self.store = Store.open(self.config.store_path)
+            self.sender_store = Store.open(self.config.store_path)
+            try:
+                self._interrupted()
+                self.executor = make_executor(self.config)
+                if self.config.executor == "celery":
+                    from daemon.run.tasks import describe
+
+                    log.info("collecting on Celery workers: %s", describe(self.config.celery))
+                self._start_api()
+                self._start_scheduler()
+                log.info("started (pid %d): %s", os.getpid(), self._describe())
+                self._write_health()
+                while not self._stop.is_set():
+                    if self._reload.wait(timeout=0.5):
+                        self._reload.clear()  # several SIGHUPs in a row make one reload
+                        self._do_reload()
+                self._shutdown()
+            finally:
+                if self.api is not None:
+                    self.api.stop()
+                self.store.close()
+                self.sender_store.close()
+        log.info("stopped")
+        return 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _interrupted(self) -> None:
+        """Runs a previous daemon left ``running`` (killed, or stopped without them) become ``interrupted``;
+        their due times are no longer claimed, so the jobs added next collect them at once."""
+        assert self.store is not None
+        for project_id, source_id, due in self.store.interrupt_runs(now=utcnow()):
+            log.warning("%s/%s: run due %s was interrupted (the daemon stopped during it); collecting it now",
+                        project_id, source_id, rfc3339(due))
+
+    def request_reload(self) -> None:
+        self._reload.set()
+
+    def _start_api(self) -> None:
+        if self._api_address is None:
+            return
+        from daemon.web.server import ApiServer  # FastAPI and uvicorn load only when the API is served
+
+        host, port = self._api_address
+        self.api = ApiServer(lambda: self.config, host=host or self.config.api.host, port=port or self.config.api.port,
+                             access_log=self._access_log)
+        self.api.start()
+        log.info("API on %s", self.api.url)
+
+    def _start_scheduler(self) -> None:
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=self.config.concurrency + 2)},
+            # coalesce: a backlog of missed runs is one run; no misfire limit: a busy
+            # pool runs a late job late instead of silently skipping it.
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=timezone.utc,
+        )
+        self.scheduler.add_listener(self._on_job_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR)
+        self._add_jobs()
+        self.scheduler.add_job(self._send_job, "interval", seconds=self.config.daemon.send_interval.total_seconds(),
+                               id="send", next_run_time=utcnow())
+        # Retention once a day, first a few minutes after start (after the catch-up collections).
+        self.scheduler.add_job(self._prune_job, "interval", hours=24, id="prune", next_run_time=utcnow() + timedelta(minutes=5))
+        self.scheduler.start()
+
+    def _add_jobs(self) -> None:
+        assert self.scheduler is not None and self.store is not None
+        now = utcnow()
+        for project in self.config.projects:
+            for source in project.sources:
+                schedule = project.schedule_of(source)
+                with self._db:
+                    last = self.store.last_due(project.id, source.id)
+                due = schedule.latest_due(now)
+                catch_up = last is None or last < due
+                self.scheduler.add_job(
+                    self._collect_job, schedule.trigger(), args=[project.id, source.id],
+                    id=_job_id(project.id, source.id), replace_existing=True,
+                    **({"next_run_time": now} if catch_up else {}),
+                )
+
+    def _do_reload(self) -> None:
+        try:
+            new = load_config(self.config_path)
+            if self.api is not None:
+                from daemon.web.api import api_token
+
+                api_token(new)  # a token that cannot be read would lock every reader out
+        except PillarwatchError as exc:
+            log.error("reload failed, keeping the running configuration: %s", str(exc).replace("\n", "; "))
+            return
+        if new.store_path != self.config.store_path:
+            log.warning("reload: the store path changed; it takes effect at the next start")
+            new.store = str(self.config.store_path)
+        if (new.api.host, new.api.port) != (self.config.api.host, self.config.api.port) and self.api is not None:
+            log.warning("reload: the API address changed; it takes effect at the next start")
+        if (new.executor, new.celery) != (self.config.executor, self.config.celery):
+            log.warning("reload: the executor or its celery settings changed; they take effect at the next start")
+        self.config = new
+        assert self.scheduler is not None
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("collect:"):
+                job.remove()
+        self._add_jobs()
+        log.info("reloaded: %s", self._describe())
+
+    def _shutdown(self) -> None:
+        """Everything within ``shutdown_grace``: running collections, the snapshot flush, the send flush."""
+        assert self.scheduler is not None
+        self.scheduler.pause()  # no new runs
+        grace = self.config.daemon.shutdown_grace.total_seconds()
+        deadline = time.monotonic() + grace
+        self._sends.deadline = deadline  # a send round in flight returns by then, leaving unanswered items pending
+        with self._running_changed:
+            while self._running and time.monotonic() < deadline:
+                self._running_changed.wait(timeout=0.2)
+        if self._running:
+            log.warning("%d collection(s) still running after %gs; stopping without them", self._running, grace)
+        if self.executor is not None:
+            self.executor.close()  # threads still waiting for a worker's result give up
+        for project_id in sorted(self._dirty):  # flush: score what was collected
+            self._score_job(project_id)
+        self.scheduler.shutdown(wait=False)
+        self._send_job(wait=max(0.0, deadline - time.monotonic()))
+        self._write_health()
+
+    # --- jobs ----------------------------------------------------------------------
+
+    def _collect_job(self, project_id: str, source_id: str) -> None:
+        if self._stop.is_set():
+            return
+        with self._running_changed:
+            self._running += 1
+        try:
+            self._collect(project_id, source_id)
+        except sqlite3.Error as exc:  # a full disk: nothing of this run is stored, the next run tries again
+            _write_failed(f"{project_id}/{source_id}: run not recorded", exc)
+        finally:
+            with self._running_changed:
+                self._running -= 1
+                self._running_changed.notify_all()
+
+    def _collect(self, project_id: str, source_id: str) -> None:
+        assert self.store is not None
+        config = self.config
+        project = config.project(project_id)
+        source = project.source(source_id)
+        now = utcnow()
+        due = project.schedule_of(source).latest_due(now)
+        upstream_id = getattr(source, "git", None)
+        with self._db:
+            latest = self.store.latest_results(project_id)
+            if upstream_id is not None and upstream_id not in latest:
+                # First start: the git source's own job, running now too, reads this source at the
+                # commit it sees. Collected here first, it would record "not collected yet" and could
+                # land after that good result.
+                log.info("%s/%s: git source %r not collected yet; its job reads this source", project_id, source_id, upstream_id)
+                return
+            if not self.store.claim_run(project_id, source_id, due, now=now):
+                log.info("%s/%s: due time %s already collected", project_id, source_id, rfc3339(due))
+                return
+        # Documents and reports inside a git source are read at the commit just seen, in the same job.
+        job = build_job(config, project, source, requests_by_source(project), due=due, now=now,
+                        upstream=latest.get(upstream_id or ""), previous=latest.get(source_id))
+        assert self.executor is not None
+        try:
+            collected = self.executor.collect(job)
+        except Abandoned:
+            log.warning("%s/%s: run due %s abandoned at shutdown; collected at the next start", project_id, source_id, rfc3339(due))
+            return
+        result = collected.result
+        with self._db:
+            # A due time is recorded once: a later result for one already recorded is dropped (a task
+            # delivered twice, or a document its git source's job read and recorded first).
+            if self.store.run_outcome(project_id, source_id, due) != "running":
+                log.info("%s/%s: due time %s already recorded; a later result is dropped", project_id, source_id, rfc3339(due))
+                return
+            for each in (result, *collected.dependents):
+                self.store.record_run(project_id, each.source, due, outcome="ok" if each.answered else "error", now=utcnow(),
+                                      result=each, error=each.error.message if each.error else None)
+        if result.error:
+            log.warning("%s/%s: %s: %s", project_id, source_id, result.error.kind, result.error.message)
+        self._request_score(project_id)
+
+    def _request_score(self, project_id: str) -> None:
+        """Score soon: another source finishing within the debounce joins the same snapshot."""
+        self._dirty.add(project_id)
+        assert self.scheduler is not None
+        run_at = utcnow() + self.config.daemon.debounce
+        self.scheduler.add_job(self._score_job, "date", run_date=run_at, args=[project_id],
+                               id=f"score:{project_id}", replace_existing=True)
+
+    def _score_job(self, project_id: str) -> None:
+        assert self.store is not None
+        self._dirty.discard(project_id)
+        try:
+            project = self.config.project(project_id)
+        except PillarwatchError:
+            return  # removed by a reload
+        now = utcnow()
+        try:
+            with self._db:
+                results = self.store.latest_results(project_id)
+                ordered = [results[s.id] for s in project.sources if s.id in results]
+                recorded = record(self.store, self.config, project, ordered, now=now)
+        except sqlite3.Error as exc:  # rolled back whole; scored again after the next run (or at shutdown)
+            self._dirty.add(project_id)
+            _write_failed(f"{project_id}: snapshot not stored", exc)
+            return
+        s = recorded.snapshot
+        log.info("%s: snapshot #%s overall %s (%s)%s", project_id, s.id, _figure(s.overall),
+                 "complete" if s.complete else "partial", f", {recorded.queued} alert message(s) queued" if recorded.queued else "")
+        for message in recorded.messages:
+            log.warning("%s alert: %s", message.event, message.title)
+        self._write_health()
+        if recorded.queued and self.scheduler is not None:
+            self.scheduler.modify_job("send", next_run_time=utcnow())
+
+    def _send_job(self, wait: float = -1) -> None:
+        """One send round; ``wait``: how long to wait for a round in flight (the shutdown flush), -1 for ever."""
+        assert self.sender_store is not None
+        # The interval job and the shutdown flush never overlap; the flush skips what a cut round left in flight.
+        if not self._sending.acquire(timeout=wait):
+            log.warning("delivery: a send round is still running at the shutdown deadline; what it holds stays pending")
+            return
+        try:
+            report = deliver_pending(self.sender_store, self.config, now=utcnow(), control=self._sends)
+        except sqlite3.Error as exc:  # the outbox keeps what is due: the next round sends it
+            _write_failed("delivery", exc)
+            return
+        finally:
+            self._sending.release()
+        if report.total:
+            log.info("delivery: %s", report)
+
+    def _prune_job(self) -> None:
+        """Thin old snapshots by the `retention:` tiers (see daemon.run.retention); one log line."""
+        assert self.store is not None
+        policy = self.config.retention
+        if not policy.enabled:
+            return
+        started, evidence = time.monotonic(), 0
+        removed: dict[str, int] = {}
+        for project in self.config.projects:
+            try:
+                with self._db:  # one project at a time: scoring may run in between
+                    pruned = self.store.prune(project.id, policy, now=utcnow())
+            except PillarwatchError as exc:
+                log.error("retention: %s", exc)
+                continue
+            except sqlite3.Error as exc:
+                _write_failed(f"retention of {project.id}", exc)
+                continue
+            removed[project.id] = len(pruned.plan.remove)
+            evidence += pruned.deleted.evidence if pruned.deleted else 0
+        detail = ", ".join(f"{pid} {n}" for pid, n in removed.items())
+        log.info("retention: removed %d snapshot(s) (%s) and %d evidence row(s) in %.1fs",
+                 sum(removed.values()), detail, evidence, time.monotonic() - started)
+
+    def _on_job_event(self, event: JobEvent) -> None:
+        """Record the runs that did not happen (missed, skipped) or that raised."""
+        if not event.job_id.startswith("collect:") or self.store is None:
+            return
+        _, project_id, source_id = event.job_id.split(":", 2)
+        outcome = {EVENT_JOB_MISSED: "missed", EVENT_JOB_MAX_INSTANCES: "skipped", EVENT_JOB_ERROR: "error"}[event.code]
+        # A skipped submission carries a list of run times, an execution event one.
+        times = getattr(event, "scheduled_run_times", None) or [event.scheduled_run_time]
+        exception = getattr(event, "exception", None)
+        error = f"{type(exception).__name__}: {exception}" if exception else None
+        try:
+            project = self.config.project(project_id)
+            schedule = project.schedule_of(project.source(source_id))
+        except (PillarwatchError, StopIteration):
+            return  # removed by a reload
+        for run_time in times:
+            due = schedule.latest_due(run_time)  # the due time, without the jitter
+            log.warning("%s/%s: run due %s %s%s", project_id, source_id, rfc3339(due), outcome, f": {error}" if error else "")
+            try:
+                with self._db:
+                    self.store.record_run(project_id, source_id, due, outcome=outcome, now=utcnow(), error=error)
+            except sqlite3.Error as exc:
+                _write_failed(f"{project_id}/{source_id}: run due {rfc3339(due)} not recorded", exc)
+
+    # --- health -----------------------------------------------------------------------
+
+    def _describe(self) -> str:
+        return ", ".join(f"{p.id} ({len(p.sources)} sources, rules {p.rules_hash()})" for p in self.config.projects)
+
+    def _write_health(self) -> None:
+        """A file a supervisor can read: when the last successful collection was."""
+        assert self.store is not None
+        with self._db:
+            last_success = self.store.last_success()
+            # The figures only, without criteria and evidence: this runs after every snapshot of every project.
+            latest = {p.id: next(iter(self.store.history(p.id, limit=1)), None) for p in self.config.projects}
+        body = {
+            "pid": os.getpid(),
+            "started_at": rfc3339(self.started_at),
+            "written_at": rfc3339(utcnow()),
+            "last_success_at": rfc3339(last_success) if last_success else None,
+            "projects": {
+                pid: {"snapshot": s.id, "seen_at": rfc3339(s.seen_at), "overall": s.overall, "complete": s.complete} if s else None
+                for pid, s in latest.items()
+            },
+        }
+        path = self.config.health_path
+        tmp = path.with_name(path.name + ".tmp")
+        with self._health:  # the score jobs of two projects may finish together
+            try:
+                tmp.write_text(json.dumps(body, indent=2) + "\n")
+                os.replace(tmp, path)
+            except OSError as exc:  # a full disk: the previous health file stays whole
+                tmp.unlink(missing_ok=True)
+                log.error("health file %s not written: %s", path, exc.strerror or exc)
+
+
+def _write_failed(what: str, exc: sqlite3.Error) -> None:
+    """One log line for a write the database refused (a full disk); the transaction was rolled back whole."""
+    log.error("%s: cannot write the database: %s", what, " ".join(str(exc).split()))
+
+
+def _job_id(project_id: str, source_id: str) -> str:
+    return f"collect:{project_id}:{source_id}"
+
+
+def _figure(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}%"
+
+

@@ -1,0 +1,344 @@
+"""The HTML dashboard: an index of projects and one page per project.
+
+Pages are rendered on the server from Jinja2 templates (``daemon/web/templates``)
+with autoescaping on: every title, reason and piece of evidence comes from a
+configuration or a source, never from us, so none of it is trusted. The pages
+load nothing from anywhere (inline CSS, inline SVG charts, no script), so they
+work offline and as a single file (``pillarwatch report --format html``).
+
+This module turns query results into small view models with every figure
+already formatted; the templates only lay them out.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from collectors.evidence import Evidence, evidence_key
+
+from daemon import __version__, queries
+from daemon.scoring.arithmetic import display
+from daemon.web.charts import Point, trend_svg
+from daemon.config.model import Config, Project
+from daemon.web.report import main_gaps, missing_next
+from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot
+from daemon.store import Store
+
+__all__ = ["HISTORY_LIMIT", "content_security_policy", "docs", "index", "page"]
+
+# The charts show at most this many of the latest snapshots: enough for months
+# of daily collections, and a page that stays a few hundred kilobytes.
+HISTORY_LIMIT = 500
+_VALUE_CHARS = 300  # an evidence value longer than this is cut: the explain link has it whole
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    # PackageLoader reads the templates from the installed package, wherever it is.
+    env = Environment(
+        loader=PackageLoader("daemon.web", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["path"] = lambda value: quote(str(value), safe="")
+    return env
+
+
+@lru_cache(maxsize=1)
+def _stylesheet() -> str:
+    env = _environment()
+    assert env.loader is not None
+    return env.loader.get_source(env, "dashboard.css")[0]
+
+
+@lru_cache(maxsize=1)
+def content_security_policy() -> str:
+    """The pages' policy: nothing but the package's own stylesheet, allowed by its hash (no 'unsafe-inline').
+
+    The charts are inline SVG, which needs nothing. The HTTP API sends this
+    with ``frame-ancestors 'none'``, which only a header can carry.
+    """
+    digest = base64.b64encode(hashlib.sha256(_stylesheet().encode()).digest()).decode()
+    return f"default-src 'none'; style-src 'sha256-{digest}'; img-src data:; form-action 'none'; base-uri 'none'"
+
+
+def _render(template: str, **context: Any) -> str:
+    return _environment().get_template(template).render(
+        version=__version__, stylesheet=Markup(_stylesheet()), csp=content_security_policy(), **context)
+
+
+def docs() -> str:
+    """``/docs``: where the API's description is (no Swagger UI: it would load scripts from a CDN)."""
+    return _render("docs.html", title="pillarwatch API")
+
+
+# --- view models -----------------------------------------------------------------------
+
+
+@dataclass
+class EvidenceRow:
+    """One check of a criterion and the evidence it read, as shown in the evidence list."""
+
+    what: str  # "repo: file_exists(path=tests/x.py).exists"
+    value: str
+    score: str
+    error: str | None
+    commit: str | None  # short SHA
+    commit_full: str | None
+    location: str | None  # "path:line"
+    url: str | None  # only http(s): anything else is shown as text, never as a link
+    url_text: str | None
+    observed_at: str | None
+
+
+@dataclass
+class CriterionView:
+    id: str
+    title: str
+    score: str
+    status: str
+    reason: str | None
+    scored_at: str | None
+    explain_url: str | None
+    evidence: list[EvidenceRow]
+
+
+@dataclass
+class PillarView:
+    id: str
+    title: str
+    score: str
+    coverage: str
+    chart: Markup
+    gaps: list[str]
+    criteria: list[CriterionView]
+
+
+@dataclass
+class AlertView:
+    state: str
+    subject: str
+    kind: str
+    severity: str
+    title: str
+    change: str
+    started_at: str
+    evidence: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GainView:
+    title: str
+    pillar: str
+    now: str
+    status: str
+    gain: str
+
+
+# --- pages -----------------------------------------------------------------------------
+
+
+def index(store: Store, config: Config) -> str:
+    """Every configured project with its latest overall figure and a link to its page."""
+    decimals = config.display.decimals
+    rows = [
+        {
+            "id": p.id,
+            "title": p.title,
+            "overall": display(p.overall, decimals, suffix="%"),
+            "taken_at": _when(p.taken_at) if p.taken_at else None,
+            "url": f"/projects/{quote(p.id, safe='')}/dashboard",
+        }
+        for p in queries.projects(store, config)
+    ]
+    return _render("index.html", title="pillarwatch", projects=rows)
+
+
+def page(store: Store, config: Config, project_id: str, *, standalone: bool = False) -> str:
+    """One project's page; raises :class:`~daemon.errors.NotFound` for an unknown project.
+
+    ``standalone`` leaves out the links to the HTTP API (explain, the index),
+    which lead nowhere from a file opened on its own.
+    """
+    project = config.project(project_id)
+    decimals = config.display.decimals
+    snapshot = store.latest(project.id)
+    if snapshot is None:
+        return _render("page.html", title=project.title or project.id, project=project, snapshot=None,
+                       standalone=standalone)
+    history = queries.history(store, project, limit=HISTORY_LIMIT)
+    return _render(
+        "page.html",
+        title=project.title or project.id,
+        project=project,
+        snapshot=snapshot,
+        standalone=standalone,
+        overall=display(snapshot.overall, decimals, suffix="%"),
+        taken_at=_when(snapshot.taken_at),
+        seen_at=_when(snapshot.last_seen_at) if snapshot.last_seen_at else None,
+        missing_sources=[s.id + (f" ({s.error.kind}: {s.error.message})" if s.error else "")
+                         for s in snapshot.sources if not s.answered],
+        answered=_answered(snapshot),
+        overall_chart=_chart(history, None, f"{project.title or project.id}: overall over time", decimals),
+        history_note=_history_note(history),
+        pillars=[_pillar(project, snapshot, p, history, decimals, standalone) for p in snapshot.pillars],
+        alerts=_open_alerts(store, project, snapshot, decimals),
+        missing=_missing(snapshot),
+    )
+
+
+# --- building the views ----------------------------------------------------------------
+
+
+def _pillar(project: Project, snapshot: Snapshot, pillar: PillarScore, history: queries.History,
+            decimals: int, standalone: bool) -> PillarView:
+    titles = {c.id: c.title for c in pillar.criteria}
+    return PillarView(
+        id=pillar.id,
+        title=pillar.title,
+        score=display(pillar.score, decimals, suffix="%"),
+        coverage=display(pillar.coverage * 100, 0, suffix="%"),
+        chart=_chart(history, pillar.id, f"{pillar.title}: % over time", decimals),
+        gaps=[titles[g] for g in main_gaps(pillar)],
+        criteria=[_criterion(project, pillar, c, standalone) for c in pillar.criteria],
+    )
+
+
+def _chart(history: queries.History, pillar: str | None, title: str, decimals: int) -> Markup:
+    points = [
+        Point(at=h.taken_at, value=h.overall if pillar is None else h.pillars.get(pillar),
+              partial=not h.complete, until=h.last_seen_at)
+        for h in history.points
+    ]
+    # trend_svg escapes every text it writes, so its markup is safe to insert as it is.
+    return Markup(trend_svg(points, title=title, decimals=decimals))
+
+
+def _answered(snapshot: Snapshot) -> str:
+    answered = sum(1 for s in snapshot.sources if s.answered)
+    total = len(snapshot.sources)
+    return f"{answered} of {total} source{'s' if total != 1 else ''} answered"
+
+
+def _history_note(history: queries.History) -> str:
+    shown = len(history.points)
+    if history.total > shown:
+        return f"the latest {shown} of {history.total} snapshots"
+    return f"{shown} snapshot{'s' if shown != 1 else ''}"
+
+
+def _criterion(project: Project, pillar: PillarScore, c: CriterionScore, standalone: bool) -> CriterionView:
+    explain = "/api/v1/projects/{}/criteria/{}/{}".format(*(quote(x, safe="") for x in (project.id, pillar.id, c.id)))
+    return CriterionView(
+        id=c.id,
+        title=c.title,
+        score=f"{c.score:.2f}" if c.score is not None else "–",
+        status=c.status,
+        reason=c.reason,
+        scored_at=_when(c.scored_at) if c.scored_at else None,
+        explain_url=None if standalone else explain,
+        evidence=_evidence_rows(c),
+    )
+
+
+def _evidence_rows(c: CriterionScore) -> list[EvidenceRow]:
+    """One row per check with the evidence it read (as `pillarwatch explain` pairs them)."""
+    by_key = {e.key: e for e in c.evidence}
+    rows = []
+    used: set[str] = set()
+    for check in c.checks:
+        key = evidence_key(check.source, check.signal, check.params)
+        used.add(key)
+        what = f"{check.source}: {check.signal}({_params(check.params)}).{check.field}"
+        error = f"{check.error.kind}: {check.error.message}" if check.error else None
+        score = f"{check.score:.2f}" if check.score is not None else "–"
+        rows.append(_row(what, check.value, score, error, by_key.get(key)))
+    for e in c.evidence:  # evidence no check points at (a manual criterion's, say): shown too
+        if e.key not in used:
+            error = f"{e.error.kind}: {e.error.message}" if e.error else None
+            rows.append(_row(f"{e.source}: {e.signal}({_params(e.params)})", e.value, "", error, e))
+    return rows
+
+
+def _row(what: str, value: Any, score: str, error: str | None, evidence: Evidence | None) -> EvidenceRow:
+    p = evidence.provenance if evidence else None
+    url = p.url if p and p.url else None
+    return EvidenceRow(
+        what=what,
+        value=_short(value),
+        score=score,
+        error=error,
+        commit=p.commit[:7] if p and p.commit else None,
+        commit_full=p.commit if p and p.commit else None,
+        location=(p.path + (f":{p.line}" if p.line else "")) if p and p.path else None,
+        url=url if url and urlsplit(url).scheme in ("http", "https") else None,
+        url_text=url,
+        observed_at=_when(evidence.observed_at) if evidence else None,
+    )
+
+
+def _params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return "–"
+    text = f"{value:.4g}" if isinstance(value, float) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= _VALUE_CHARS else text[: _VALUE_CHARS - 1] + "…"
+
+
+def _open_alerts(store: Store, project: Project, snapshot: Snapshot, decimals: int) -> list[AlertView]:
+    """Firing alerts first, then pending ones."""
+    titles = {p.id: p.title for p in snapshot.pillars}
+    found = [a for state in ("firing", "pending") for a in queries.alerts(store, project=project.id, state=state)["alerts"]]
+    views = []
+    for a in found:
+        subject = a["subject"]
+        kind, _, name = subject.partition(":")
+        said = {"pillar": titles.get(name, name), "source": f"source {name}"}.get(kind, subject.capitalize())
+        sent = a["deliveries"]
+        views.append(AlertView(
+            state=a["state"],
+            subject=said,
+            kind=a["kind"],
+            severity=a["severity"],
+            title=sent[0]["title"] if sent else f"{said}: {a['kind']}",
+            change=f"{display(a['baseline'], decimals, suffix='%')} → {display(a['value'], decimals, suffix='%')}",
+            started_at=_when(datetime.fromisoformat(a["started_at"].replace("Z", "+00:00"))),
+            evidence=[e["description"] for e in a["evidence"]],
+        ))
+    return views
+
+
+def _missing(snapshot: Snapshot) -> list[GainView]:
+    titles = {p.id: p.title for p in snapshot.pillars}
+    return [
+        GainView(
+            title=g.title,
+            pillar=titles[g.pillar],
+            now=f"{g.score:.2f}" if g.score is not None else "–",
+            status=g.status,
+            # The same two decimals as the Markdown report: a gain is a difference, not a figure.
+            gain=f"+{g.gain:.2f}",
+        )
+        for g in missing_next(snapshot)
+    ]
+
+
+def _when(moment: datetime) -> str:
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")

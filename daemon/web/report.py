@@ -1,0 +1,134 @@
+"""The progress snapshot document, computed from a stored snapshot.
+
+``build_report`` is pure: it adds the two things a reader wants besides the
+scores, each pillar's main gaps and "what is missing next" (criteria ranked by
+how many overall points each would add at 1.0). ``render_markdown`` writes the
+document in the same shape people write by hand, so ``verify-doc`` can read it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from daemon.scoring.arithmetic import display, weighted_mean
+from daemon.scoring.score import overall_of
+from daemon.scoring.snapshot import PillarScore, Snapshot
+
+_SCORED = ("ok", "stale", "manual")
+
+
+class Gain(BaseModel):
+    pillar: str
+    criterion: str
+    title: str
+    score: float | None
+    status: str
+    gain: float  # overall % points added if this criterion were 1.0
+
+
+class Report(BaseModel):
+    snapshot: Snapshot
+    decimals: int
+    gaps: dict[str, list[str]]  # pillar id -> ids of its weakest criteria, weakest first
+    missing_next: list[Gain]
+
+
+def _pillar_with(pillar: PillarScore, criterion_id: str) -> PillarScore:
+    """The pillar as it would score with one criterion at 1.0."""
+    pairs = [
+        (100.0 if c.id == criterion_id else (c.score or 0.0) * 100, c.weight)
+        for c in pillar.criteria
+        if c.id == criterion_id or (c.status in _SCORED and c.score is not None)
+    ]
+    return pillar.model_copy(update={"score": weighted_mean(pairs)})
+
+
+def missing_next(snapshot: Snapshot) -> list[Gain]:
+    """Every criterion below 1.0, ranked by the overall points it would add at 1.0."""
+    now = snapshot.overall or 0.0
+    gains = []
+    for index, pillar in enumerate(snapshot.pillars):
+        for c in pillar.criteria:
+            if c.status == "not_applicable" or (c.score is not None and c.score >= 1.0):
+                continue
+            pillars = list(snapshot.pillars)
+            pillars[index] = _pillar_with(pillar, c.id)
+            after = overall_of(pillars) or 0.0
+            gains.append(Gain(pillar=pillar.id, criterion=c.id, title=c.title, score=c.score, status=c.status, gain=after - now))
+    return sorted(gains, key=lambda g: (-g.gain, g.pillar, g.criterion))
+
+
+def main_gaps(pillar: PillarScore, limit: int = 2) -> list[str]:
+    """The pillar's weakest criteria (unknown ones first), at most ``limit``."""
+    open_ = [c for c in pillar.criteria if c.status != "not_applicable" and (c.score is None or c.score < 1.0)]
+    open_.sort(key=lambda c: (c.score is not None, c.score or 0.0))
+    return [c.id for c in open_[:limit]]
+
+
+def build_report(snapshot: Snapshot, *, decimals: int = 0) -> Report:
+    return Report(
+        snapshot=snapshot,
+        decimals=decimals,
+        gaps={p.id: main_gaps(p) for p in snapshot.pillars},
+        missing_next=missing_next(snapshot),
+    )
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    body = report.model_dump(mode="json")
+    body["snapshot"] = report.snapshot.to_json()
+    return body
+
+
+def render_markdown(report: Report, *, title: str | None = None) -> str:
+    s, d = report.snapshot, report.decimals
+    out = [
+        f"# {title or s.project}: target architecture progress snapshot",
+        "",
+        f"Date: {s.seen_at.date().isoformat()}",
+        f"Snapshot: #{s.id if s.id is not None else '(not stored)'} taken {s.seen_at.isoformat().replace('+00:00', 'Z')},"
+        f" rules {s.rules_hash}, {'complete' if s.complete else 'partial: some sources did not answer'}",
+        "",
+        "## Method",
+        "",
+        "Each criterion is scored from 0.0 to 1.0 by pillarwatch from collected evidence"
+        " (or a manual score with a reason and an expiry). Pillar completion is the weighted mean"
+        " of its criteria × 100; overall completion is the weighted mean of the unrounded pillar"
+        f" figures. Figures are rounded half-up to {d} decimals for display only."
+        " Stale criteria keep their last score; unknown and not-applicable ones are left out of the mean.",
+        "",
+    ]
+    titles = {c.id: c.title for p in s.pillars for c in p.criteria}
+    for n, pillar in enumerate(s.pillars, 1):
+        out += [f"### {n}) {pillar.title}", "", "Criteria scoring:"]
+        for i, c in enumerate(pillar.criteria, 1):
+            figure = f"{c.score:.2f}" if c.score is not None else "n/a"
+            note = "" if c.status == "ok" else f" ({c.status}{': ' + c.reason if c.reason else ''})"
+            out.append(f"{i}. {c.title}: {figure}{note}")
+        out.append("")
+        out.append(f"Pillar completion: {display(pillar.score, d, suffix='%')} (coverage {display(pillar.coverage * 100, 0, suffix='%')})")
+        gaps = report.gaps.get(pillar.id) or []
+        out.append(f"Main gaps: {', '.join(titles[g] for g in gaps) if gaps else 'none'}")
+        out.append("")
+    figures = [p for p in s.pillars if p.score is not None]
+    out += [
+        "## Overall",
+        "",
+        f"Overall target architecture completion: {display(s.overall, d, suffix='%')}",
+        "",
+        "Computation: (" + " + ".join(f"{p.score:.2f}" for p in figures) + f") / {len(figures)}"
+        f" = {s.overall:.2f}" if figures and s.overall is not None and all(p.weight == 1 for p in figures)
+        else f"Computation: weighted mean of {len(figures)} pillar figures = {display(s.overall, 2)}",
+        "",
+        "## What is missing next",
+        "",
+        "| # | Criterion | Pillar | Now | Overall points at 1.0 |",
+        "|---|---|---|---|---|",
+    ]
+    pillar_titles = {p.id: p.title for p in s.pillars}
+    for i, g in enumerate(report.missing_next, 1):
+        now = f"{g.score:.2f}" if g.score is not None else g.status
+        out.append(f"| {i} | {g.title} | {pillar_titles[g.pillar]} | {now} | +{g.gain:.2f} |")
+    return "\n".join(out) + "\n"
