@@ -149,8 +149,8 @@ def run(ctx: Context) -> BenchResult:
     project = config.projects[0]
     shares = time_shares(lambda: git.collect(project.sources[0], requests_by_source(project)["repo"], now=now,
                                              cache_dir=config.cache_path),
-                         {"reading blobs": ("_gitrepo.py", "blob"), "matching globs": ("git.py", "_glob"),
-                          "running git commands (ls-tree, rev-parse, log, rev-list)": ("_gitrepo.py", "_exec")})
+                         {"reading blobs": ("gitrepo.py", "blob"), "matching globs": ("gitrepo.py", "glob"),
+                          "running git commands (ls-tree, rev-parse, log, rev-list)": ("gitcommand.py", "run_status")})
     notes.append(
         "Where the collector's time goes (cProfile of one repository's collection): " + ", ".join(shares) + ". "
         "The blobs that content signals match are read one at a time through GitPython's `git cat-file --batch` "

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 
 from collectors.evidence import (
     CollectResult,
@@ -20,8 +20,10 @@ from collectors.evidence import (
     EvidenceError,
     EvidenceRequest,
     Provenance,
+    SignalParams,
     SourceFault,
     failed,
+    signal_params,
 )
 
 __all__ = [
@@ -41,20 +43,14 @@ _FAILURES = frozenset({"failure", "timed_out", "startup_failure"})
 _SPELLINGS = {"failed": "failure", "canceled": "cancelled"}  # GitLab's words -> GitHub's
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    default_field: ClassVar[str]
-    default_transform: ClassVar[str | None]
-
-
-class LatestRun(_Params):
+class LatestRun(SignalParams):
     """The newest completed run: did it succeed?"""
 
     signal: Literal["latest_run"] = "latest_run"
     default_field, default_transform = "success", "bool"
 
 
-class SuccessRate(_Params):
+class SuccessRate(SignalParams):
     """The share of the last `runs` completed runs that succeeded."""
 
     signal: Literal["success_rate"] = "success_rate"
@@ -62,7 +58,7 @@ class SuccessRate(_Params):
     default_field, default_transform = "rate", "ratio"
 
 
-class TestReport(_Params):
+class TestReport(SignalParams):
     """The test summary of the newest completed run (GitLab's pipeline test report)."""
 
     __test__: ClassVar[bool] = False  # not a pytest test class, despite its name
@@ -125,7 +121,7 @@ def collect_runs(
     source_id: str,
     requests: list[EvidenceRequest],
     *,
-    signals: dict[str, type[BaseModel]],
+    signals: dict[str, type[SignalParams]],
     provider: str,
     where: str,
     fetch: Fetch,
@@ -163,17 +159,11 @@ def collect_runs(
     return CollectResult(source=source_id, evidence=evidence, fingerprint=str(runs[0].run_id) if runs else None)
 
 
-def _params(request: EvidenceRequest, signals: dict[str, type[BaseModel]], provider: str) -> BaseModel | EvidenceError:
-    model = signals.get(request.signal)
-    if model is None:
-        return EvidenceError(kind="unsupported", message=f"unknown {provider} signal '{request.signal}'")
+def _params(request: EvidenceRequest, signals: dict[str, type[SignalParams]], provider: str) -> SignalParams | EvidenceError:
     try:
-        return model.model_validate({"signal": request.signal, **request.params})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "params"
-        message = f"invalid params for {provider} signal '{request.signal}': {where}: {first['msg']}"
-        return EvidenceError(kind="malformed", message=message)
+        return signal_params(provider, signals, request)
+    except SourceFault as fault:
+        return fault.error
 
 
 def latest_run(params: LatestRun, runs: list[Run]) -> tuple[dict[str, Any], Provenance]:

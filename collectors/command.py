@@ -17,18 +17,22 @@ import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collectors.evidence import (
     CollectResult,
     Evidence,
     EvidenceError,
     EvidenceRequest,
+    SignalParams,
     SourceFault,
     failed,
+    signal_params,
+    signal_table,
 )
+from collectors.gitrepo import GitSource
 from collectors.regex import compile_regex, regex_param
 
 __all__ = ["SIGNALS", "CommandSource", "ExitStatus", "StdoutNumber", "collect"]
@@ -61,18 +65,12 @@ class CommandSource(BaseModel):
         return value
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    default_field: ClassVar[str]
-    default_transform: ClassVar[str | None]
-
-
-class ExitStatus(_Params):
+class ExitStatus(SignalParams):
     signal: Literal["exit_status"] = "exit_status"
     default_field, default_transform = "success", "bool"
 
 
-class StdoutNumber(_Params):
+class StdoutNumber(SignalParams):
     signal: Literal["stdout_number"] = "stdout_number"
     regex: str  # the first group, or the whole match, is the number
     default_field, default_transform = "value", None
@@ -80,7 +78,7 @@ class StdoutNumber(_Params):
     _re2 = field_validator("regex")(lambda cls, v: regex_param(v))
 
 
-SIGNALS: dict[str, type[BaseModel]] = {m.model_fields["signal"].default: m for m in (ExitStatus, StdoutNumber)}
+SIGNALS = signal_table(ExitStatus, StdoutNumber)
 
 
 def _start(source: CommandSource) -> subprocess.Popen[bytes]:
@@ -146,15 +144,7 @@ def _run(source: CommandSource) -> tuple[int, bytes]:
 
 
 def _value(request: EvidenceRequest, code: int, text: str) -> dict[str, Any]:
-    model = SIGNALS.get(request.signal)
-    if model is None:
-        raise SourceFault("unsupported", f"unknown command signal {request.signal!r} (known: {', '.join(SIGNALS)})")
-    try:
-        params = model.model_validate({**request.params, "signal": request.signal})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "params"
-        raise SourceFault("malformed", f"invalid params for command signal {request.signal!r}: {where}: {first['msg']}") from None
+    params = signal_params("command", SIGNALS, request)
     if isinstance(params, ExitStatus):
         return {"code": code, "success": code == 0}
     assert isinstance(params, StdoutNumber)
@@ -183,9 +173,22 @@ def _evidence(source: CommandSource, request: EvidenceRequest, code: int, text: 
                     observed_at=now)
 
 
-def collect(source: CommandSource, requests: list[EvidenceRequest], *, now: datetime, allowed: bool) -> CollectResult:
-    """Run the command once (if `allowed`) and answer every request; never raises for source faults."""
-    if not allowed:
+def collect(
+    source: CommandSource,
+    requests: list[EvidenceRequest],
+    *,
+    now: datetime,
+    cache_dir: Path | None = None,
+    repo: GitSource | None = None,
+    commit: str | None = None,
+    previous: CollectResult | None = None,
+    allow_commands: bool = False,
+) -> CollectResult:
+    """Run the command once (if `allow_commands`) and answer every request; never raises for source faults.
+
+    The other keywords are not used.
+    """
+    if not allow_commands:
         return failed(source.id, requests, EvidenceError(kind="unsupported", message=_DISABLED), now=now)
     try:
         code, out = _run(source)

@@ -12,9 +12,9 @@ import hashlib
 import json
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ErrorKind = Literal[
     "timeout",
@@ -216,3 +216,37 @@ class SourceFault(Exception):
     def __init__(self, kind: ErrorKind, message: str, *, retryable: bool = False):
         super().__init__(message)
         self.error = EvidenceError(kind=kind, message=message, retryable=retryable)
+
+
+class SignalParams(BaseModel):
+    """The parameters of one signal; each signal's model names itself in ``signal`` and says how it scores.
+
+    ``default_field`` is the value field a check reads and ``default_transform``
+    the transform it applies when the rule names neither.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    default_field: ClassVar[str]
+    default_transform: ClassVar[str | None]
+
+
+def signal_table(*models: type[SignalParams]) -> dict[str, type[SignalParams]]:
+    """Signal name -> parameter model, named by each model's ``signal`` default."""
+    return {model.model_fields["signal"].default: model for model in models}
+
+
+def signal_params(kind: str, signals: dict[str, type[SignalParams]], request: EvidenceRequest) -> SignalParams:
+    """The validated parameters of `request` for a `kind` source answering `signals`.
+
+    Raises SourceFault: ``unsupported`` for a signal the kind does not answer,
+    ``malformed`` for parameters its model refuses.
+    """
+    model = signals.get(request.signal)
+    if model is None:
+        raise SourceFault("unsupported", f"unknown {kind} signal {request.signal!r} (known: {', '.join(signals)})")
+    try:
+        return model.model_validate({**request.params, "signal": request.signal})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "params"
+        raise SourceFault("malformed", f"invalid params for {kind} signal {request.signal!r}: {where}: {first['msg']}") from None

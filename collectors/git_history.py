@@ -13,9 +13,9 @@ from pathlib import Path
 
 from wcmatch import glob as wcglob
 
-from collectors._gitrepo import _FAULTS, _exec, _fault, _Repo, _repo_path, _where
 from collectors.evidence import SourceFault
-from collectors.git import _GLOB_FLAGS, GitSource
+from collectors.gitcommand import run_status
+from collectors.gitrepo import FAULTS, GLOB_FLAGS, GitSource, Repository, as_fault, location, repo_path
 
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
@@ -37,14 +37,14 @@ def first_parent_log(
     if max_count is not None:
         args.append(f"--max-count={max_count}")
     try:
-        repo = _Repo(source, cache_dir, sync=True)
+        repo = Repository(source, cache_dir, sync=True)
         try:
             sha, _ = repo.resolve(source.branch)
             out = repo.run(*args, sha, "--")
         finally:
             repo.close()
-    except _FAULTS as exc:
-        raise _fault(exc, source) from None
+    except FAULTS as exc:
+        raise as_fault(exc, source) from None
     # rev-list prints "commit <sha>" and then the formatted line, newest first.
     lines = [line for line in out.splitlines() if line.strip()]
     commits = [(lines[i].split()[1], datetime.fromtimestamp(int(lines[i + 1]), timezone.utc)) for i in range(0, len(lines) - 1, 2)]
@@ -56,15 +56,15 @@ def commit_before(source: GitSource, moment: datetime, *, cache_dir: Path) -> st
     if moment.timestamp() < 0:
         return None  # no commit predates 1970 (and --min-age=-1 would mean no bound)
     try:
-        repo = _Repo(source, cache_dir, sync=False)
+        repo = Repository(source, cache_dir, sync=False)
         try:
             sha, _ = repo.resolve(source.branch)
             # The integer form, as in first_parent_log.
             out = repo.run("rev-list", "--first-parent", "-1", f"--min-age={math.floor(moment.timestamp())}", sha, "--")
         finally:
             repo.close()
-    except _FAULTS as exc:
-        raise _fault(exc, source) from None
+    except FAULTS as exc:
+        raise as_fault(exc, source) from None
     return out.strip() or None
 
 
@@ -79,7 +79,7 @@ def change_between(source: GitSource, old: str, new: str, *, cache_dir: Path,
     if not (_SHA.fullmatch(old) and _SHA.fullmatch(new)) or (path is None) == (pattern is None):
         return None  # not commit ids (they come from stored evidence): nothing to ask git
     try:
-        repo = _Repo(source, cache_dir, sync=False)
+        repo = Repository(source, cache_dir, sync=False)
         try:
             if path is not None:
                 return repo.run("log", "-1", "--format=%H", f"{old}..{new}", "--", path).strip() or None
@@ -89,9 +89,9 @@ def change_between(source: GitSource, old: str, new: str, *, cache_dir: Path,
                            f"{old}..{new}", "--")
         finally:
             repo.close()
-    except _FAULTS as exc:
-        raise _fault(exc, source) from None
-    matcher = wcglob.compile(pattern, flags=_GLOB_FLAGS)
+    except FAULTS as exc:
+        raise as_fault(exc, source) from None
+    matcher = wcglob.compile(pattern, flags=GLOB_FLAGS)
     for block in out.split("\x01")[1:]:  # newest first
         sha, *names = block.split("\n")
         if any(matcher.match(name) for name in names if name):
@@ -124,18 +124,18 @@ def blamer(sources: list[GitSource], *, cache_dir: Path) -> Callable[[str, str, 
 def file_versions(source: GitSource, path: str, *, cache_dir: Path) -> list[tuple[str, datetime]]:
     """(SHA, commit time) of every commit of `source.branch` that changed `path`, oldest first. Raises SourceFault."""
     try:
-        name = _repo_path(path)
+        name = repo_path(path)
     except ValueError as exc:
-        raise SourceFault("unsafe", f"{_where(source)}: {exc}") from None
+        raise SourceFault("unsafe", f"{location(source)}: {exc}") from None
     try:
-        repo = _Repo(source, cache_dir, sync=True)
+        repo = Repository(source, cache_dir, sync=True)
         try:
             sha, _ = repo.resolve(source.branch)
             out = repo.run("log", "--format=%H %ct", sha, "--", name)
         finally:
             repo.close()
-    except _FAULTS as exc:
-        raise _fault(exc, source) from None
+    except FAULTS as exc:
+        raise as_fault(exc, source) from None
     versions = [(sha, datetime.fromtimestamp(int(stamp), timezone.utc)) for sha, stamp in (line.split() for line in out.splitlines() if line.strip())]
     return versions[::-1]
 
@@ -143,10 +143,10 @@ def file_versions(source: GitSource, path: str, *, cache_dir: Path) -> list[tupl
 def last_change(file: Path, *, timeout: float = 30) -> tuple[str, datetime] | None:
     """(SHA, commit time) of the last commit that changed a file on this machine, if it is in a repository."""
     folder = file.resolve().parent
-    status, top, _ = _exec(folder, "rev-parse", "--show-toplevel", timeout=timeout)
+    status, top, _ = run_status(folder, "rev-parse", "--show-toplevel", timeout=timeout)
     if status != 0:
         return None
-    status, out, _ = _exec(top.strip(), "log", "-1", "--format=%H %ct", "--", str(file.resolve()), timeout=timeout)
+    status, out, _ = run_status(top.strip(), "log", "-1", "--format=%H %ct", "--", str(file.resolve()), timeout=timeout)
     if status != 0 or not out.strip():
         return None
     sha, stamp = out.split()

@@ -17,8 +17,10 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collectors import ci
-from collectors._http import ApiClient, EtagCache, check_api_url, iter_pages, open_client, resolve_token
-from collectors.evidence import CollectResult, EvidenceRequest, SourceFault, failed
+from collectors.gitrepo import GitSource
+from collectors.http import ApiClient, check_api_url, iter_pages, open_client, resolve_token
+from collectors.httpcache import EtagCache
+from collectors.evidence import CollectResult, EvidenceRequest, SourceFault, failed, signal_table
 
 __all__ = ["SIGNALS", "GitHubSource", "collect"]
 
@@ -64,24 +66,37 @@ class GitHubSource(BaseModel):
         return check_api_url(value)
 
 
-SIGNALS: dict[str, type[BaseModel]] = {"latest_run": ci.LatestRun, "success_rate": ci.SuccessRate}
+SIGNALS = signal_table(ci.LatestRun, ci.SuccessRate)
 
 
-def collect(source: GitHubSource, requests: list[EvidenceRequest], *, now: datetime, cache_dir: Path) -> CollectResult:
-    """Answer every request from one listing of the workflow's runs; never raises for source faults."""
+def collect(
+    source: GitHubSource,
+    requests: list[EvidenceRequest],
+    *,
+    now: datetime,
+    cache_dir: Path | None = None,
+    repo: GitSource | None = None,
+    commit: str | None = None,
+    previous: CollectResult | None = None,
+    allow_commands: bool = False,
+) -> CollectResult:
+    """Answer every request from one listing of the workflow's runs; never raises for source faults.
+
+    `cache_dir` keeps the ETags of earlier answers; the other keywords are not used.
+    """
     now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)  # a naive `now` is UTC
     try:
         token = resolve_token(source.token_env, source.token_file)
     except SourceFault as fault:
         return failed(source.id, requests, fault.error, now=now)
     where = f"workflow {source.workflow} of {source.repo}" + (f" on {source.branch}" if source.branch else "")
-    cache = EtagCache(cache_dir / "http")
+    cache = EtagCache(cache_dir / "http") if cache_dir is not None else None  # none: no revalidation
     with open_client(timeout=source.timeout_seconds, token=token, headers=_HEADERS) as client:
         return ci.collect_runs(source.id, requests, signals=SIGNALS, provider="github", where=where, now=now,
                                fetch=lambda need: _runs(source, client, cache, need))
 
 
-def _runs(source: GitHubSource, client: ApiClient, cache: EtagCache, need: int) -> list[ci.Run]:
+def _runs(source: GitHubSource, client: ApiClient, cache: EtagCache | None, need: int) -> list[ci.Run]:
     url = f"{source.api_url}/repos/{source.repo}/actions/workflows/{quote(source.workflow, safe='')}/runs"
     params: dict[str, str | int] = {"status": "completed", "per_page": min(100, need),
                                     "exclude_pull_requests": "true"}  # smaller answers; we never read them

@@ -25,8 +25,10 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collectors import ci
-from collectors._http import ApiClient, EtagCache, check_api_url, get_json, iter_pages, open_client, resolve_token
-from collectors.evidence import CollectResult, EvidenceRequest, Provenance, SourceFault, failed
+from collectors.gitrepo import GitSource
+from collectors.http import ApiClient, check_api_url, get_json, iter_pages, open_client, resolve_token
+from collectors.httpcache import EtagCache
+from collectors.evidence import CollectResult, EvidenceRequest, Provenance, SourceFault, failed, signal_table
 
 __all__ = ["SIGNALS", "GitLabSource", "collect"]
 
@@ -65,22 +67,31 @@ class GitLabSource(BaseModel):
         return check_api_url(value)
 
 
-SIGNALS: dict[str, type[BaseModel]] = {
-    "latest_run": ci.LatestRun,
-    "success_rate": ci.SuccessRate,
-    "test_report": ci.TestReport,
-}
+SIGNALS = signal_table(ci.LatestRun, ci.SuccessRate, ci.TestReport)
 
 
-def collect(source: GitLabSource, requests: list[EvidenceRequest], *, now: datetime, cache_dir: Path) -> CollectResult:
-    """Answer every request from one listing of the project's pipelines; never raises for source faults."""
+def collect(
+    source: GitLabSource,
+    requests: list[EvidenceRequest],
+    *,
+    now: datetime,
+    cache_dir: Path | None = None,
+    repo: GitSource | None = None,
+    commit: str | None = None,
+    previous: CollectResult | None = None,
+    allow_commands: bool = False,
+) -> CollectResult:
+    """Answer every request from one listing of the project's pipelines; never raises for source faults.
+
+    `cache_dir` keeps the ETags of earlier answers; the other keywords are not used.
+    """
     now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)  # a naive `now` is UTC
     try:
         token = resolve_token(source.token_env, source.token_file)
     except SourceFault as fault:
         return failed(source.id, requests, fault.error, now=now)
     where = f"project {source.project}" + (f" on {source.ref}" if source.ref else "")
-    cache = EtagCache(cache_dir / "http")
+    cache = EtagCache(cache_dir / "http") if cache_dir is not None else None  # none: no revalidation
     base = f"{source.api_url}/projects/{quote(source.project, safe='')}/pipelines"
     with open_client(timeout=source.timeout_seconds, token=token, auth_scheme="PRIVATE-TOKEN") as client:
         answers: dict[tuple[str, int], Any] = {}  # each request once, however many checks ask
@@ -122,7 +133,7 @@ def collect(source: GitLabSource, requests: list[EvidenceRequest], *, now: datet
     return result
 
 
-def _runs(source: GitLabSource, client: ApiClient, cache: EtagCache, url: str, need: int) -> list[ci.Run]:
+def _runs(source: GitLabSource, client: ApiClient, cache: EtagCache | None, url: str, need: int) -> list[ci.Run]:
     params: dict[str, str | int] = {"per_page": min(100, max(need, _MIN_PAGE)), "order_by": "id", "sort": "desc"}
     if source.ref:
         params["ref"] = source.ref
@@ -169,7 +180,7 @@ def _duration(raw: dict[str, Any]) -> float | None:
     return None
 
 
-def _pipeline_duration(source: GitLabSource, client: ApiClient, cache: EtagCache, base: str, run: ci.Run) -> float | None:
+def _pipeline_duration(source: GitLabSource, client: ApiClient, cache: EtagCache | None, base: str, run: ci.Run) -> float | None:
     """The `duration` of one pipeline, from ``GET /projects/{id}/pipelines/{pipeline_id}``."""
     url = f"{base}/{run.run_id}"
     data = get_json(client, url, cache=cache, max_bytes=source.max_bytes).data
@@ -179,7 +190,7 @@ def _pipeline_duration(source: GitLabSource, client: ApiClient, cache: EtagCache
 
 
 def _test_report(
-    source: GitLabSource, client: ApiClient, cache: EtagCache, base: str, run: ci.Run
+    source: GitLabSource, client: ApiClient, cache: EtagCache | None, base: str, run: ci.Run
 ) -> tuple[dict[str, Any], Provenance]:
     url = f"{base}/{run.run_id}/test_report"
     data = get_json(client, url, cache=cache, max_bytes=source.max_bytes).data

@@ -16,11 +16,11 @@ import stat
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, fromstring
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from wcmatch import glob
 
 from collectors.evidence import (
@@ -30,19 +30,20 @@ from collectors.evidence import (
     EvidenceError,
     EvidenceRequest,
     Provenance,
+    SignalParams,
     SourceFault,
     failed,
     path_text,
+    signal_params,
+    signal_table,
 )
-from collectors.probe import fetch, http_url, shown_url
+from collectors.gitrepo import GLOB_FLAGS, Deadline, GitSource, list_files, read_bytes
+from collectors.http import fetch, http_url
 from collectors.regex import compile_regex, regex_param
-
-if TYPE_CHECKING:  # collectors.git is imported lazily, as in collectors.docs
-    from collectors.git import GitSource
+from collectors.secrets import shown_url
 
 __all__ = ["SIGNALS", "JUnitSource", "Tests", "collect"]
 
-_GLOB_FLAGS = glob.GLOBSTAR | glob.BRACE | glob.DOTGLOB  # the git collector's flags: one glob dialect
 _LIST_LIMIT = 20
 _STATUS_KINDS: dict[int, ErrorKind] = {401: "auth", 403: "auth", 404: "not_found", 410: "not_found", 429: "rate_limited"}
 
@@ -80,13 +81,10 @@ def _regex(value: str | None) -> str | None:
     return None if value is None else regex_param(value)
 
 
-class Tests(BaseModel):
+class Tests(SignalParams):
     """Test outcomes, optionally only of the test cases matching regexes."""
 
-    model_config = ConfigDict(extra="forbid")
-    default_field: ClassVar[str] = "pass_ratio"
-    default_transform: ClassVar[str | None] = "ratio"
-
+    default_field, default_transform = "pass_ratio", "ratio"
     signal: Literal["tests"] = "tests"
     suite: str | None = None  # searched in the nearest enclosing <testsuite> name
     classname: str | None = None
@@ -95,7 +93,7 @@ class Tests(BaseModel):
     _compiles = field_validator("suite", "classname", "name")(_regex)
 
 
-SIGNALS: dict[str, type[BaseModel]] = {"tests": Tests}
+SIGNALS = signal_table(Tests)
 
 
 class _Case(NamedTuple):
@@ -166,7 +164,7 @@ def _from_folder(source: JUnitSource) -> _Report:
     if not root.is_dir():
         raise SourceFault("not_found", f"folder not found: {root}")
     base = root.resolve()
-    names = sorted(glob.glob(str(source.glob), root_dir=str(root), flags=_GLOB_FLAGS))
+    names = sorted(glob.glob(str(source.glob), root_dir=str(root), flags=GLOB_FLAGS))
     files = [root / name for name in names if (root / name).is_file()]  # FIFOs and folders are not reports
     if not files:
         raise SourceFault("not_found", f"no files match {source.glob!r} in {root}")
@@ -194,9 +192,7 @@ def _read_capped(file: Path, limit: int) -> bytes:
     return data
 
 
-def _from_git(source: JUnitSource, repo: GitSource, commit: str | None, cache_dir: Path) -> _Report:
-    from collectors.git import Deadline, list_files, read_bytes  # lazily: this module loads without git support
-
+def _from_git(source: JUnitSource, repo: GitSource, commit: str | None, cache_dir: Path | None) -> _Report:
     # One deadline for the listing and every read: timeout_seconds bounds the whole collection.
     deadline = Deadline.after(source.timeout_seconds)
     names, sha = list_files(repo, str(source.glob), cache_dir=cache_dir, commit=commit, deadline=deadline)
@@ -207,7 +203,8 @@ def _from_git(source: JUnitSource, repo: GitSource, commit: str | None, cache_di
         # Bytes, as from a folder: the XML parser decides the encoding by the byte order mark and the
         # declaration, so a UTF-16 report (NUL bytes throughout) is no "binary file". read_bytes names
         # the file in its own faults (too large, missing, ...).
-        data, _ = read_bytes(repo, name, cache_dir=cache_dir, commit=sha, max_bytes=source.max_bytes, deadline=deadline)
+        data, _ = read_bytes(repo, name, cache_dir=cache_dir, commit=sha, max_bytes=source.max_bytes,
+                             deadline=deadline)
         cases += _parse(data, f"{name} at {sha[:12]}")
     return _Report(cases, len(names), Provenance(path=path_text(names[0]), commit=sha), sha)
 
@@ -255,15 +252,7 @@ def _evidence(source: JUnitSource, report: _Report, request: EvidenceRequest, no
     value: dict[str, Any] | None = None
     error: EvidenceError | None = None
     try:
-        model = SIGNALS.get(request.signal)
-        if model is None:
-            raise SourceFault("unsupported", f"unknown junit signal {request.signal!r} (known: {', '.join(SIGNALS)})")
-        try:
-            params = model.model_validate({**request.params, "signal": request.signal})
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "params"
-            raise SourceFault("malformed", f"invalid params for junit signal {request.signal!r}: {where}: {first['msg']}") from None
+        params = signal_params("junit", SIGNALS, request)
         assert isinstance(params, Tests)
         value = _tests(report, params)
     except SourceFault as fault:
@@ -277,11 +266,14 @@ def collect(
     requests: list[EvidenceRequest],
     *,
     now: datetime,
-    cache_dir: Path,
+    cache_dir: Path | None = None,
     repo: GitSource | None = None,
     commit: str | None = None,
+    previous: CollectResult | None = None,
+    allow_commands: bool = False,
 ) -> CollectResult:
-    """Read every report once, then answer each request; never raises for source faults."""
+    """Read every report once (from `repo` at `commit` when they are in a git source), then answer each
+    request; never raises for source faults. `previous` and `allow_commands` are not used."""
     try:
         if source.git is not None:
             if repo is None:

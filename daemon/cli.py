@@ -23,6 +23,7 @@ from rich.progress import Progress as RichProgress
 from rich.progress import TextColumn
 
 from collectors.evidence import SourceFault
+from collectors.secrets import one_line
 
 from daemon import __version__, queries
 
@@ -304,7 +305,7 @@ def import_documents(
 ) -> None:
     """Import hand-written progress documents into the history as imported snapshots, with their verification."""
     from collectors import git, git_history
-    from collectors.docs import MAX_DOCUMENT_BYTES
+    from collectors.markdown import MAX_DOCUMENT_BYTES
 
     from daemon.run.importer import import_text
 
@@ -350,7 +351,7 @@ def import_documents(
 
 def _read_document(file: Path) -> str:
     """A progress document from disk: a regular UTF-8 file within the document size limit."""
-    from collectors.docs import read_document
+    from collectors.markdown import read_document
 
     try:
         return read_document(str(file))
@@ -608,14 +609,10 @@ def main() -> None:
         ctx = getattr(exc, "ctx", None)
         where = f"{ctx.command_path}: " if ctx is not None else ""
         hint = " (see --help)" if ctx is not None else ""
-        err.print(f"pillarwatch: error: {where}{_one_line(exc.format_message())}{hint}", markup=False, soft_wrap=True)
+        err.print(f"pillarwatch: error: {where}{one_line(exc.format_message())}{hint}", markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     # Without standalone mode, click returns the exit status of `typer.Exit` (None when a command just ends).
     sys.exit(code if isinstance(code, int) else 0)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 if __name__ == "__main__":

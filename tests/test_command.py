@@ -21,9 +21,9 @@ def _number(regex: str) -> EvidenceRequest:
     return EvidenceRequest(signal="stdout_number", params={"regex": regex})
 
 
-def _run(argv: list[str], *requests: EvidenceRequest, allowed: bool = True, **settings: object):
+def _run(argv: list[str], *requests: EvidenceRequest, allow_commands: bool = True, **settings: object):
     source = CommandSource(id="cmd", argv=argv, **settings)
-    return collect(source, list(requests) or [EXIT], now=NOW, allowed=allowed)
+    return collect(source, list(requests) or [EXIT], now=NOW, allow_commands=allow_commands)
 
 
 def _python(code: str) -> list[str]:
@@ -95,11 +95,11 @@ def test_output_at_the_cap_is_fine():
 def test_disabled_commands_run_nothing(tmp_path):
     marker = tmp_path / "ran"
     argv = _python(f"open({str(marker)!r}, 'w').close()")
-    result = _run(argv, EXIT, _number("x"), allowed=False)
+    result = _run(argv, EXIT, _number("x"), allow_commands=False)
     assert not marker.exists()
     assert [e.error.kind for e in result.evidence] == ["unsupported", "unsupported"]
     assert result.error.message == "commands are disabled; set allow_commands: true"
-    _run(argv, allowed=True)
+    _run(argv, allow_commands=True)
     assert marker.exists()  # the same command, allowed, does create the file
 
 

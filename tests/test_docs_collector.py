@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from collectors import docs
-from collectors.docs import DocSource, collect, normalise_title
+from collectors.docs import DocSource, collect
+from collectors.markdown import normalise_title
 from collectors.evidence import EvidenceRequest
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
@@ -325,6 +326,13 @@ def test_unknown_signal_is_an_item_error(tmp_path: Path) -> None:
     result = collect(_doc(tmp_path), [EvidenceRequest(signal="headline", params={})], now=NOW)
     assert result.answered
     assert result.evidence[0].error is not None and result.evidence[0].error.kind == "unsupported"
+
+
+def test_invalid_params_are_malformed_as_for_every_kind(tmp_path: Path) -> None:
+    result = collect(_doc(tmp_path), [EvidenceRequest(signal="ratio", params={"lable": "x"})], now=NOW)
+    error = result.evidence[0].error
+    assert result.answered and error is not None and error.kind == "malformed"
+    assert error.message.startswith("invalid params for doc signal 'ratio': ")
 
 
 # --- inside a git repository -------------------------------------------------------

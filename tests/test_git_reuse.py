@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from collectors import _gitrepo
+from collectors import gitrepo
 from collectors.evidence import EvidenceRequest
 from collectors.git import GitSource, collect
 from daemon.config.model import load_config
@@ -55,9 +55,9 @@ def test_unchanged_branch_reuses_evidence_without_walking_the_tree(repo: GitRepo
     def refuse(*args: object, **kw: object) -> None:
         raise AssertionError("the tree was read again")
 
-    monkeypatch.setattr(_gitrepo._Repo, "ls_tree", refuse)
-    monkeypatch.setattr(_gitrepo._Repo, "resolve", refuse)
-    monkeypatch.setattr(_gitrepo._Repo, "blob", refuse)
+    monkeypatch.setattr(gitrepo.Repository, "ls_tree", refuse)
+    monkeypatch.setattr(gitrepo.Repository, "resolve", refuse)
+    monkeypatch.setattr(gitrepo.Repository, "blob", refuse)
     again = collect(source(repo), REQUESTS, now=LATER, cache_dir=tmp_path, previous=first)
     assert again.fingerprint == first.fingerprint
     # The same answers as a full read at the same moment, to the last bit (ages and windows included).
@@ -95,7 +95,7 @@ def test_failed_or_foreign_previous_results_are_not_reused(repo: GitRepo, tmp_pa
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "main..other", "-x", "main@{1}", "HEAD~1", "a//b", "x.lock"])
 def test_peek_reads_only_plain_ref_names(repo: GitRepo, tmp_path: Path, name: str) -> None:
-    opened = _gitrepo._Repo(source(repo), tmp_path, sync=False)
+    opened = gitrepo.Repository(source(repo), tmp_path, sync=False)
     try:
         assert opened.peek(name) is None
         assert opened.peek("main") == opened.peek("HEAD") == opened.peek("refs/heads/main") == repo.git("rev-parse", "main")
@@ -115,7 +115,7 @@ def test_collect_command_hands_the_previous_result_to_the_collector(repo: GitRep
     config = load_config(path)
     with Store.open(config.store_path) as store:
         (first,) = run_projects(config, config.projects, store=store, now=T0)
-        monkeypatch.setattr(_gitrepo._Repo, "ls_tree", lambda *a, **k: (_ for _ in ()).throw(AssertionError("tree read")))
+        monkeypatch.setattr(gitrepo.Repository, "ls_tree", lambda *a, **k: (_ for _ in ()).throw(AssertionError("tree read")))
         (second,) = run_projects(config, config.projects, store=store, now=LATER)
     assert second.pillars[0].criteria[0].score == 1.0
     assert second.pillars[0].criteria[1].score < first.pillars[0].criteria[1].score  # the README aged three days
@@ -125,7 +125,7 @@ def test_peek_reads_packed_refs_and_symbolic_refs_as_git_does(repo: GitRepo, tmp
     repo.git("tag", "v1")
     repo.git("pack-refs", "--all")
     repo.git("symbolic-ref", "refs/heads/alias", "refs/heads/main")
-    opened = _gitrepo._Repo(source(repo), tmp_path, sync=False)
+    opened = gitrepo.Repository(source(repo), tmp_path, sync=False)
     try:
         sha = repo.git("rev-parse", "main")
         assert [opened.peek(n) for n in ("main", "HEAD", "alias", "v1", "refs/tags/v1")] == [sha] * 5

@@ -188,7 +188,7 @@ def test_token_from_file(http_server: HttpServer, tmp_path: Path) -> None:
     assert run(http_server, tmp_path, LATEST, token_file=str(token_file)).answered
     assert http_server.requests[0].headers["authorization"] == f"Bearer {SECRET}"
     missing = run(http_server, tmp_path, LATEST, token_file=str(tmp_path / "absent"))
-    assert only_error(missing) == ("auth", f"token file not found: {tmp_path / 'absent'}")
+    assert only_error(missing) == ("auth", f"token file {tmp_path / 'absent'}: cannot read: No such file or directory")
     assert len(http_server.requests) == 1
 
 

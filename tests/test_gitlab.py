@@ -284,7 +284,7 @@ def test_token_from_file(http_server: HttpServer, tmp_path: Path) -> None:
     assert run(http_server, tmp_path, LATEST, token_file=str(token_file)).answered
     assert http_server.requests[0].headers["private-token"] == SECRET
     kind, message = only_error(run(http_server, tmp_path, LATEST, token_file=str(tmp_path / "absent")))
-    assert (kind, message) == ("auth", f"token file not found: {tmp_path / 'absent'}")
+    assert (kind, message) == ("auth", f"token file {tmp_path / 'absent'}: cannot read: No such file or directory")
 
 
 def test_numeric_project_and_self_managed_prefix(http_server: HttpServer, tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors._http import EtagCache, get_json, iter_pages, open_client, resolve_token
+from collectors.http import get_json, iter_pages, open_client, resolve_token
+from collectors.httpcache import EtagCache
 from collectors.evidence import SourceFault
 from tests.conftest import HttpServer, Reply, Seen
 
@@ -250,7 +251,7 @@ def test_resolve_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     token_file.write_text("from-file\n")
     assert resolve_token("PW_TOKEN_A", str(token_file)) == "from-file"  # a named file wins
     missing = fault(lambda: resolve_token(None, str(tmp_path / "nope"))).error
-    assert (missing.kind, missing.message) == ("auth", f"token file not found: {tmp_path / 'nope'}")
+    assert (missing.kind, missing.message) == ("auth", f"token file {tmp_path / 'nope'}: cannot read: No such file or directory")
     token_file.write_text("\n")
     assert fault(lambda: resolve_token(None, str(token_file))).error.kind == "auth"
     token_file.write_text("two words\n")

@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from collectors.evidence import EvidenceRequest
-from collectors.git import GitSource, list_files
+from collectors.gitrepo import GitSource, list_files
 from collectors.junit import SIGNALS, JUnitSource, collect
 from tests.conftest import FIXTURES, GitRepo, Reply
 

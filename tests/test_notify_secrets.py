@@ -92,7 +92,7 @@ def test_no_secret_reaches_the_store_the_errors_or_the_logs(tmp_path, http_serve
 
 # --- redaction: only secrets go ----------------------------------------------------------
 
-from daemon.alerting.notify._common import redact_url, scrub, url_secrets  # noqa: E402
+from collectors.secrets import redact_url, scrub, url_secrets  # noqa: E402
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from collectors import git
-from collectors.kinds import KINDS
+from collectors import kinds
+from collectors.gitrepo import GitSource
 from collectors.evidence import CollectResult, EvidenceError, EvidenceRequest, failed
 
 from daemon.config.model import Config, Project, Source
@@ -185,27 +185,20 @@ def run_collector(
     result: a git source whose branch has not moved since reuses the evidence
     it read from that commit instead of walking its tree again.
     """
-    upstream_id = _upstream(source)
+    upstream_id, commit = _upstream(source), None
     if upstream_id is not None:
-        if upstream is None or not upstream.answered or upstream.fingerprint is None or not isinstance(repo, git.GitSource):
+        if upstream is None or not upstream.answered or upstream.fingerprint is None or not isinstance(repo, GitSource):
             why = upstream.error.message if upstream is not None and upstream.error else "not collected yet"
             error = EvidenceError(kind="unreachable", message=f"git source {upstream_id!r} did not answer: {why}")
             return failed(source.id, requests, error, now=now)
-        return _collector(source.kind)(source, requests, now=now, cache_dir=cache_dir, repo=repo, commit=upstream.fingerprint)
-    if source.kind == "command":
-        return _collector("command")(source, requests, now=now, allowed=allow_commands)
-    if source.kind == "git":
-        return git.collect(source, requests, now=now, cache_dir=cache_dir, previous=previous)
-    return _collector(source.kind)(source, requests, now=now, cache_dir=cache_dir)
+        commit = upstream.fingerprint
+    return kinds.collect(source, requests, now=now, cache_dir=cache_dir, repo=repo if commit else None, commit=commit,
+                         previous=previous, allow_commands=allow_commands)
 
 
 def dependents(project: Project, source_id: str) -> list[Source]:
     """Sources read through this git source (documents, reports)."""
     return [s for s in project.sources if _upstream(s) == source_id]
-
-
-def _collector(kind: str) -> Callable[..., CollectResult]:
-    return KINDS[kind][1].collect  # type: ignore[no-any-return]
 
 
 def run_projects(

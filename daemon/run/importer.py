@@ -21,7 +21,7 @@ from datetime import datetime, time, timezone
 
 from pydantic import BaseModel
 
-from collectors.docs import normalise_title
+from collectors.markdown import normalise_title
 from collectors.evidence import Evidence, Provenance
 
 from daemon.config.model import Project

@@ -17,7 +17,7 @@ from markdown_it import MarkdownIt
 
 from pydantic import BaseModel, computed_field
 
-from collectors.docs import decimal, label_value, plain_text
+from collectors.markdown import decimal, label_value, plain_text
 
 from daemon.scoring.arithmetic import display, round_half_up, weighted_mean
 from daemon.errors import InputError
@@ -94,7 +94,7 @@ _DATE = re.compile(r"^date\s*:\s*(\d{4}-\d{2}-\d{2})\b", re.IGNORECASE)
 _PILLAR_CLAIM = re.compile(
     r"^(?:pillar\b[^:]*?\s)?(?:completion|progress|score)\s*:\s*" + _PERCENT.pattern, re.IGNORECASE
 )
-# "title: score" (split by collectors.docs.label_value, in linear time), the score
+# "title: score" (split by collectors.markdown.label_value, in linear time), the score
 # 0-1 (a decimal comma reads as a point) and then nothing but an optional comment,
 # so that prose such as "Main gaps: 1 flaky suite" is not read as a criterion.
 _CRITERION_VALUE = re.compile(

@@ -23,7 +23,8 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from daemon import __version__, queries
-from daemon.web.guard import OPEN_PATHS, api_token, guard, one_line
+from collectors.secrets import one_line
+from daemon.web.guard import OPEN_PATHS, api_token, guard
 from daemon.web.schema import AlertsBody, ExplanationBody, Health, errors, openapi_document
 from daemon.config.model import Config
 from daemon.errors import StoreError

@@ -17,10 +17,8 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-import os
 import sqlite3
 from collections.abc import Callable
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
@@ -29,10 +27,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from collectors.secrets import SecretMissing, one_line, require_secret
 from daemon.config.model import Config
 from daemon.errors import ConfigError, InputError, NotFound, PillarwatchError, StoreError
 
-__all__ = ["OPEN_PATHS", "api_token", "error_response", "guard", "one_line"]
+__all__ = ["OPEN_PATHS", "api_token", "error_response", "guard"]
 
 log = logging.getLogger("pillarwatch.api")
 
@@ -47,30 +46,17 @@ def api_token(config: Config) -> str | None:
     an API meant to be protected must not start open.
     """
     api = config.api
-    if api.token_env:
-        value = os.environ.get(api.token_env, "").strip()
-        if not value:
-            raise ConfigError([f"api.token_env: environment variable {api.token_env} is not set or empty"])
-        return value
-    if api.token_file:
-        try:
-            value = Path(api.token_file).read_text(encoding="utf-8").strip()
-        except UnicodeDecodeError:
-            raise ConfigError([f"api.token_file: {api.token_file}: not UTF-8 text"]) from None
-        except OSError as exc:
-            raise ConfigError([f"api.token_file: {api.token_file}: cannot read: {exc.strerror or exc}"]) from None
-        if not value:
-            raise ConfigError([f"api.token_file: {api.token_file} is empty"])
-        return value
-    return None
+    if not (api.token_env or api.token_file):
+        return None
+    try:
+        return require_secret("api.token_file" if api.token_file else "api.token_env", env=api.token_env,
+                              file=api.token_file)
+    except SecretMissing as exc:
+        raise ConfigError([str(exc)]) from None
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"status": status, "message": message}}, status_code=status, headers=headers)
-
-
-def one_line(text: str) -> str:
-    return " ".join(str(text).split())
 
 
 def guard(app: FastAPI, config: Callable[[], Config]) -> None:

@@ -15,7 +15,8 @@ from functools import cache
 
 import httpx
 
-from daemon.alerting.notify._common import SendResult, hide_in_logs, one_line, redact_url, retry_after, scrub, url_secrets
+from collectors.secrets import one_line, redact_url, scrub, url_secrets
+from daemon.alerting.notify._common import MESSAGE_LIMIT, SendResult, hide_in_logs, retry_after
 
 _RETRYABLE_4XX = frozenset({408, 425, 429})
 _USER_AGENT = "pillarwatch-notify/1"
@@ -50,7 +51,7 @@ def post(
         # Connection refused, reset, DNS, TLS, a malformed URL from the environment:
         # all retryable, since the receiver or the configuration may come back.
         detail = scrub(str(exc), hidden)
-        return SendResult(ok=False, retryable=True, error=one_line(f"{where}: {type(exc).__name__}: {detail}"))
+        return SendResult(ok=False, retryable=True, error=one_line(f"{where}: {type(exc).__name__}: {detail}", MESSAGE_LIMIT))
     return classify(response, where=where, now=now, secrets=hidden)
 
 

@@ -16,7 +16,8 @@ import re
 from datetime import datetime
 
 from daemon.alerting.rules import AlertMessage
-from daemon.alerting.notify._common import SecretMissing, SendResult, failed, hide_in_logs, one_line, read_secret, redact_url, scrub, url_secrets
+from collectors.secrets import SecretMissing, one_line, redact_url, require_secret, scrub, url_secrets
+from daemon.alerting.notify._common import MESSAGE_LIMIT, SendResult, failed, hide_in_logs
 from daemon.alerting.notify._http import permanence
 from daemon.alerting.notify.channels import AppriseChannel
 
@@ -32,7 +33,7 @@ def send(channel: AppriseChannel, message: AlertMessage, *, idempotency_key: str
     import apprise as _apprise
 
     try:
-        url = read_secret(env=channel.url_env, file=channel.url_file, value=channel.url, what="Apprise URL")
+        url = require_secret("Apprise URL", env=channel.url_env, file=channel.url_file, value=channel.url)
     except SecretMissing as exc:
         return failed(f"apprise {channel.id}: {exc}")
     secrets = url_secrets(url, secret_path=True)  # Apprise URLs carry their tokens in the path (and host)
@@ -58,10 +59,10 @@ def send(channel: AppriseChannel, message: AlertMessage, *, idempotency_key: str
     reason = scrub(reasons[-1], secrets) if reasons else "delivery failed"
     found = _STATUS.search(reasons[-1]) if reasons else None
     if found is None:
-        return failed(one_line(f"{where}: {reason}"))
+        return failed(one_line(f"{where}: {reason}", MESSAGE_LIMIT))
     status = int(found.group(1))
     retryable, disable = permanence(status)
-    return SendResult(ok=False, retryable=retryable, error=one_line(f"{where}: {reason}"), status_code=status, disable=disable)
+    return SendResult(ok=False, retryable=retryable, error=one_line(f"{where}: {reason}", MESSAGE_LIMIT), status_code=status, disable=disable)
 
 
 def _severe(level: str) -> bool:

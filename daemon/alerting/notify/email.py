@@ -6,7 +6,6 @@ lost reply threads with (and can be dropped as) the first one.
 
 from __future__ import annotations
 
-import os
 import smtplib
 import ssl
 from datetime import datetime
@@ -15,7 +14,8 @@ from email.utils import format_datetime
 
 from daemon.alerting.rules import AlertMessage
 from daemon.scoring.snapshot import rfc3339
-from daemon.alerting.notify._common import SendResult, failed, one_line, scrub
+from collectors.secrets import one_line, read_secret, scrub
+from daemon.alerting.notify._common import MESSAGE_LIMIT, SendResult, failed
 from daemon.alerting.notify.channels import EmailChannel
 
 
@@ -24,7 +24,7 @@ def send(channel: EmailChannel, message: AlertMessage, *, idempotency_key: str, 
     where = f"smtp://{channel.host}:{channel.port}"
     username = password = None
     if channel.username_env and channel.password_env:
-        username, password = os.environ.get(channel.username_env), os.environ.get(channel.password_env)
+        username, password = read_secret(env=channel.username_env), read_secret(env=channel.password_env)
         missing = [name for name, value in ((channel.username_env, username), (channel.password_env, password)) if not value]
         if missing:
             return failed(f"email {channel.id}: environment variable {', '.join(missing)} is not set")
@@ -88,4 +88,4 @@ def _codes(recipients: dict[str, tuple[int, bytes]]) -> str:
 
 
 def _fault(where: str, detail: str, code: int | None, secrets: list[str | None]) -> SendResult:
-    return failed(one_line(f"{where}: {scrub(detail, secrets)}"), retryable=True, status_code=code)
+    return failed(one_line(f"{where}: {scrub(detail, secrets)}", MESSAGE_LIMIT), retryable=True, status_code=code)

@@ -6,7 +6,8 @@ import logging
 from datetime import datetime
 
 from daemon.alerting.rules import AlertMessage
-from daemon.alerting.notify._common import SendResult, one_line
+from collectors.secrets import one_line
+from daemon.alerting.notify._common import SendResult
 from daemon.alerting.notify.channels import LogChannel
 
 logger = logging.getLogger("pillarwatch.alerts")

@@ -38,7 +38,8 @@ from typing import Literal
 from daemon.alerting.rules import AlertMessage, OutboxItem
 from daemon.store import Store
 from daemon.alerting.notify import apprise, email, logchannel, slack, webhook
-from daemon.alerting.notify._common import SecretMissing, SendResult, one_line, read_secret
+from collectors.secrets import SecretMissing, one_line, require_secret
+from daemon.alerting.notify._common import MESSAGE_LIMIT, SendResult
 from daemon.alerting.notify.channels import AppriseChannel, Channel, EmailChannel, LogChannel, SlackChannel, WebhookChannel
 
 logger = logging.getLogger("pillarwatch.notify")
@@ -307,7 +308,7 @@ def config_hash(channel: Channel) -> str:
     names = {k: identity[k] for k in ("url_env", "url_file") if identity.get(k)}
     if names:
         try:
-            identity["url"] = read_secret(env=identity.get("url_env"), file=identity.get("url_file"), what="channel URL")
+            identity["url"] = require_secret("channel URL", env=identity.get("url_env"), file=identity.get("url_file"))
         except SecretMissing:
             pass  # unreadable now: the names alone identify it
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
@@ -352,5 +353,5 @@ def notify(channel: Channel, message: AlertMessage, *, idempotency_key: str, now
         # where it was raised are logged and kept.
         where = "; ".join(f"{frame.filename}:{frame.lineno}" for frame in traceback.extract_tb(exc.__traceback__)[-3:])
         logger.error("channel %s raised %s at %s", channel.id, type(exc).__name__, where)
-        return SendResult(ok=False, retryable=True, error=one_line(f"internal error in the {channel.kind} channel: {type(exc).__name__}"))
+        return SendResult(ok=False, retryable=True, error=one_line(f"internal error in the {channel.kind} channel: {type(exc).__name__}", MESSAGE_LIMIT))
     raise TypeError(f"unknown channel kind {channel!r}")

@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from daemon.alerting.rules import AlertMessage
-from daemon.alerting.notify._common import SecretMissing, SendResult, failed, read_secret
+from collectors.secrets import SecretMissing, require_secret
+from daemon.alerting.notify._common import SendResult, failed
 from daemon.alerting.notify._http import post
 from daemon.alerting.notify.channels import SlackChannel
 
@@ -20,7 +21,7 @@ _ICONS = {"firing": ":red_circle:", "reminder": ":large_orange_circle:", "resolv
 def send(channel: SlackChannel, message: AlertMessage, *, idempotency_key: str, now: datetime) -> SendResult:
     """POST the message to the channel's incoming-webhook URL."""
     try:
-        url = read_secret(env=channel.url_env, file=channel.url_file, value=channel.url, what="Slack webhook URL")
+        url = require_secret("Slack webhook URL", env=channel.url_env, file=channel.url_file, value=channel.url)
     except SecretMissing as exc:
         return failed(f"slack {channel.id}: {exc}")
     body = json.dumps(payload(message), ensure_ascii=False).encode()

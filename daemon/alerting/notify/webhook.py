@@ -18,7 +18,8 @@ from standardwebhooks.webhooks import Webhook
 
 from daemon.alerting.rules import AlertMessage
 from daemon.scoring.snapshot import rfc3339
-from daemon.alerting.notify._common import SecretMissing, SendResult, failed, read_secret
+from collectors.secrets import SecretMissing, require_secret
+from daemon.alerting.notify._common import SendResult, failed
 from daemon.alerting.notify._http import post
 from daemon.alerting.notify.channels import WebhookChannel
 
@@ -104,7 +105,7 @@ def _signing_key(secret: str) -> bytes:
 def _secret(channel: WebhookChannel) -> str | None:
     if not (channel.secret_env or channel.secret_file):
         return None
-    return read_secret(env=channel.secret_env, file=channel.secret_file, what="signing secret")
+    return require_secret("signing secret", env=channel.secret_env, file=channel.secret_file)
 
 
 def _labels(message: AlertMessage) -> dict[str, str]:

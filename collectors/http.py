@@ -1,47 +1,42 @@
-"""HTTP behaviour shared by the API collectors (private to ``collectors``).
+"""HTTP for every collector: one fetch of a URL (probe, JUnit reports), and JSON APIs (GitHub, GitLab).
 
-JSON GETs with bounded bodies, ETag revalidation against a small on-disk store,
-one-line :class:`SourceFault` errors naming the URL (never the token), and rate
-limits that are waited out once when short and otherwise deferred to the next
-scheduled run, remembered on disk so that no run asks again before the reset.
+:func:`fetch` makes one request with a deadline over the whole exchange, a
+body never read past ``max_bytes`` and redirects followed only as allowed.
+:func:`get_json` and :func:`iter_pages` read JSON APIs: bounded bodies, ETag
+revalidation (:mod:`collectors.httpcache`), one-line :class:`SourceFault`
+errors naming the URL (never the token), and rate limits waited out once
+when short and otherwise deferred to the next scheduled run, remembered on
+disk so that no run asks again before the reset.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
-import os
 import re
 import ssl
-import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
-from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
 
 from collectors.evidence import SourceFault
+from collectors.httpcache import MAX_BLOCK_SECONDS, EtagCache, note_exhausted, rate_limit_reset, utc_text
+from collectors.secrets import SecretMissing, one_line, read_secret, scrub, shown_url, strip_credentials
 
-__all__ = ["ApiClient", "EtagCache", "JsonPage", "check_api_url", "get_json", "iter_pages", "open_client",
-           "resolve_token"]
+__all__ = ["ApiClient", "Fetched", "JsonPage", "check_api_url", "fetch", "get_json", "http_url", "iter_pages",
+           "open_client", "redirect_allowed", "resolve_token", "ssl_context"]
 
 _ERROR_BODY_LIMIT = 64_000  # enough for an API's error message, never a whole page
-_DEFAULT_BLOCK_SECONDS = 60.0  # GitHub's advice when a rate limit names no reset
-_MAX_BLOCK_SECONDS = 3600.0  # a bogus reset header must not silence a source for good
-_MAX_REDIRECTS = 3
-_PRUNE_EVERY = 86400.0
-_PRUNE_AFTER = 14 * 86400.0  # entries unused this long (old pipelines' reports) are dropped
-_REDIRECTS = (301, 302, 303, 307, 308)
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
-_SPACE = re.compile(r"\s+")
+_API_REDIRECTS = 3  # an API answers where it was asked; a few hops for a moved host name
+_MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_api_url(value: str) -> str:
@@ -54,28 +49,21 @@ def check_api_url(value: str) -> str:
     return value.rstrip("/")
 
 
-def resolve_token(token_env: str | None, token_file: str | None) -> str | None:
-    """The API token from a file (preferred when named) or an environment variable.
+def resolve_token(token_env: str | None, token_file: str | None, *, required: bool = False) -> str | None:
+    """The API token, read by the rules of :mod:`collectors.secrets` (a named file wins; an unset variable is none).
 
-    An unset or empty variable means "no token"; a named file must exist.
+    Raises SourceFault("auth") for a named file that cannot be read, for no
+    token when `required`, and for a value that is not one header-safe token.
     """
-    if token_file:
-        path = Path(token_file).expanduser()
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise SourceFault("auth", f"token file not found: {path}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "strerror", None) or type(exc).__name__
-            raise SourceFault("auth", f"cannot read token file {path}: {reason}") from None
-        return _checked_token(text.strip(), f"token file {path}")
-    value = os.environ.get(token_env, "").strip() if token_env else ""
-    return _checked_token(value, f"environment variable {token_env}") if value else None
-
-
-def _checked_token(token: str, where: str) -> str:
-    if not token:
-        raise SourceFault("auth", f"{where} is empty")
+    try:
+        token = read_secret(env=token_env, file=token_file)
+    except SecretMissing as exc:
+        raise SourceFault("auth", f"token file {exc}") from None
+    where = f"token file {token_file}" if token_file else f"environment variable {token_env}"
+    if token is None:
+        if required:
+            raise SourceFault("auth", f"{where} (token_env) is not set")
+        return None
     if any(not 0x21 <= ord(ch) <= 0x7E for ch in token):  # also keeps it out of header injection
         raise SourceFault("auth", f"{where} holds whitespace or non-ASCII characters; expected one token")
     return token
@@ -93,8 +81,7 @@ class ApiClient:
 
     def scrub(self, text: str) -> str:
         """One line, no credentials: for every message built from outside text."""
-        text = _USERINFO.sub("", _SPACE.sub(" ", text).strip())
-        return text.replace(self._token, "***") if self._token else text
+        return scrub(strip_credentials(one_line(text)), [self._token])
 
     def close(self) -> None:
         self.http.close()
@@ -104,6 +91,121 @@ class ApiClient:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
+
+
+def http_url(value: str) -> str:
+    """Validate an http(s) URL with a host (a pydantic field validator body)."""
+    if _CONTROL.search(value):
+        raise ValueError("URL contains control characters")
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"URL scheme must be http or https, not {parts.scheme or 'none'!r}")
+    if not parts.hostname:
+        raise ValueError("URL has no host")
+    return value
+
+
+class Fetched(NamedTuple):
+    """What one :func:`fetch` got."""
+
+    status: int
+    body: bytes  # at most max_bytes
+    oversize: bool  # the body went on past max_bytes and was not read further
+    ms: float  # from sending the request to the end of the (possibly cut) body
+
+
+def fetch(
+    url: str,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    timeout: float,
+    max_bytes: int,
+    follow_redirects: bool | Sequence[str] = False,
+    secret: str | None = None,
+) -> Fetched:
+    """One request; raises SourceFault only when no answer came (timeout, unreachable).
+
+    `timeout` bounds the whole fetch, redirects and body included. A redirect
+    is followed only as `follow_redirects` allows (see :func:`redirect_allowed`);
+    otherwise the redirect itself is the answer. `secret` (a token sent in
+    `headers`) is masked in any message, belt and braces.
+    """
+    shown = shown_url(url)
+    # Identity encoding by default: a compressed body can inflate far past max_bytes in one chunk.
+    sent = {"User-Agent": "pillarwatch", "Accept-Encoding": "identity", **(headers or {})}
+    # httpx times each read; a body trickled a byte at a time would never trip that. The deadline
+    # is checked as each chunk arrives and caps each request's own timeouts.
+    deadline = time.monotonic() + timeout
+    start = time.perf_counter()
+    try:
+        with httpx.Client(timeout=timeout, follow_redirects=False, verify=ssl_context()) as client:
+            request = client.build_request(method, url, headers=sent)
+            for _ in range(_MAX_REDIRECTS + 1):
+                status, location, body, oversize = _stream(client, request, deadline, max_bytes)
+                target = request.url.join(location) if status in _REDIRECTS and location else None
+                if target is None or not redirect_allowed(follow_redirects, request.url, target):
+                    break
+                kept = dict(sent)
+                if target.host != request.url.host:  # credentials never follow to another host
+                    kept = {k: v for k, v in kept.items() if k.lower() not in ("authorization", "cookie")}
+                request = client.build_request(method, target, headers=kept)
+            ms = (time.perf_counter() - start) * 1000
+            return Fetched(status, body, oversize, ms)
+    except httpx.TimeoutException:
+        raise SourceFault("timeout", f"{shown}: no answer within {timeout:g}s", retryable=True) from None
+    except httpx.UnsupportedProtocol as exc:
+        raise SourceFault("unsupported", _one_line(f"{shown}: {exc}", secret)) from None
+    except (httpx.InvalidURL, httpx.DecodingError) as exc:
+        raise SourceFault("malformed", _one_line(f"{shown}: {exc}", secret)) from None
+    except (httpx.HTTPError, OSError) as exc:  # refused, reset, DNS failure, TLS failure
+        raise SourceFault("unreachable", _one_line(f"{shown}: {str(exc) or type(exc).__name__}", secret), retryable=True) from None
+
+
+def _stream(client: httpx.Client, request: httpx.Request, deadline: float, max_bytes: int) -> tuple[int, str, bytes, bool]:
+    """One request without redirects: (status, Location, body up to max_bytes, cut short)."""
+    response = client.send(_bounded(request, deadline), stream=True)
+    try:
+        body, oversize = bytearray(), False
+        for chunk in response.iter_bytes():  # each chunk as it arrives, so the deadline is seen
+            body += chunk
+            if len(body) > max_bytes:
+                del body[max_bytes:]
+                oversize = True
+                break
+            if time.monotonic() > deadline:
+                raise httpx.ReadTimeout("body not read in time", request=request)
+        return response.status_code, response.headers.get("location", ""), bytes(body), oversize
+    finally:
+        response.close()
+
+
+def _bounded(request: httpx.Request, deadline: float, cap: float | None = None) -> httpx.Request:
+    """`request` with no single wait past `deadline`: httpx times each read, not a whole exchange."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise httpx.ReadTimeout("deadline passed", request=request)
+    request.extensions["timeout"] = httpx.Timeout(left if cap is None else min(left, cap)).as_dict()
+    return request
+
+
+def redirect_allowed(policy: bool | Sequence[str], source: httpx.URL, target: httpx.URL) -> bool:
+    """Whether a redirect from `source` to `target` is followed.
+
+    ``False``: never. ``True``: to the same host only. A list of host names:
+    to the same host or one of those (``"*"``: any host). Never to a scheme
+    other than http(s).
+    """
+    if policy is False or target.scheme not in ("http", "https"):
+        return False
+    if target.host == source.host:
+        return True
+    hosts = {h.lower() for h in policy} if not isinstance(policy, bool) else set()
+    return "*" in hosts or target.host.lower() in hosts
+
+
+def _one_line(text: str, secret: str | None) -> str:
+    return one_line(strip_credentials(scrub(text, [secret])))
 
 
 @functools.lru_cache(maxsize=1)
@@ -150,91 +252,6 @@ class JsonPage:
         return self.links.get("next")
 
 
-@dataclass(frozen=True)
-class _Stored:
-    etag: str
-    data: Any
-    links: dict[str, str]
-
-
-class EtagCache:
-    """ETags and bodies of earlier answers, one JSON file each, plus rate-limit blocks.
-
-    Keys hash the URL, the parameters and a hash of the token, so different
-    credentials never share an answer and no file names or holds a credential.
-    Every write is atomic; a failed write only costs the next request its 304.
-    """
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-
-    @staticmethod
-    def key(url: str, params: Mapping[str, Any] | None, token_id: str) -> str:
-        material = json.dumps([url, sorted((params or {}).items()), token_id], default=str)
-        return hashlib.sha256(material.encode()).hexdigest()
-
-    def load(self, key: str) -> _Stored | None:
-        try:
-            raw = json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))
-            return _Stored(str(raw["etag"]), raw["data"], dict(raw["links"]))
-        except (OSError, ValueError, KeyError, TypeError):  # missing or damaged: ask afresh
-            return None
-
-    def store(self, key: str, url: str, etag: str, data: Any, links: dict[str, str]) -> None:
-        self._write(f"{key}.json", {"url": url, "etag": etag, "links": links, "data": data})
-        self._prune()
-
-    def touch(self, key: str) -> None:
-        with contextlib.suppress(OSError):  # keeps a still-used entry from being pruned
-            os.utime(self.folder / f"{key}.json")
-
-    def blocked_until(self, scope: str) -> float:
-        try:
-            return float(json.loads((self.folder / f"blocked-{_hash(scope)}.json").read_text())["until"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return 0.0
-
-    def block(self, scope: str, until: float) -> None:
-        self._write(f"blocked-{_hash(scope)}.json", {"until": until, "until_utc": _iso(until)})
-
-    def _write(self, name: str, payload: Any) -> None:
-        tmp: str | None = None
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.folder)
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(payload, out, separators=(",", ":"))
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.folder / name)
-            tmp = None
-        except OSError:
-            pass  # a full or read-only disk must not fail a collection
-        finally:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
-
-    def _prune(self) -> None:
-        marker, now = self.folder / ".pruned", time.time()
-        try:
-            if marker.exists() and now - marker.stat().st_mtime < _PRUNE_EVERY:
-                return
-            marker.touch()
-            for path in self.folder.glob("*.json"):
-                if now - path.stat().st_mtime > _PRUNE_AFTER:
-                    path.unlink(missing_ok=True)
-        except OSError:
-            pass
-
-
-def _hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _origin(url: httpx.URL | str) -> tuple[str, str, int | None]:
     parsed = httpx.URL(str(url))
     return parsed.scheme, parsed.host, parsed.port
@@ -245,7 +262,7 @@ def get_json(client: ApiClient, url: str, *, params: Mapping[str, str | int] | N
     """GET `url` and decode its JSON; raises SourceFault for every kind of failure."""
     scope = f"{_origin(url)}|{client.token_id}"  # a rate limit belongs to a host and a credential
     if cache is not None and (until := cache.blocked_until(scope)) > time.time():
-        raise SourceFault("rate_limited", f"GET {client.scrub(url)}: rate limited until {_iso(until)}; "
+        raise SourceFault("rate_limited", f"GET {client.scrub(url)}: rate limited until {utc_text(until)}; "
                                           "not asking again before then", retryable=True)
     key = cache.key(url, params, client.token_id) if cache is not None else ""
     stored = cache.load(key) if cache is not None else None
@@ -255,7 +272,7 @@ def get_json(client: ApiClient, url: str, *, params: Mapping[str, str | int] | N
         response, body = _fetch(client, url, params, headers, max_bytes)
         shown = f"GET {client.scrub(str(response.request.url))}"
         if response.status_code == 304 and stored is not None and cache is not None:
-            _note_exhausted(cache, scope, response)
+            note_exhausted(cache, scope, response)
             cache.touch(key)
             return JsonPage(stored.data, response.headers, stored.links, from_cache=True)
         if response.is_success:
@@ -263,11 +280,11 @@ def get_json(client: ApiClient, url: str, *, params: Mapping[str, str | int] | N
             links = {str(rel): str(response.url.join(link["url"]))
                      for rel, link in response.links.items() if rel and link.get("url")}
             if cache is not None:
-                _note_exhausted(cache, scope, response)
+                note_exhausted(cache, scope, response)
                 if etag := response.headers.get("etag"):
                     cache.store(key, client.scrub(url), etag, data, links)
             return JsonPage(data, response.headers, links)
-        reset = _rate_limit_reset(response, body)
+        reset = rate_limit_reset(response, body)
         if reset is None:
             raise _status_fault(response, body, shown, client)
         if not waited and reset - time.time() <= min(client.max_wait_seconds, client.deadline - time.monotonic()):
@@ -275,8 +292,8 @@ def get_json(client: ApiClient, url: str, *, params: Mapping[str, str | int] | N
             time.sleep(max(0.0, reset - time.time()))
             continue
         if cache is not None:
-            cache.block(scope, min(reset, time.time() + _MAX_BLOCK_SECONDS))
-        raise SourceFault("rate_limited", f"{shown}: HTTP {response.status_code}, rate limited until {_iso(reset)}",
+            cache.block(scope, min(reset, time.time() + MAX_BLOCK_SECONDS))
+        raise SourceFault("rate_limited", f"{shown}: HTTP {response.status_code}, rate limited until {utc_text(reset)}",
                           retryable=True)
 
 
@@ -300,7 +317,7 @@ def _fetch(
     """One GET (following same-origin redirects) and its body, read up to a limit and a deadline."""
     request = client.http.build_request("GET", url, params=params, headers=headers)
     deadline = client.deadline  # httpx's timeouts are per read, not per answer nor per collection
-    for _ in range(_MAX_REDIRECTS + 1):
+    for _ in range(_API_REDIRECTS + 1):
         shown = f"GET {client.scrub(str(request.url))}"
         response, body = _send(client, request, shown, max_bytes, deadline)
         location = response.headers.get("location")
@@ -311,18 +328,14 @@ def _fetch(
             raise SourceFault("http_status", f"{shown}: HTTP {response.status_code} redirect to another host "
                                              f"({target.scheme}://{target.host}) not followed")
         request = client.http.build_request("GET", target, headers=headers)
-    raise SourceFault("http_status", f"{shown}: more than {_MAX_REDIRECTS} redirects")
+    raise SourceFault("http_status", f"{shown}: more than {_API_REDIRECTS} redirects")
 
 
 def _send(
     client: ApiClient, request: httpx.Request, shown: str, max_bytes: int, deadline: float
 ) -> tuple[httpx.Response, bytes]:
     try:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise httpx.ReadTimeout("deadline passed", request=request)
-        request.extensions["timeout"] = httpx.Timeout(min(left, client.timeout)).as_dict()  # no wait past it
-        response = client.http.send(request, stream=True)
+        response = client.http.send(_bounded(request, deadline, client.timeout), stream=True)
         try:
             # Error bodies only carry a message; a success body is the answer and must fit.
             limit = max_bytes if response.is_success else min(max_bytes, _ERROR_BODY_LIMIT)
@@ -370,38 +383,6 @@ def _server_message(body: bytes, client: ApiClient) -> str:
             if isinstance(data.get(name), str):
                 return client.scrub(data[name])[:200]
     return ""
-
-
-def _rate_limit_reset(response: httpx.Response, body: bytes) -> float | None:
-    """When a 403/429 is a rate limit: the epoch second it lifts; None when it is not one."""
-    if response.status_code not in (403, 429):
-        return None
-    now, headers = time.time(), response.headers
-    if retry := headers.get("retry-after", "").strip():
-        if retry.isdigit():
-            return now + int(retry)
-        try:
-            return parsedate_to_datetime(retry).timestamp()
-        except (TypeError, ValueError):
-            return now + _DEFAULT_BLOCK_SECONDS
-    for prefix in ("x-ratelimit-", "ratelimit-"):  # GitHub's names, then GitLab's
-        if headers.get(prefix + "remaining", "").strip() == "0":
-            reset = headers.get(prefix + "reset", "").strip()
-            return float(reset) if reset.isdigit() else now + _DEFAULT_BLOCK_SECONDS
-    # GitHub's secondary limits may come as a bare 403 that says so in its message.
-    if response.status_code == 429 or b"rate limit" in body.lower():
-        return now + _DEFAULT_BLOCK_SECONDS
-    return None
-
-
-def _note_exhausted(cache: EtagCache, scope: str, response: httpx.Response) -> None:
-    """A success that spent the last request of the window blocks until the reset."""
-    for prefix in ("x-ratelimit-", "ratelimit-"):
-        reset = response.headers.get(prefix + "reset", "").strip()
-        if response.headers.get(prefix + "remaining", "").strip() == "0" and reset.isdigit():
-            if float(reset) > time.time():
-                cache.block(scope, min(float(reset), time.time() + _MAX_BLOCK_SECONDS))
-            return
 
 
 def _status_fault(response: httpx.Response, body: bytes, shown: str, client: ApiClient) -> SourceFault:
