@@ -23,11 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collectors.evidence import (
     CollectResult,
-    Evidence,
     EvidenceError,
     EvidenceRequest,
+    Provenance,
     SignalParams,
     SourceFault,
+    answer,
     failed,
     signal_params,
     signal_table,
@@ -162,17 +163,6 @@ def _value(request: EvidenceRequest, code: int, text: str) -> dict[str, Any]:
     return {"value": number}
 
 
-def _evidence(source: CommandSource, request: EvidenceRequest, code: int, text: str, now: datetime) -> Evidence:
-    value: dict[str, Any] | None = None
-    error: EvidenceError | None = None
-    try:
-        value = _value(request, code, text)
-    except SourceFault as fault:
-        error = fault.error
-    return Evidence(source=source.id, signal=request.signal, params=request.params, value=value, error=error,
-                    observed_at=now)
-
-
 def collect(
     source: CommandSource,
     requests: list[EvidenceRequest],
@@ -195,6 +185,6 @@ def collect(
     except SourceFault as fault:
         return failed(source.id, requests, fault.error, now=now)
     text = out.decode("utf-8", errors="replace")
-    evidence = [_evidence(source, request, code, text, now) for request in requests]
+    evidence = [answer(source.id, request, now, lambda: (_value(request, code, text), Provenance())) for request in requests]
     fingerprint = hashlib.sha256(f"{code}\0".encode() + out).hexdigest()
     return CollectResult(source=source.id, evidence=evidence, fingerprint=fingerprint)

@@ -18,11 +18,11 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from collectors.evidence import (
     CollectResult,
     Evidence,
-    EvidenceError,
     EvidenceRequest,
     Provenance,
     SignalParams,
     SourceFault,
+    answer,
     failed,
     signal_params,
     signal_table,
@@ -99,11 +99,7 @@ SIGNALS = signal_table(DeclaredScore, Ratio, Checklist, Mentions)
 
 
 # ---------------------------------------------------------------------------
-# Signals: each returns (value, line) or raises _Missing / SourceFault
-
-class _Missing(Exception):
-    """What was asked for is not in the document (error kind not_found)."""
-
+# Signals: each returns (value, line) or raises SourceFault (not_found: not in the document)
 
 def _find_line(parsed: Markdown, value: re.Pattern[str], title: str) -> tuple[int, re.Match[str]] | None:
     key = normalise_title(title)
@@ -117,7 +113,7 @@ def _find_line(parsed: Markdown, value: re.Pattern[str], title: str) -> tuple[in
 def _declared_score(parsed: Markdown, p: DeclaredScore, path: str) -> tuple[dict[str, Any], int | None]:
     found = _find_line(parsed, SCORE_VALUE, p.title)
     if found is None:
-        raise _Missing(f"{path}: no line '{p.title}: <score>'")
+        raise SourceFault("not_found", f"{path}: no line '{p.title}: <score>'")
     line, match = found
     score = decimal(match.group("num"))
     if not 0.0 <= score <= 1.0:
@@ -128,7 +124,7 @@ def _declared_score(parsed: Markdown, p: DeclaredScore, path: str) -> tuple[dict
 def _ratio(parsed: Markdown, p: Ratio, path: str) -> tuple[dict[str, Any], int | None]:
     found = _find_line(parsed, RATIO_VALUE, p.label)
     if found is None:
-        raise _Missing(f"{path}: no line '{p.label}: <n>/<d>'")
+        raise SourceFault("not_found", f"{path}: no line '{p.label}: <n>/<d>'")
     line, match = found
     num, den = int(match.group("num")), int(match.group("den"))
     if den == 0:
@@ -139,10 +135,10 @@ def _ratio(parsed: Markdown, p: Ratio, path: str) -> tuple[dict[str, Any], int |
 def _checklist(parsed: Markdown, p: Checklist, path: str) -> tuple[dict[str, Any], int | None]:
     heading = find_heading(parsed, p.heading)
     if heading is None:
-        raise _Missing(f"{path}: no heading {p.heading!r}")
+        raise SourceFault("not_found", f"{path}: no heading {p.heading!r}")
     items = [ticked for line, ticked in parsed.tasks if heading.line < line < heading.end]
     if not items:
-        raise _Missing(f"{path}:{heading.line}: no task items (- [ ] / - [x]) under heading {p.heading!r}")
+        raise SourceFault("not_found", f"{path}:{heading.line}: no task items (- [ ] / - [x]) under heading {p.heading!r}")
     done = sum(items)
     return {"ratio": done / len(items), "done": done, "total": len(items)}, heading.line
 
@@ -153,7 +149,7 @@ def _mentions(parsed: Markdown, p: Mentions, path: str) -> tuple[dict[str, Any],
     if p.heading is not None:
         heading = find_heading(parsed, p.heading)
         if heading is None:
-            raise _Missing(f"{path}: no heading {p.heading!r}")
+            raise SourceFault("not_found", f"{path}: no heading {p.heading!r}")
         first, end = heading.line + 1, heading.end
     body = "\n".join(parsed.raw_lines[first - 1 : end - 1])
     starts = [m.start() for m in compile_regex(p.regex, multiline=True).finditer(body)]
@@ -188,24 +184,11 @@ def _answer(parsed: Markdown, request: EvidenceRequest, path: str) -> tuple[dict
 
 
 def _evidence(source: DocSource, parsed: Markdown, request: EvidenceRequest, sha: str | None, now: datetime) -> Evidence:
-    value: dict[str, Any] | None = None
-    error: EvidenceError | None = None
-    line: int | None = None
-    try:
+    def read() -> tuple[dict[str, Any], Provenance]:
         value, line = _answer(parsed, request, source.path)
-    except _Missing as missing:
-        error = EvidenceError(kind="not_found", message=str(missing))
-    except SourceFault as fault:
-        error = fault.error
-    return Evidence(
-        source=source.id,
-        signal=request.signal,
-        params=request.params,
-        value=value,
-        error=error,
-        provenance=Provenance(path=source.path, commit=sha, line=line),
-        observed_at=now,
-    )
+        return value, Provenance(path=source.path, commit=sha, line=line)
+
+    return answer(source.id, request, now, read, provenance=Provenance(path=source.path, commit=sha))
 
 
 def collect(

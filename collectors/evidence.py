@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
@@ -250,3 +251,16 @@ def signal_params(kind: str, signals: dict[str, type[SignalParams]], request: Ev
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "params"
         raise SourceFault("malformed", f"invalid params for {kind} signal {request.signal!r}: {where}: {first['msg']}") from None
+
+
+def answer(source: str, request: EvidenceRequest, now: datetime, read: Callable[[], tuple[dict[str, Any], Provenance]],
+           *, provenance: Provenance | None = None) -> Evidence:
+    """The evidence for `request`: the value and provenance `read()` returns, or the SourceFault it raises as
+    the error (with `provenance`, where the fault was met)."""
+    try:
+        value, found = read()
+    except SourceFault as fault:
+        return Evidence(source=source, signal=request.signal, params=request.params, error=fault.error,
+                        provenance=provenance or Provenance(), observed_at=now)
+    return Evidence(source=source, signal=request.signal, params=request.params, value=value, provenance=found,
+                    observed_at=now)

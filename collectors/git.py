@@ -250,17 +250,17 @@ def collect(
     """
     now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)  # a naive `now` is UTC
     try:
-        repo = Repository(source, cache_dir, sync=commit is None)
+        opened = Repository(source, cache_dir, sync=commit is None)
         try:
             rev, what = (commit, "commit") if commit else (source.branch, "branch")
-            sha, committed = _unmoved(repo, rev, previous, source) or repo.resolve(rev, what)
+            sha, committed = _unmoved(opened, rev, previous, source) or opened.resolve(rev, what)
             known = _known(previous, source, sha)
-            reader = _Reader(repo, sha, committed, now, previous.holds_until if known and previous else None)
+            reader = _Reader(opened, sha, committed, now, previous.holds_until if known and previous else None)
             # A corrupt object met while answering fails the whole source: the
             # repository, not the request, is at fault.
             evidence = [reader.evidence(r, now, known.get(evidence_key(source.id, r.signal, r.params))) for r in requests]
         finally:
-            repo.close()
+            opened.close()
     except FAULTS as exc:
         return failed(source.id, requests, as_fault(exc, source).error, now=now)
     return CollectResult(source=source.id, evidence=evidence, fingerprint=sha, settings=_settings(source),

@@ -10,13 +10,8 @@ files for the document, JUnit and history readers. Faults are
 
 from __future__ import annotations
 
-import contextlib
 import os
 import posixpath
-import re
-import selectors
-import signal
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -296,7 +291,7 @@ class Tree:
 
 
 def open_at(source: GitSource, cache_dir: Path | None, commit: str | None,
-             deadline: Deadline | None) -> tuple[_Repo, str, int]:
+             deadline: Deadline | None) -> tuple[Repository, str, int]:
     """The opened repository and (SHA, commit time) of `commit` (default: the branch tip)."""
     repo = Repository(source, cache_dir, sync=commit is None, deadline=deadline)
     try:

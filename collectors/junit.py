@@ -27,11 +27,11 @@ from collectors.evidence import (
     CollectResult,
     ErrorKind,
     Evidence,
-    EvidenceError,
     EvidenceRequest,
     Provenance,
     SignalParams,
     SourceFault,
+    answer,
     failed,
     path_text,
     signal_params,
@@ -249,16 +249,12 @@ def _tests(report: _Report, p: Tests) -> dict[str, Any]:
 
 
 def _evidence(source: JUnitSource, report: _Report, request: EvidenceRequest, now: datetime) -> Evidence:
-    value: dict[str, Any] | None = None
-    error: EvidenceError | None = None
-    try:
+    def read() -> tuple[dict[str, Any], Provenance]:
         params = signal_params("junit", SIGNALS, request)
         assert isinstance(params, Tests)
-        value = _tests(report, params)
-    except SourceFault as fault:
-        error = fault.error
-    return Evidence(source=source.id, signal=request.signal, params=request.params, value=value, error=error,
-                    provenance=report.provenance, observed_at=now)
+        return _tests(report, params), report.provenance
+
+    return answer(source.id, request, now, read, provenance=report.provenance)
 
 
 def collect(

@@ -20,11 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from collectors.evidence import (
     CollectResult,
     Evidence,
-    EvidenceError,
     EvidenceRequest,
     Provenance,
     SignalParams,
     SourceFault,
+    answer,
     failed,
     signal_params,
     signal_table,
@@ -159,14 +159,8 @@ class _Answers:
             raise SourceFault("not_found", f"{self.shown}: {missing}") from None
 
     def evidence(self, request: EvidenceRequest, now: datetime) -> Evidence:
-        value: dict[str, Any] | None = None
-        error: EvidenceError | None = None
-        try:
-            value = self.value(request)
-        except SourceFault as fault:
-            error = fault.error
-        return Evidence(source=self.source.id, signal=request.signal, params=request.params, value=value,
-                        error=error, provenance=Provenance(url=self.shown), observed_at=now)
+        where = Provenance(url=self.shown)
+        return answer(self.source.id, request, now, lambda: (self.value(request), where), provenance=where)
 
 
 def collect(
