@@ -32,7 +32,8 @@ _SECRET_PREFIX = "whsec_"
 def send(channel: WebhookChannel, message: AlertMessage, *, idempotency_key: str, now: datetime) -> SendResult:
     """POST the message as signed JSON."""
     try:
-        secret = _secret(channel)
+        named = channel.secret_env or channel.secret_file  # a webhook may go unsigned
+        secret = require_secret("signing secret", env=channel.secret_env, file=channel.secret_file) if named else None
         key = _signing_key(secret) if secret else None
     except (SecretMissing, ValueError) as exc:
         return failed(f"webhook {channel.id}: {exc}")
@@ -100,12 +101,6 @@ def _signing_key(secret: str) -> bytes:
     if not key:
         raise ValueError("the whsec_ secret is empty")
     return key
-
-
-def _secret(channel: WebhookChannel) -> str | None:
-    if not (channel.secret_env or channel.secret_file):
-        return None
-    return require_secret("signing secret", env=channel.secret_env, file=channel.secret_file)
 
 
 def _labels(message: AlertMessage) -> dict[str, str]:
