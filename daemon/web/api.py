@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from daemon import __version__, queries
+from daemon import __version__, changes, queries
 from daemon.web.guard import OPEN_PATHS, api_token, guard, one_line
 from daemon.web.schema import AlertsBody, ExplanationBody, Health, errors, openapi_document
 from daemon.config.model import Config
@@ -182,7 +182,7 @@ def explain(
         return _json(queries.explain(queries.latest(store, chosen), criterion).to_json())
 
 
-@router.get("/api/v1/projects/{project}/diff", response_model=queries.SnapshotDiff, tags=["snapshots"],
+@router.get("/api/v1/projects/{project}/diff", response_model=changes.SnapshotDiff, tags=["snapshots"],
             summary="What changed from snapshot a to snapshot b (default: the one before b, and the latest)",
             responses=errors(404, 422, 503))
 def diff(
