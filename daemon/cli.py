@@ -10,7 +10,6 @@ an overall below ``--fail-under``), 2 bad usage, configuration or input.
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 from datetime import datetime, timezone
 from collections.abc import Iterator
@@ -35,7 +34,7 @@ from daemon.run.record import deliver_pending
 from daemon.web.report import build_report, render_markdown, report_json
 from daemon.run.collect import Progress, run_projects
 from daemon.scoring.snapshot import Snapshot
-from daemon.store import Store
+from daemon.store import DatabaseError, Store
 
 app = typer.Typer(
     name="pillarwatch",
@@ -591,7 +590,7 @@ def main() -> None:
     except PillarwatchError as exc:
         err.print(f"pillarwatch: error: {exc}", markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except sqlite3.Error as exc:
+    except DatabaseError as exc:
         # The database refused a write (a full disk) or a read: the transaction was rolled back whole.
         err.print(f"pillarwatch: error: database: {' '.join(str(exc).split())}", markup=False, soft_wrap=True)
         sys.exit(2)

@@ -12,7 +12,6 @@ project, call one query function, send its JSON (the same shapes as
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -28,7 +27,7 @@ from daemon.web.schema import AlertsBody, ExplanationBody, Health, errors, opena
 from daemon.config.model import Config
 from daemon.errors import StoreError
 from daemon.scoring.snapshot import Snapshot
-from daemon.store import Store
+from daemon.store import DatabaseError, Store
 
 __all__ = ["ConfigSource", "api_token", "create_app"]
 
@@ -110,7 +109,7 @@ def readyz(config: Cfg) -> Response:
     try:
         with _store(config) as store:
             found = queries.readiness(store, max_age=max_age, now=datetime.now(timezone.utc))
-    except (StoreError, sqlite3.Error) as exc:
+    except (StoreError, DatabaseError) as exc:
         found = queries.Readiness(ready=False, reason=one_line(str(exc)), last_success_at=None,
                                   max_age_seconds=max_age.total_seconds())
     return _json(found.model_dump(mode="json"), 200 if found.ready else 503)

@@ -18,7 +18,6 @@ import hmac
 import ipaddress
 import logging
 import os
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -31,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from daemon.config.model import Config
 from daemon.errors import ConfigError, InputError, NotFound, PillarwatchError, StoreError
+from daemon.store import DatabaseError
 
 __all__ = ["OPEN_PATHS", "api_token", "error_response", "guard", "one_line"]
 
@@ -76,7 +76,7 @@ def one_line(text: str) -> str:
 def guard(app: FastAPI, config: Callable[[], Config]) -> None:
     """Require the token (when configured), give every error the one shape, and put the edge in front."""
     app.add_exception_handler(PillarwatchError, _pillarwatch_error)  # type: ignore[arg-type]
-    app.add_exception_handler(sqlite3.Error, _database_error)  # type: ignore[arg-type]
+    app.add_exception_handler(DatabaseError, _database_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_middleware(_Guard, config=config)
@@ -90,7 +90,7 @@ async def _pillarwatch_error(request: Request, exc: PillarwatchError) -> JSONRes
     return error_response(status, one_line(str(exc)))
 
 
-async def _database_error(request: Request, exc: sqlite3.Error) -> JSONResponse:
+async def _database_error(request: Request, exc: DatabaseError) -> JSONResponse:
     log.error("%s %s: database: %s", request.method, request.url.path, exc)
     return error_response(503, f"the database cannot be read: {one_line(str(exc))}")
 
