@@ -10,7 +10,6 @@ an overall below ``--fail-under``), 2 bad usage, configuration or input.
 from __future__ import annotations
 
 import json
-import sqlite3
 import sys
 from datetime import datetime, timezone
 from collections.abc import Iterator
@@ -25,9 +24,9 @@ from rich.progress import TextColumn
 from collectors.evidence import SourceFault
 from collectors.secrets import one_line
 
-from daemon import __version__, queries
+from daemon import __version__, changes, queries
 
-from daemon import terminal as views
+from daemon import terminal
 from daemon.scoring.arithmetic import display
 from daemon.config.model import Config, Project, load_config
 from daemon.errors import ConfigError, InputError, PillarwatchError
@@ -36,7 +35,7 @@ from daemon.run.record import deliver_pending
 from daemon.web.report import build_report, render_markdown, report_json
 from daemon.run.collect import Progress, run_projects
 from daemon.scoring.snapshot import Snapshot
-from daemon.store import Store
+from daemon.store import DatabaseError, Store
 
 app = typer.Typer(
     name="pillarwatch",
@@ -46,8 +45,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-out = views.TerminalConsole(highlight=False, soft_wrap=True)
-err = views.TerminalConsole(stderr=True, highlight=False)
+out = terminal.TerminalConsole(highlight=False, soft_wrap=True)
+err = terminal.TerminalConsole(stderr=True, highlight=False)
 
 DEFAULT_CONFIG = "config/pillarwatch.yaml"
 
@@ -125,7 +124,7 @@ def collect(
         _print_json([s.to_json() for s in snapshots] if len(snapshots) > 1 else snapshots[0].to_json())
     else:
         for s in snapshots:
-            out.print(views.snapshot_summary(s, cfg.display.decimals))
+            out.print(terminal.snapshot_summary(s, cfg.display.decimals))
         if dry_run:
             out.print("dry run: nothing was stored")
         else:
@@ -151,7 +150,7 @@ def _progress(total: int | None, *, quiet: bool, label: str = "collecting") -> I
         task = bar.add_task(label, total=total, last="")
         # TextColumn reads markup without the console's render_str: escape here.
         yield lambda what, done, steps: bar.update(task, completed=done, total=steps,
-                                                   last=views.escape(views.terminal_text(what)))
+                                                   last=terminal.escape(terminal.terminal_text(what)))
 
 
 @app.command()
@@ -162,7 +161,7 @@ def status(config: ConfigOption = Path(DEFAULT_CONFIG), project: ProjectOption =
     if as_json:
         _print_json(snapshot.to_json())
     else:
-        out.print(views.snapshot_detail(snapshot, cfg.display.decimals))
+        out.print(terminal.snapshot_detail(snapshot, cfg.display.decimals))
 
 
 @app.command()
@@ -192,7 +191,7 @@ def report(
     if output:
         output.write_text(text, encoding="utf-8")
     elif format == "markdown":  # the document's own line breaks stay; control characters in its text are shown escaped
-        sys.stdout.write("\n".join(views.terminal_text(line) for line in text.split("\n")))
+        sys.stdout.write("\n".join(terminal.terminal_text(line) for line in text.split("\n")))
     else:
         sys.stdout.write(text)
 
@@ -211,7 +210,7 @@ def explain(
     if as_json:
         _print_json(found.to_json())
     else:
-        out.print(views.explanation(snapshot.pillar(found.pillar), found.criterion, snapshot))
+        out.print(terminal.explanation(snapshot.pillar(found.pillar), found.criterion, snapshot))
 
 
 def _moment(value: str | None, option: str) -> datetime | None:
@@ -238,7 +237,7 @@ def history(
     if as_json:
         _print_json(found.model_dump(mode="json"))
     else:
-        out.print(views.history_view(found, cfg.display.decimals))
+        out.print(terminal.history_view(found, cfg.display.decimals))
 
 
 @app.command()
@@ -257,13 +256,13 @@ def diff(
         if chosen is None:
             first, second = store.get(a), store.get(b)  # type: ignore[arg-type]
             known = {p.id: p for p in cfg.projects}.get(second.project)
-            found = queries.diff(first, second, blame=queries.commit_blame(cfg, known) if known else None)
+            found = changes.diff(first, second, blame=queries.commit_blame(cfg, known) if known else None)
         else:
             found = queries.diff_latest(store, chosen, a, b, blame=queries.commit_blame(cfg, chosen))
     if as_json:
         _print_json(found.model_dump(mode="json"))
     else:
-        out.print(views.diff_view(found, cfg.display.decimals))
+        out.print(terminal.diff_view(found, cfg.display.decimals))
 
 
 @app.command()
@@ -407,7 +406,7 @@ def verify_doc(
     if as_json:
         _print_json({"file": str(file), **result.model_dump(mode="json")})
     else:
-        out.print(views.verification(result, str(file)))
+        out.print(terminal.verification(result, str(file)))
     if not result.ok:
         raise typer.Exit(1)
 
@@ -551,7 +550,7 @@ def alerts(
     if as_json:
         _print_json(result)
     else:
-        out.print(views.alerts_view(result, cfg.display.decimals))
+        out.print(terminal.alerts_view(result, cfg.display.decimals))
 
 
 @alerts_app.command("enable")
@@ -592,7 +591,7 @@ def main() -> None:
     except PillarwatchError as exc:
         err.print(f"pillarwatch: error: {exc}", markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except sqlite3.Error as exc:
+    except DatabaseError as exc:
         # The database refused a write (a full disk) or a read: the transaction was rolled back whole.
         err.print(f"pillarwatch: error: database: {' '.join(str(exc).split())}", markup=False, soft_wrap=True)
         sys.exit(2)

@@ -16,8 +16,7 @@ from pydantic import BaseModel, field_serializer
 from collectors import git_history
 from collectors.git import GitSource
 
-from daemon.alerting.wording import Blame, criterion_changes, evidence_changes
-from daemon.alerting.rules import CriterionChange, EvidenceChange
+from daemon.changes import Blame, SnapshotDiff, diff
 from daemon.config.model import Config, Project, parse_duration
 from daemon.errors import InputError, NotFound
 from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot, rfc3339
@@ -175,59 +174,6 @@ def explain(snapshot: Snapshot, criterion: str) -> Explanation:
 # --- diff ------------------------------------------------------------------------------
 
 
-class PillarMove(BaseModel):
-    id: str
-    title: str
-    before: float | None
-    after: float | None
-    delta: float | None
-
-
-class SnapshotDiff(BaseModel):
-    """What changed from snapshot ``a`` to snapshot ``b``."""
-
-    project: str
-    a: int | None
-    b: int | None
-    a_taken_at: datetime
-    b_taken_at: datetime
-    rules_changed: bool
-    overall: PillarMove
-    pillars: list[PillarMove]
-    criteria: list[CriterionChange]
-    evidence: list[EvidenceChange]
-
-    @field_serializer("a_taken_at", "b_taken_at")
-    def _time(self, value: datetime) -> str:
-        return rfc3339(value)
-
-
-def diff(a: Snapshot, b: Snapshot, *, blame: Blame | None = None) -> SnapshotDiff:
-    """Pillars whose % moved, criteria whose score or status moved, and the evidence that changed.
-
-    ``blame`` finds the commit that made a change to files (see :func:`commit_blame`).
-    """
-    if a.project != b.project:
-        raise InputError(f"snapshots {a.id} and {b.id} belong to different projects ({a.project}, {b.project})")
-    # An empty or inverted diff would read as "nothing changed" or as every change undone: refuse both.
-    if a.id is not None and a.id == b.id:
-        raise InputError(f"a and b are the same snapshot ({a.id}): give two different snapshots")
-    if a.taken_at > b.taken_at:
-        raise InputError(f"snapshot {a.id} ({rfc3339(a.taken_at)}) is later than snapshot {b.id} ({rfc3339(b.taken_at)}): "
-                         "give the earlier one first")
-    criteria = criterion_changes(a, b)
-    ids = [p.id for p in b.pillars] + [p.id for p in a.pillars if b.pillar(p.id) is None]
-    pillars = [_move(a.pillar(i), b.pillar(i)) for i in ids]
-    return SnapshotDiff(
-        project=b.project, a=a.id, b=b.id, a_taken_at=a.taken_at, b_taken_at=b.taken_at,
-        rules_changed=a.rules_hash != b.rules_hash,
-        overall=PillarMove(id="overall", title="Overall", before=a.overall, after=b.overall, delta=_delta(a.overall, b.overall)),
-        pillars=[m for m in pillars if m.before != m.after],
-        criteria=criteria,
-        evidence=evidence_changes(a, b, criteria, blame=blame),
-    )
-
-
 def diff_latest(store: Store, project: Project, a: int | None = None, b: int | None = None, *,
                 blame: Blame | None = None) -> SnapshotDiff:
     """``diff`` with defaults: B is the latest snapshot (or the one given), A the one before B."""
@@ -251,18 +197,6 @@ def _of_project(found: Snapshot, project: Project) -> Snapshot:
     if found.project != project.id:
         raise NotFound(f"snapshot {found.id} is not of project {project.id!r} (it is of {found.project!r})")
     return found
-
-
-def _move(before: PillarScore | None, after: PillarScore | None) -> PillarMove:
-    either = after or before
-    assert either is not None
-    old = before.score if before else None
-    new = after.score if after else None
-    return PillarMove(id=either.id, title=either.title, before=old, after=new, delta=_delta(old, new))
-
-
-def _delta(before: float | None, after: float | None) -> float | None:
-    return None if before is None or after is None else after - before
 
 
 # --- alerts and projects ---------------------------------------------------------------

@@ -13,7 +13,8 @@ import hmac
 import socket
 from datetime import datetime, timedelta, timezone
 
-from daemon.alerting.rules import AlertMessage, CriterionChange, EvidenceChange, OutboxItem
+from daemon.alerting.rules import AlertMessage, OutboxItem
+from daemon.changes import CriterionChange, EvidenceChange
 
 T0 = datetime(2026, 3, 2, 9, 0, 0, tzinfo=timezone.utc)
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from collectors.evidence import CollectResult, Evidence, EvidenceError, EvidenceRequest, Provenance, failed
-from daemon.alerting.wording import describe_evidence
+from daemon.changes import describe_evidence
 from daemon.alerting.rules import Alert
 from daemon.config.model import Project
 from daemon.alerting.evaluate import Evaluation, evaluate, rescore

@@ -21,7 +21,8 @@ from pydantic import BaseModel, Field
 
 from collectors.evidence import CollectResult, Evidence, EvidenceError
 
-from daemon.alerting import wording as content
+from daemon import changes
+from daemon.alerting import wording
 from daemon.alerting.rules import Alert, AlertKind, AlertMessage, AlertRules, CriterionChange, EventKind, EvidenceChange
 from daemon.scoring.arithmetic import weighted_mean
 from daemon.config.model import Project
@@ -110,7 +111,7 @@ def evaluate(
     failing_since: dict[str, datetime],
     decimals: int,
     now: datetime,
-    blame: content.Blame | None = None,
+    blame: changes.Blame | None = None,
 ) -> Evaluation:
     """Alerts created or changed by ``current``, and the messages to deliver.
 
@@ -196,7 +197,7 @@ class _Run:
         self.existing = {key: a.model_copy(deep=True) for key, a in self.before.items()}
         self.open = dict(self.existing)  # the live alert of each (subject, kind), new ones included
         self.created: list[Alert] = []
-        self.blame: content.Blame | None = None
+        self.blame: changes.Blame | None = None
         self.messages: list[AlertMessage] = []
 
     def changed(self) -> list[Alert]:
@@ -213,8 +214,8 @@ class _Run:
             if new is None:
                 continue  # nothing scorable: neither a drop nor a recovery
             pillar_id = subject.removeprefix("pillar:") if subject != "overall" else None
-            criteria = content.criterion_changes(self.baseline, self.current, pillar_id)
-            evidence = content.evidence_changes(self.baseline, self.current, criteria, blame=self.blame)
+            criteria = changes.criterion_changes(self.baseline, self.current, pillar_id)
+            evidence = changes.evidence_changes(self.baseline, self.current, criteria, blame=self.blame)
             step = (criteria, evidence)
             self._regression(subject, name, old, new, step)
             self._floor(subject, name, floors.get(subject), new, step)
@@ -305,8 +306,8 @@ class _Run:
 
     def _gather(self, alert: Alert, value: float, step: tuple[list[CriterionChange], list[EvidenceChange]]) -> None:
         alert.value = value
-        alert.criteria = content.merge_criteria(alert.criteria, step[0])
-        alert.evidence = content.merge_evidence(alert.evidence, step[1])
+        alert.criteria = changes.merge_criteria(alert.criteria, step[0])
+        alert.evidence = changes.merge_evidence(alert.evidence, step[1])
 
     def _count(self, alert: Alert, name: str) -> None:
         alert.pending_count += 1
@@ -332,6 +333,6 @@ class _Run:
             self._say(alert, "resolved", name, criteria=criteria, evidence=evidence, headline=headline)
 
     def _say(self, alert: Alert, event: EventKind, name: str, *, since: datetime | None = None, **words: object) -> None:
-        self.messages.append(content.message(alert, event, name=name, decimals=self.decimals, now=self.now,
+        self.messages.append(wording.message(alert, event, name=name, decimals=self.decimals, now=self.now,
                                              snapshot_id=self.current.id, since=since, **words))  # type: ignore[arg-type]
 

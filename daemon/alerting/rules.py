@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
+from daemon.changes import CriterionChange, EvidenceChange
 from daemon.scoring.snapshot import rfc3339
 
 AlertKind = Literal["regression", "floor", "source_failing"]
@@ -45,28 +46,6 @@ class AlertRules(BaseModel):
         from daemon.config.model import parse_duration
 
         return None if value is None else parse_duration(value)
-
-
-class CriterionChange(BaseModel):
-    pillar: str
-    criterion: str
-    title: str
-    before: float | None
-    after: float | None
-    status_before: str | None = None
-    status_after: str
-
-
-class EvidenceChange(BaseModel):
-    """One fact that changed, said the way a person would: "tests/test_x.py deleted in 3f2a1c9"."""
-
-    source: str
-    signal: str
-    description: str
-    commit: str | None = None
-    path: str | None = None
-    line: int | None = None
-    url: str | None = None
 
 
 class Alert(BaseModel):

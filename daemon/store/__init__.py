@@ -7,7 +7,7 @@ delivery outbox. Schema changes are numbered forward migrations
 command); readers such as the HTTP API open the file read-only.
 
 The queries are grouped by concept in mixins: :mod:`.snapshots`,
-:mod:`.runs`, :mod:`.outbox` and :mod:`.retention`.
+:mod:`.runs`, :mod:`.outbox` and :mod:`.pruning`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,11 @@ from daemon.store.runs import RunQueries
 from daemon.store.schema import MIGRATIONS, SCHEMA_VERSION
 from daemon.store.snapshots import SnapshotQueries
 
-__all__ = ["SCHEMA_VERSION", "Store"]
+# A database that fails while in use (a full disk, a corrupt page): callers catch it by this
+# name, so that only the store speaks SQL.
+DatabaseError = sqlite3.Error
+
+__all__ = ["SCHEMA_VERSION", "DatabaseError", "Store"]
 
 
 class _WriterDatabase(sqlite_utils.Database):

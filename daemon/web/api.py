@@ -12,7 +12,6 @@ project, call one query function, send its JSON (the same shapes as
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -22,14 +21,14 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from daemon import __version__, queries
 from collectors.secrets import one_line
+from daemon import __version__, changes, queries
 from daemon.web.guard import OPEN_PATHS, api_token, guard
 from daemon.web.schema import AlertsBody, ExplanationBody, Health, errors, openapi_document
 from daemon.config.model import Config
 from daemon.errors import StoreError
 from daemon.scoring.snapshot import Snapshot
-from daemon.store import Store
+from daemon.store import DatabaseError, Store
 
 __all__ = ["ConfigSource", "api_token", "create_app"]
 
@@ -111,7 +110,7 @@ def readyz(config: Cfg) -> Response:
     try:
         with _store(config) as store:
             found = queries.readiness(store, max_age=max_age, now=datetime.now(timezone.utc))
-    except (StoreError, sqlite3.Error) as exc:
+    except (StoreError, DatabaseError) as exc:
         found = queries.Readiness(ready=False, reason=one_line(str(exc)), last_success_at=None,
                                   max_age_seconds=max_age.total_seconds())
     return _json(found.model_dump(mode="json"), 200 if found.ready else 503)
@@ -183,7 +182,7 @@ def explain(
         return _json(queries.explain(queries.latest(store, chosen), criterion).to_json())
 
 
-@router.get("/api/v1/projects/{project}/diff", response_model=queries.SnapshotDiff, tags=["snapshots"],
+@router.get("/api/v1/projects/{project}/diff", response_model=changes.SnapshotDiff, tags=["snapshots"],
             summary="What changed from snapshot a to snapshot b (default: the one before b, and the latest)",
             responses=errors(404, 422, 503))
 def diff(

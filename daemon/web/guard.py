@@ -17,7 +17,6 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-import sqlite3
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -30,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from collectors.secrets import SecretMissing, one_line, require_secret
 from daemon.config.model import Config
 from daemon.errors import ConfigError, InputError, NotFound, PillarwatchError, StoreError
+from daemon.store import DatabaseError
 
 __all__ = ["OPEN_PATHS", "api_token", "error_response", "guard"]
 
@@ -62,7 +62,7 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 def guard(app: FastAPI, config: Callable[[], Config]) -> None:
     """Require the token (when configured), give every error the one shape, and put the edge in front."""
     app.add_exception_handler(PillarwatchError, _pillarwatch_error)  # type: ignore[arg-type]
-    app.add_exception_handler(sqlite3.Error, _database_error)  # type: ignore[arg-type]
+    app.add_exception_handler(DatabaseError, _database_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_middleware(_Guard, config=config)
@@ -76,7 +76,7 @@ async def _pillarwatch_error(request: Request, exc: PillarwatchError) -> JSONRes
     return error_response(status, one_line(str(exc)))
 
 
-async def _database_error(request: Request, exc: sqlite3.Error) -> JSONResponse:
+async def _database_error(request: Request, exc: DatabaseError) -> JSONResponse:
     log.error("%s %s: database: %s", request.method, request.url.path, exc)
     return error_response(503, f"the database cannot be read: {one_line(str(exc))}")
 

@@ -33,10 +33,10 @@ import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Literal
+from contextlib import AbstractContextManager
+from typing import Any, Literal, Protocol
 
 from daemon.alerting.rules import AlertMessage, OutboxItem
-from daemon.store import Store
 from daemon.alerting.notify import apprise, email, logchannel, slack, webhook
 from collectors.secrets import SecretMissing, one_line, require_secret
 from daemon.alerting.notify._common import MESSAGE_LIMIT, SendResult
@@ -54,11 +54,24 @@ BACKOFF_FACTOR = 2.0
 BACKOFF_CAP = 30 * 60.0
 
 
+class Outbox(Protocol):
+    """What delivery needs of the store (:class:`daemon.store.Store` is one): the outbox and the
+    channels switched off. Named here so that alerting does not depend on the store."""
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+    def due_outbox(self, now: datetime, *, limit: int = 50) -> list[OutboxItem]: ...
+    def record_attempt(self, item_id: int, *, at: datetime, outcome: str, status_code: int | None = None,
+                       error: str | None = None, next_attempt_at: datetime | None = None) -> None: ...
+    def disable_channel(self, channel: str, *, reason: str, at: datetime, config_hash: str | None = None) -> None: ...
+    def enable_channel(self, channel: str) -> bool: ...
+    def disabled_channel_states(self) -> list[dict[str, Any]]: ...
+
+
 @dataclass
 class Run:
     """What every stage of one :func:`deliver_due` call shares."""
 
-    store: Store
+    store: Outbox
     channels: Mapping[str, Channel]
     now: datetime
     rng: random.Random
@@ -214,7 +227,7 @@ class SendControl:
 
 
 def deliver_due(
-    store: Store,
+    store: Outbox,
     channels: Mapping[str, Channel],
     *,
     now: datetime,
@@ -314,7 +327,7 @@ def config_hash(channel: Channel) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
 
 
-def reenable_changed(store: Store, channels: Mapping[str, Channel]) -> dict[str, str]:
+def reenable_changed(store: Outbox, channels: Mapping[str, Channel]) -> dict[str, str]:
     """Switch back on each disabled channel whose configuration changed; the rest stay off (id -> why)."""
     disabled: dict[str, str] = {}
     for row in store.disabled_channel_states():
