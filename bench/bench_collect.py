@@ -18,7 +18,7 @@ from typing import Any
 
 from wcmatch import glob
 
-from daemon.config.model import load_config
+from daemon.config.loading import load_config
 from collectors import git
 from daemon.run.collect import collect_sources, requests_by_source
 

@@ -55,7 +55,8 @@ if __package__ in (None, ""):  # `python bench/bench_workers.py`
 import yaml
 
 from collectors.evidence import CollectResult, EvidenceRequest
-from daemon.config.model import CelerySettings, load_config
+from daemon.config.loading import load_config
+from daemon.config.settings import CelerySettings
 from daemon.run.executor import CeleryExecutor, CollectJob, SourceJob
 from daemon.run.record import record
 from daemon.store import Store

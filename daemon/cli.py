@@ -28,7 +28,8 @@ from daemon import __version__, queries
 
 from daemon import terminal as views
 from daemon.scoring.arithmetic import display
-from daemon.config.model import Config, Project, load_config
+from daemon.config.loading import load_config, load_worker_settings
+from daemon.config.model import Config, Project
 from daemon.errors import ConfigError, InputError, PillarwatchError
 from daemon.run.progress_doc import parse_progress_document, verify
 from daemon.run.record import deliver_pending
@@ -504,8 +505,7 @@ def worker(
     import os
     import socket
 
-    from daemon.config.model import load_worker_settings
-    from daemon.run.tasks import WorkerOptions, celery_app, configure_worker
+    from daemon.run.tasks import WorkerOptions, celery_app, configure_worker  # Celery loads only for the worker
 
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         raise typer.BadParameter(f"{log_level!r}: use debug, info, warning or error", param_hint="--log-level")

@@ -18,7 +18,8 @@ from collectors.git import GitSource
 
 from daemon.alerting.wording import Blame, criterion_changes, evidence_changes
 from daemon.alerting.rules import CriterionChange, EvidenceChange
-from daemon.config.model import Config, Project, parse_duration
+from daemon.config.durations import parse_duration
+from daemon.config.model import Config, Project
 from daemon.errors import InputError, NotFound
 from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot, rfc3339
 from daemon.store import Store

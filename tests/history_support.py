@@ -23,7 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from daemon.config.model import Config, load_config
+from daemon.config.loading import load_config
+from daemon.config.model import Config
 from daemon.run.collect import run_projects
 from daemon.store import Store
 

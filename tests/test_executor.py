@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from collectors.evidence import CollectResult, EvidenceRequest
-from daemon.config.model import CelerySettings, load_config, load_worker_settings
+from daemon.config.loading import load_config, load_worker_settings
+from daemon.config.settings import CelerySettings
 from daemon.errors import ConfigError
 from daemon.run.executor import CollectJob, Collected, LocalExecutor, SourceJob, build_job, make_executor, run_job, source_model
 from daemon.run.collect import collect_one, dependents, requests_by_source

@@ -40,7 +40,8 @@ from pydantic import BaseModel, Field
 from collectors.evidence import CollectResult, EvidenceError, EvidenceRequest, canonical_json, failed
 from collectors.kinds import KINDS
 
-from daemon.config.model import DAEMON_SOURCE_KEYS, CelerySettings, Config, Project, source_timeout
+from daemon.config.model import DAEMON_SOURCE_KEYS, Config, Project, source_timeout
+from daemon.config.settings import CelerySettings
 from daemon.run.collect import dependents, run_collector
 
 if TYPE_CHECKING:

@@ -29,7 +29,8 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_J
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from daemon.config.model import Config, load_config
+from daemon.config.loading import load_config
+from daemon.config.model import Config
 from daemon.errors import PillarwatchError
 from daemon.run.executor import Abandoned, Executor, build_job, make_executor
 from daemon.run.lock import DaemonLock

@@ -43,7 +43,7 @@ from kombu.utils.url import maybe_sanitize_url
 
 from collectors.evidence import EvidenceError
 
-from daemon.config.model import CelerySettings
+from daemon.config.settings import CelerySettings
 from daemon.run.executor import CollectJob, run_job
 
 TASK_NAME = "pillarwatch.collect"

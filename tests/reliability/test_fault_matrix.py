@@ -98,7 +98,8 @@ from typing import Any
 import pytest
 import yaml
 
-from daemon.config.model import Config, load_config
+from daemon.config.loading import load_config
+from daemon.config.model import Config
 from daemon.run.collect import run_projects
 from daemon.scoring.snapshot import Snapshot
 from daemon.store import Store
