@@ -22,7 +22,7 @@ from pathlib import Path
 from collectors.evidence import CollectResult
 from daemon.config.loading import load_config
 from daemon.config.model import Config
-from daemon.run.collect import collect_sources
+from daemon.run.runner import collect_sources
 
 from ._support import NOW, BenchResult, Context, Row, alternate, median, map_parallel, project_dict, timed, write_config
 

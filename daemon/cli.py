@@ -34,7 +34,8 @@ from daemon.errors import ConfigError, InputError, PillarwatchError
 from daemon.run.progress_doc import parse_progress_document, verify
 from daemon.run.record import deliver_pending
 from daemon.web.report import build_report, render_markdown, report_json
-from daemon.run.collect import Progress, run_projects
+from daemon.run.executor import Progress
+from daemon.run.runner import run_projects
 from daemon.scoring.snapshot import Snapshot
 from daemon.store import Store
 
@@ -276,7 +277,7 @@ def backfill(
     as_json: JsonOption = False,
 ) -> None:
     """Score past commits of the project's git history and store them as backfilled snapshots."""
-    from daemon.run.backfill import backfill as run_backfill
+    from daemon.run.backfill import backfill as run_backfill  # git history reading loads only for backfill
 
     cfg = _config(config)
     reports = []

@@ -25,7 +25,7 @@ import yaml
 
 from daemon.config.loading import load_config
 from daemon.config.model import Config
-from daemon.run.collect import run_projects
+from daemon.run.runner import run_projects
 from daemon.store import Store
 
 from .conftest import GitRepo

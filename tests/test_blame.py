@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from daemon.config.loading import load_config
-from daemon.run.collect import run_projects
+from daemon.run.runner import run_projects
 from daemon.store import Store
 
 from .conftest import GitRepo

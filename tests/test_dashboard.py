@@ -23,7 +23,7 @@ from daemon.web import badges
 from daemon.web import dashboard
 from daemon.config.loading import load_config
 from daemon.errors import NotFound
-from daemon.run.collect import run_projects
+from daemon.run.runner import run_projects
 from daemon.scoring.snapshot import CheckResult, CriterionScore, PillarScore, Snapshot
 from daemon.store import Store
 

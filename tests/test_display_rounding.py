@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from daemon.config.loading import load_config
-from daemon.run.collect import run_projects
+from daemon.run.runner import run_projects
 from daemon.store import Store
 
 MINUS_ZERO = re.compile(r"(?<![\d-])-0(?![\d.])")  # not the "-02" of a date

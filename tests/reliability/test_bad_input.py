@@ -40,7 +40,7 @@ from collectors.evidence import EvidenceRequest
 from collectors.junit import JUnitSource, collect as collect_junit
 from daemon import cli
 from daemon.config.loading import load_config
-from daemon.run.collect import run_projects
+from daemon.run.runner import run_projects
 from daemon.store import Store
 
 from ..api_support import free_port, running
