@@ -147,7 +147,8 @@ def run_job(job: CollectJob, *, cache_dir: Path, allow_commands: bool) -> Collec
 
     ``allow_commands`` is the runner's own permission; a command runs only
     when the job's configuration allows it too. A collector that raises (a
-    bug) raises here: each executor answers that its own way.
+    bug) raises here; the caller records that its own way (`collect` as a
+    ``malformed`` result, the daemon as a run ``error``, a worker as a failed task).
     """
     source = job.target.model()
     repo = source_model(job.repo) if job.repo else None
