@@ -1,6 +1,6 @@
 """Cold collection: every generated repository read from scratch, against raw git plumbing.
 
-The subject is the runner (:func:`daemon.run.collect.collect_sources`) collecting
+The subject is the runner (:func:`daemon.run.runner.collect_sources`) collecting
 one local git source per project, ten signals each, ``concurrency`` sources at
 a time. The baseline computes the same evidence with the cheapest git
 commands that give it (``log -1``, ``ls-tree -r``, ``grep -c``, ``log -1 --
@@ -18,9 +18,10 @@ from typing import Any
 
 from wcmatch import glob
 
-from daemon.config.model import load_config
+from daemon.config.loading import load_config
 from collectors import git
-from daemon.run.collect import collect_sources, requests_by_source
+from daemon.run.jobs import requests_by_source
+from daemon.run.runner import collect_sources
 
 from ._support import (NOW, SIGNALS, BenchResult, Context, Row, interleaved, median, map_parallel, project_dict,
                        time_shares, timed, write_config)

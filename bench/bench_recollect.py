@@ -20,8 +20,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from collectors.evidence import CollectResult
-from daemon.config.model import Config, load_config
-from daemon.run.collect import collect_sources
+from daemon.config.loading import load_config
+from daemon.config.model import Config
+from daemon.run.runner import collect_sources
 
 from ._support import NOW, BenchResult, Context, Row, alternate, median, map_parallel, project_dict, timed, write_config
 

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import httpx
 
-from daemon.config.model import load_config
-from daemon.run.collect import run_projects
+from daemon.config.loading import load_config
+from daemon.run.runner import run_projects
 from daemon.store import Store
 
 from ._support import NOW, PILLARWATCH, PYTHON, BenchResult, Context, Row, median, percentile, project_dict, write_config

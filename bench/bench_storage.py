@@ -18,9 +18,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from collectors.evidence import CollectResult
-from daemon.config.model import Config, load_config
+from daemon.config.loading import load_config
+from daemon.config.model import Config
 from daemon.run.record import record
-from daemon.run.collect import collect_sources
+from daemon.run.runner import collect_sources
 from daemon.store import Store
 
 from ._support import NOW, BenchResult, Context, Row, changed_result, median, project_dict, write_config

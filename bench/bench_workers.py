@@ -7,7 +7,7 @@
 
 Everything runs on this machine: a real Redis (Debian's ``redis-server`` on a
 free port of 127.0.0.1), real ``pillarwatch worker`` processes (one process
-each, ``--concurrency 1``) and the daemon's own :class:`daemon.run.executor.CeleryExecutor`
+each, ``--concurrency 1``) and the daemon's own :class:`daemon.run.tasks.CeleryExecutor`
 sending the jobs from 16 threads (the daemon's ``concurrency``), as its
 collect jobs do.
 
@@ -55,8 +55,10 @@ if __package__ in (None, ""):  # `python bench/bench_workers.py`
 import yaml
 
 from collectors.evidence import CollectResult, EvidenceRequest
-from daemon.config.model import CelerySettings, load_config
-from daemon.run.executor import CeleryExecutor, CollectJob, SourceJob
+from daemon.config.loading import load_config
+from daemon.config.settings import CelerySettings
+from daemon.run.jobs import CollectJob, SourceJob
+from daemon.run.tasks import CeleryExecutor
 from daemon.run.record import record
 from daemon.store import Store
 
@@ -373,7 +375,7 @@ def kinds(folder: Path, redis_server: Redis, api: ApiServer, ctx: Context, size:
 
 def sqlite_writes(folder: Path, ctx: Context, size: dict[str, int], say: Any) -> dict[str, Any]:
     """What the daemon writes per collection and per snapshot, in its own store (changed snapshots)."""
-    from daemon.run.collect import collect_sources
+    from daemon.run.runner import collect_sources
 
     work = folder / "sqlite"
     work.mkdir()

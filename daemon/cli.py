@@ -28,12 +28,14 @@ from daemon import __version__, changes, queries
 
 from daemon import terminal
 from daemon.scoring.arithmetic import display
-from daemon.config.model import Config, Project, load_config
+from daemon.config.loading import load_config, load_worker_settings
+from daemon.config.model import Config, Project
 from daemon.errors import ConfigError, InputError, PillarwatchError
 from daemon.run.progress_doc import parse_progress_document, verify
 from daemon.run.record import deliver_pending
 from daemon.web.report import build_report, render_markdown, report_json
-from daemon.run.collect import Progress, run_projects
+from daemon.run.executor import Progress
+from daemon.run.runner import run_projects
 from daemon.scoring.snapshot import Snapshot
 from daemon.store import DatabaseError, Store
 
@@ -275,7 +277,7 @@ def backfill(
     as_json: JsonOption = False,
 ) -> None:
     """Score past commits of the project's git history and store them as backfilled snapshots."""
-    from daemon.run.backfill import backfill as run_backfill
+    from daemon.run.backfill import backfill as run_backfill  # git history reading loads only for backfill
 
     cfg = _config(config)
     reports = []
@@ -504,8 +506,7 @@ def worker(
     import os
     import socket
 
-    from daemon.config.model import load_worker_settings
-    from daemon.run.tasks import WorkerOptions, celery_app, configure_worker
+    from daemon.run.tasks import WorkerOptions, celery_app, configure_worker  # Celery loads only for the worker
 
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         raise typer.BadParameter(f"{log_level!r}: use debug, info, warning or error", param_hint="--log-level")

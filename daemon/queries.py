@@ -17,7 +17,8 @@ from collectors import git_history
 from collectors.git import GitSource
 
 from daemon.changes import Blame, SnapshotDiff, diff
-from daemon.config.model import Config, Project, parse_duration
+from daemon.config.durations import parse_duration
+from daemon.config.model import Config, Project
 from daemon.errors import InputError, NotFound
 from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot, rfc3339
 from daemon.store import Store

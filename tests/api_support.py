@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from daemon.web.server import ApiServer
-from daemon.config.model import ApiSettings, Config
+from daemon.config.model import Config
+from daemon.config.settings import ApiSettings
 
 
 def free_port() -> int:

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import yaml
 
-from daemon.config.model import Config, load_config
-from daemon.run.collect import run_projects
+from daemon.config.loading import load_config
+from daemon.config.model import Config
+from daemon.run.runner import run_projects
 from daemon.store import Store
 
 from .conftest import GitRepo

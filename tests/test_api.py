@@ -323,7 +323,7 @@ def test_token_from_a_file(history, tmp_path, caplog):
 
 def test_token_file_relative_to_the_config_and_unreadable_token_stops_the_start(tmp_path, history, monkeypatch):
     from daemon.web.server import ApiServer
-    from daemon.config.model import load_config
+    from daemon.config.loading import load_config
     from daemon.errors import ConfigError
 
     text = history.config_path.read_text()

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from daemon.config.model import load_config
-from daemon.run.collect import run_projects
+from daemon.config.loading import load_config
+from daemon.run.runner import run_projects
 from daemon.store import Store
 
 from .conftest import GitRepo

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config.model import load_config, parse_duration
+from daemon.config.durations import parse_duration
+from daemon.config.loading import load_config
 from daemon.errors import ConfigError
 
 from .conftest import REPO_ROOT

@@ -21,9 +21,9 @@ from defusedxml import ElementTree
 from collectors.evidence import Evidence, Provenance
 from daemon.web import badges
 from daemon.web import dashboard
-from daemon.config.model import load_config
+from daemon.config.loading import load_config
 from daemon.errors import NotFound
-from daemon.run.collect import run_projects
+from daemon.run.runner import run_projects
 from daemon.scoring.snapshot import CheckResult, CriterionScore, PillarScore, Snapshot
 from daemon.store import Store
 

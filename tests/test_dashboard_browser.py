@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import sync_playwright
 
-from daemon.run.collect import run_projects
+from daemon.run.runner import run_projects
 from daemon.store import Store
 
 from .conftest import REPO_ROOT

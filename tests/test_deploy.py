@@ -32,7 +32,8 @@ import pytest
 import yaml
 
 from collectors.git import GitSource
-from daemon.config.model import CelerySettings, DaemonSettings, load_config
+from daemon.config.loading import load_config
+from daemon.config.settings import CelerySettings, DaemonSettings
 
 from .conftest import REPO_ROOT, GitRepo
 

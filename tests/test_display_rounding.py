@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from daemon.config.model import load_config
-from daemon.run.collect import run_projects
+from daemon.config.loading import load_config
+from daemon.run.runner import run_projects
 from daemon.store import Store
 
 MINUS_ZERO = re.compile(r"(?<![\d-])-0(?![\d.])")  # not the "-02" of a date

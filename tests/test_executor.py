@@ -16,10 +16,12 @@ import pytest
 import yaml
 
 from collectors.evidence import CollectResult, EvidenceRequest
-from daemon.config.model import CelerySettings, load_config, load_worker_settings
+from daemon.config.loading import load_config, load_worker_settings
+from daemon.config.settings import CelerySettings
 from daemon.errors import ConfigError
-from daemon.run.executor import CollectJob, Collected, LocalExecutor, SourceJob, build_job, make_executor, run_job, source_model
-from daemon.run.collect import collect_one, dependents, requests_by_source
+from daemon.run.executor import LocalExecutor, make_executor
+from daemon.run.jobs import CollectJob, Collected, SourceJob, build_job, requests_by_source, run_job, source_model
+from daemon.run.collect import run_collector
 from daemon.store import Store
 
 from .conftest import GitRepo
@@ -76,11 +78,12 @@ def test_a_job_crosses_json_and_runs_the_collectors_the_daemon_runs(tmp_path, re
     received = CollectJob.model_validate_json(job.model_dump_json())
     assert received == job and received.key() == job.key()
     got = run_job(received, cache_dir=tmp_path / "worker-cache", allow_commands=True)
-    direct = collect_one(config, project, source, wanted["repo"], now=NOW)
+    direct = run_collector(source, wanted["repo"], now=NOW, cache_dir=config.cache_path)
     assert got.result.fingerprint == direct.fingerprint == repo.git("rev-parse", "HEAD")
     assert _facts(got.result) == _facts(direct)
-    (doc,) = dependents(project, "repo")
-    assert _facts(got.dependents[0]) == _facts(collect_one(config, project, doc, wanted["status"], now=NOW, upstream=direct))
+    (doc,) = project.dependents("repo")
+    read_through = run_collector(doc, wanted["status"], now=NOW, cache_dir=config.cache_path, repo=project.upstream(doc), upstream=direct)
+    assert _facts(got.dependents[0]) == _facts(read_through)
     assert got.dependents[0].evidence[0].value == {"score": 0.8}
     assert Collected.model_validate_json(got.model_dump_json()) == got
     # The local executor is the same call.
@@ -91,7 +94,7 @@ def test_a_document_job_carries_its_git_source_and_upstream_result(tmp_path, rep
     config = load_config(_config(tmp_path, repo.path))
     project = config.projects[0]
     wanted = requests_by_source(project)
-    upstream = collect_one(config, project, project.source("repo"), wanted["repo"], now=NOW)
+    upstream = run_collector(project.source("repo"), wanted["repo"], now=NOW, cache_dir=config.cache_path)
     job = build_job(config, project, project.source("status"), wanted, due=NOW, now=NOW, upstream=upstream)
     assert job.repo is not None and job.repo["id"] == "repo" and job.upstream == upstream
     got = run_job(CollectJob.model_validate_json(job.model_dump_json()), cache_dir=tmp_path / "c", allow_commands=False)

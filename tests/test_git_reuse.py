@@ -11,8 +11,8 @@ import yaml
 from collectors import gitrepo
 from collectors.evidence import EvidenceRequest
 from collectors.git import GitSource, collect
-from daemon.config.model import load_config
-from daemon.run.collect import run_projects
+from daemon.config.loading import load_config
+from daemon.run.runner import run_projects
 from daemon.store import Store
 from tests.conftest import GitRepo
 

@@ -22,7 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemon.web.metrics import CONTENT_TYPE, DURATION_BUCKETS, StoreCollector, metrics_text
-from daemon.run.collect import run_projects
+from daemon.run.runner import run_projects
 from daemon.store import Store
 
 from .conftest import REPO_ROOT

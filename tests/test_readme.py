@@ -10,10 +10,11 @@ import subprocess
 import pytest
 
 from daemon.cli import app
-from daemon.config.model import CheckFields, Config, Criterion, Display, Manual, Pillar, PillarFromTemplate, Project, Templates
+from daemon.config.model import CheckFields, Config, Criterion, Manual, Pillar, PillarFromTemplate, Project, Templates
+from daemon.config.settings import Display
 from daemon.config.model import FreshWithinDays, Scale, Thresholds
 from daemon.alerting.rules import AlertRules
-from daemon.config.model import ApiSettings, CelerySettings, DaemonSettings
+from daemon.config.settings import ApiSettings, CelerySettings, DaemonSettings
 from daemon.run.retention import RetentionPolicy
 from daemon.alerting.notify.channels import AppriseChannel, EmailChannel, LogChannel, Route, SlackChannel, WebhookChannel
 from daemon.run.schedule import Schedule

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
-from daemon.config.model import Config, load_config
+from daemon.config.loading import load_config
+from daemon.config.model import Config
 from daemon.run.record import channels_for, deliver_pending, record
-from daemon.run.collect import collect_sources
+from daemon.run.runner import collect_sources
 from daemon.store import Store
 
 from .conftest import GitRepo

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from collectors.evidence import Evidence
 from daemon.alerting.rules import Alert, AlertMessage, OutboxItem
-from daemon.config.model import load_config
+from daemon.config.loading import load_config
 from daemon.errors import ConfigError, StoreError
 from daemon.run.retention import RetentionPolicy, plan
 from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot, SourceState

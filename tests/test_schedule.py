@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from daemon.config.model import load_config
+from daemon.config.loading import load_config
 from daemon.errors import ConfigError
 from daemon.run.schedule import ANCHOR, Schedule
 

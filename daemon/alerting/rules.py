@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from daemon.changes import CriterionChange, EvidenceChange
+from daemon.config.durations import parse_optional_duration
 from daemon.scoring.snapshot import rfc3339
 
 AlertKind = Literal["regression", "floor", "source_failing"]
@@ -43,9 +44,7 @@ class AlertRules(BaseModel):
     @field_validator("repeat_interval", "stale_after", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        from daemon.config.model import parse_duration
-
-        return None if value is None else parse_duration(value)
+        return parse_optional_duration(value)
 
 
 class Alert(BaseModel):

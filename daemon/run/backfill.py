@@ -4,7 +4,8 @@ The project's first git source (or the one named) sets the timeline: one
 snapshot per commit of its branch, first parents only, ``taken_at`` = the
 commit time, ``origin = "backfilled"``. Other git sources are read at their
 last commit before that time; documents and reports inside a git source are
-read at the same commit. Evidence that cannot be had for the past (CI APIs,
+read at the same commit, in the same job (:mod:`daemon.run.jobs`), on a
+local executor. Evidence that cannot be had for the past (CI APIs,
 live endpoints, commands) is an ``unsupported`` error, so those criteria are
 ``unknown`` there. Nothing is checked out: every read is from commit objects.
 
@@ -13,8 +14,8 @@ Running it twice adds nothing: commits already backfilled are skipped.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -23,11 +24,10 @@ from collectors.evidence import CollectResult, EvidenceError, EvidenceRequest, S
 
 from daemon.config.model import Config, Project
 from daemon.errors import InputError
-from daemon.run.collect import collect_one, requests_by_source
+from daemon.run.executor import Executor, LocalExecutor, Progress
+from daemon.run.jobs import build_job, requests_by_source
 from daemon.scoring.score import score_project
 from daemon.store import Store
-
-Progress = Callable[[str, int, int], None]
 
 
 class BackfillReport(BaseModel):
@@ -61,12 +61,13 @@ def backfill(
     done = store.backfilled_commits(project.id, timeline.id)
     todo = [(sha, when) for sha, when in history if sha not in done]
     wanted = requests_by_source(project)
+    executor = LocalExecutor(config)
     added = 0
     for n, (sha, when) in enumerate(todo, 1):
-        results = _collect_at(config, project, timeline, sha, when, wanted)
+        results = _collect_at(config, project, timeline, sha, when, wanted, executor)
         snapshot = score_project(project, results, previous=None, now=when)
         answered = {r.source for r in results if r.answered}
-        backfillable = [s.id for s in project.sources if _backfillable(project, s)]
+        backfillable = [s.id for s in project.sources if s.kind == "git" or project.upstream(s) is not None]
         snapshot = snapshot.model_copy(update={
             "origin": "backfilled",
             # Complete when every source the past can answer did.
@@ -94,36 +95,30 @@ def _timeline_source(project: Project, source_id: str | None) -> git.GitSource:
     return sources[0]  # type: ignore[no-any-return]
 
 
-def _backfillable(project: Project, source: object) -> bool:
-    kind = getattr(source, "kind", None)
-    return kind == "git" or getattr(source, "git", None) is not None
-
-
 def _collect_at(
     config: Config, project: Project, timeline: git.GitSource, sha: str, when: datetime,
-    wanted: dict[str, list[EvidenceRequest]],
+    wanted: dict[str, list[EvidenceRequest]], executor: Executor,
 ) -> list[CollectResult]:
-    """Every source's result as it was at `when`: git sources at their commit then, the rest unsupported."""
-    by_git: dict[str, CollectResult] = {}
+    """Every source's result as it was at `when`: each git source (and what is read through it) at its
+    commit then, the rest unsupported."""
+    results: dict[str, CollectResult] = {}
     for source in project.sources:
         if source.kind != "git":
             continue
         commit = sha if source.id == timeline.id else _commit_before(source, when, config)
+        job = build_job(config, project, source, wanted, due=when, now=when, upstream=None, commit=commit)
         if commit is None:
             error = EvidenceError(kind="not_found", message=f"{source.id} had no commit before {when:%Y-%m-%d %H:%M}Z")
-            by_git[source.id] = failed(source.id, wanted.get(source.id, []), error, now=when)
+            collected = job.failed(error)
         else:
-            by_git[source.id] = git.collect(source, wanted.get(source.id, []), now=when, cache_dir=config.cache_path, commit=commit)
-    results = []
-    for source in project.sources:
-        if source.id in by_git:
-            results.append(by_git[source.id])
-        elif getattr(source, "git", None) is not None:
-            results.append(collect_one(config, project, source, wanted.get(source.id, []), now=when, upstream=by_git.get(source.git)))
-        else:
-            error = EvidenceError(kind="unsupported", message=f"a {source.kind} source cannot be read for the past")
-            results.append(failed(source.id, wanted.get(source.id, []), error, now=when))
-    return results
+            collected = executor.collect(job)
+        results.update((r.source, r) for r in collected.results)
+    return [results[s.id] if s.id in results else _unsupported(s, wanted[s.id], when) for s in project.sources]
+
+
+def _unsupported(source: Any, requests: list[EvidenceRequest], when: datetime) -> CollectResult:
+    error = EvidenceError(kind="unsupported", message=f"a {source.kind} source cannot be read for the past")
+    return failed(source.id, requests, error, now=when)
 
 
 def _commit_before(source: git.GitSource, when: datetime, config: Config) -> str | None:

@@ -48,6 +48,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from daemon.config.durations import parse_optional_duration
+
 __all__ = ["TIERS", "RetentionPlan", "RetentionPolicy", "Tier", "plan"]
 
 OriginRetention = Literal["keep", "tiers"]
@@ -76,9 +78,7 @@ class RetentionPolicy(BaseModel):
     @field_validator("keep_all", "daily_for", "weekly_for", "monthly_for", "runs_for", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        from daemon.config.model import parse_duration
-
-        return None if value is None else parse_duration(value)
+        return parse_optional_duration(value)
 
     @model_validator(mode="after")
     def _ordered(self) -> RetentionPolicy:

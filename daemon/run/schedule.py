@@ -16,6 +16,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from daemon.config.durations import parse_duration, parse_optional_duration
+
 # Intervals count from here, so that every process computes the same due times.
 ANCHOR = datetime(2000, 1, 3, tzinfo=timezone.utc)  # a Monday, midnight UTC
 _LOOKBACKS = (timedelta(hours=1), timedelta(days=1), timedelta(days=32), timedelta(days=367))
@@ -35,8 +37,6 @@ class Schedule(BaseModel):
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            from daemon.config.model import parse_duration
-
             try:
                 return {"every": parse_duration(value)}
             except ValueError:
@@ -46,9 +46,7 @@ class Schedule(BaseModel):
     @field_validator("every", "jitter", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        from daemon.config.model import parse_duration
-
-        return None if value is None else parse_duration(value)
+        return parse_optional_duration(value)
 
     @field_validator("timezone")
     @classmethod

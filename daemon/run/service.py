@@ -7,7 +7,8 @@ is collected at once (catch-up). After a source's run its project is
 re-scored, debounced, so that sources finishing together make one snapshot.
 The outbox sender runs as a job of its own. The read-only HTTP API
 (:mod:`daemon.web.api`) is served from a thread, reading the current
-configuration, so a reload reaches it too.
+configuration, so a reload reaches it too. The health file
+(:mod:`daemon.run.health`) is rewritten after every snapshot.
 
 Signal handling lives in the command's entry point: it calls :meth:`stop`
 and :meth:`request_reload`. This class installs no handlers.
@@ -15,7 +16,6 @@ and :meth:`request_reload`. This class installs no handlers.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sqlite3
@@ -29,13 +29,15 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_J
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from daemon.config.model import Config, load_config
+from daemon.config.loading import load_config
+from daemon.config.model import Config
 from daemon.errors import PillarwatchError
-from daemon.run.executor import Abandoned, Executor, build_job, make_executor
+from daemon.run.executor import Executor, make_executor
+from daemon.run.health import health, write_health
+from daemon.run.jobs import Abandoned, build_job, requests_by_source
 from daemon.run.lock import DaemonLock
 from daemon.alerting.notify import SendControl
 from daemon.run.record import deliver_pending, record
-from daemon.run.collect import requests_by_source
 from daemon.scoring.snapshot import rfc3339
 from daemon.store import Store
 
@@ -84,7 +86,7 @@ class Daemon:
                 self._interrupted()
                 self.executor = make_executor(self.config)
                 if self.config.executor == "celery":
-                    from daemon.run.tasks import describe
+                    from daemon.run.tasks import describe  # Celery loads only when `executor: celery` asks for it
 
                     log.info("collecting on Celery workers: %s", describe(self.config.celery))
                 self._start_api()
@@ -165,7 +167,7 @@ class Daemon:
         try:
             new = load_config(self.config_path)
             if self.api is not None:
-                from daemon.web.api import api_token
+                from daemon.web.api import api_token  # FastAPI loads only when the API is served
 
                 api_token(new)  # a token that cannot be read would lock every reader out
         except PillarwatchError as exc:
@@ -229,21 +231,21 @@ class Daemon:
         source = project.source(source_id)
         now = utcnow()
         due = project.schedule_of(source).latest_due(now)
-        upstream_id = getattr(source, "git", None)
+        upstream = project.upstream(source)
         with self._db:
             latest = self.store.latest_results(project_id)
-            if upstream_id is not None and upstream_id not in latest:
+            if upstream is not None and upstream.id not in latest:
                 # First start: the git source's own job, running now too, reads this source at the
                 # commit it sees. Collected here first, it would record "not collected yet" and could
                 # land after that good result.
-                log.info("%s/%s: git source %r not collected yet; its job reads this source", project_id, source_id, upstream_id)
+                log.info("%s/%s: git source %r not collected yet; its job reads this source", project_id, source_id, upstream.id)
                 return
             if not self.store.claim_run(project_id, source_id, due, now=now):
                 log.info("%s/%s: due time %s already collected", project_id, source_id, rfc3339(due))
                 return
         # Documents and reports inside a git source are read at the commit just seen, in the same job.
         job = build_job(config, project, source, requests_by_source(project), due=due, now=now,
-                        upstream=latest.get(upstream_id or ""), previous=latest.get(source_id))
+                        upstream=latest.get(upstream.id) if upstream else None, previous=latest.get(source_id))
         assert self.executor is not None
         try:
             collected = self.executor.collect(job)
@@ -257,7 +259,7 @@ class Daemon:
             if self.store.run_outcome(project_id, source_id, due) != "running":
                 log.info("%s/%s: due time %s already recorded; a later result is dropped", project_id, source_id, rfc3339(due))
                 return
-            for each in (result, *collected.dependents):
+            for each in collected.results:
                 self.store.record_run(project_id, each.source, due, outcome="ok" if each.answered else "error", now=utcnow(),
                                       result=each, error=each.error.message if each.error else None)
         if result.error:
@@ -372,28 +374,9 @@ class Daemon:
         """A file a supervisor can read: when the last successful collection was."""
         assert self.store is not None
         with self._db:
-            last_success = self.store.last_success()
-            # The figures only, without criteria and evidence: this runs after every snapshot of every project.
-            latest = {p.id: next(iter(self.store.history(p.id, limit=1)), None) for p in self.config.projects}
-        body = {
-            "pid": os.getpid(),
-            "started_at": rfc3339(self.started_at),
-            "written_at": rfc3339(utcnow()),
-            "last_success_at": rfc3339(last_success) if last_success else None,
-            "projects": {
-                pid: {"snapshot": s.id, "seen_at": rfc3339(s.seen_at), "overall": s.overall, "complete": s.complete} if s else None
-                for pid, s in latest.items()
-            },
-        }
-        path = self.config.health_path
-        tmp = path.with_name(path.name + ".tmp")
+            body = health(self.store, self.config.projects, started_at=self.started_at, now=utcnow())
         with self._health:  # the score jobs of two projects may finish together
-            try:
-                tmp.write_text(json.dumps(body, indent=2) + "\n")
-                os.replace(tmp, path)
-            except OSError as exc:  # a full disk: the previous health file stays whole
-                tmp.unlink(missing_ok=True)
-                log.error("health file %s not written: %s", path, exc.strerror or exc)
+            write_health(self.config.health_path, body)
 
 
 def _write_failed(what: str, exc: sqlite3.Error) -> None:

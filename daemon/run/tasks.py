@@ -1,12 +1,12 @@
-"""The Celery side of `executor: celery`: the app, its one task, and what a worker needs.
+"""The Celery side of `executor: celery`: the app, its one task, what a worker needs, and the daemon's executor.
 
 The app is built from the configuration's ``celery:`` settings
-(:class:`daemon.config.model.CelerySettings`) by the daemon, which sends tasks, and
+(:class:`daemon.config.settings.CelerySettings`) by the daemon, which sends tasks, and
 by `pillarwatch worker`, which runs them. The task ``pillarwatch.collect``
-takes a :class:`daemon.run.executor.CollectJob` as JSON, rebuilds the source
-models and calls :func:`daemon.run.executor.run_job` (the collector functions the
+takes a :class:`daemon.run.jobs.CollectJob` as JSON, rebuilds the source
+models and calls :func:`daemon.run.jobs.run_job` (the collector functions the
 daemon calls with `executor: local`), and returns the
-:class:`daemon.run.executor.Collected` as JSON.
+:class:`daemon.run.jobs.Collected` as JSON.
 
 Delivery, as the daemon relies on it:
 
@@ -26,29 +26,45 @@ A task may thus run twice for the same due time; the daemon records one
 result per due time and reads one result per task id, so it stores one
 snapshot. Results are JSON only; broker URLs (which may hold passwords) are
 never logged.
+
+:class:`CeleryExecutor` sends the job as a task and waits for its result in
+the calling thread, which is one of the daemon's collect-job threads: they
+would block on the collection in the daemon's process, and block on a socket
+instead. That keeps what the daemon promises per source in one place (at
+most one run per source at a time, claim → collect → record, the shutdown
+grace), and ``concurrency`` bounds the tasks in flight, so the broker's queue
+stays short and the wait is about the collection's own time. The wait is
+bounded (see :meth:`daemon.config.settings.CelerySettings.wait_seconds`); past
+it the run is recorded as a ``timeout`` error and the task, if it has not
+started, expires unrun (which also ends the redeliveries of a task that kills
+every worker process it runs in).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import TimeoutError as ResultTimeout
 from kombu.utils.url import maybe_sanitize_url
 
 from collectors.evidence import EvidenceError
 
-from daemon.config.model import CelerySettings
-from daemon.run.executor import CollectJob, run_job
+from daemon.config.settings import CelerySettings
+from daemon.run.jobs import Abandoned, CollectJob, Collected, run_job
 
 TASK_NAME = "pillarwatch.collect"
 
 log = logging.getLogger("pillarwatch.worker")
+send_log = logging.getLogger("pillarwatch.executor")
 
 
 class Unreachable(Exception):
@@ -141,3 +157,89 @@ def celery_app(settings: CelerySettings) -> Celery:
 def describe(settings: CelerySettings) -> str:
     """The broker and backend for a log line, passwords masked."""
     return f"broker {maybe_sanitize_url(settings.broker())}, results {maybe_sanitize_url(settings.backend())}"
+
+
+# How often a waiting thread looks up from the result backend to see whether it should stop.
+_SLICE_SECONDS = 0.5
+# Publishing a task: a broker that is briefly away is retried this way, then the run is an `unreachable` error.
+_PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2.0}
+
+
+class CeleryExecutor:
+    """Send each job as a Celery task to its source's queue; wait for its result in the calling thread."""
+
+    def __init__(self, settings: CelerySettings, app: Celery | None = None):
+        self.settings = settings
+        self.app = app or celery_app(settings)
+        self._closed = threading.Event()
+
+    def collect(self, job: CollectJob) -> Collected:
+        settings = self.settings
+        soft, hard = settings.time_limits(job.timeout_seconds)
+        wait = settings.wait_seconds(job.timeout_seconds)
+        queue = job.queue or settings.default_queue
+        try:
+            pending = self.app.send_task(
+                TASK_NAME, args=[job.model_dump(mode="json")], task_id=job.key(), queue=queue,
+                soft_time_limit=soft, time_limit=hard,
+                # A task nobody started before the daemon stops waiting is dropped unrun.
+                expires=datetime.now(timezone.utc) + timedelta(seconds=wait),
+                retry=True, retry_policy=_PUBLISH_RETRY,
+            )
+        except Exception as exc:  # kombu/redis connection errors: the broker (or the result backend) is away
+            # Celery's own words for a backend that is away ask for a restart; none is needed, the next run reconnects.
+            why = "the result backend does not answer" if "Retry limit exceeded" in str(exc) else _line(exc)
+            return job.failed(EvidenceError(kind="unreachable", message=f"cannot send the task: {why}", retryable=True))
+        deadline = time.monotonic() + wait
+        try:
+            while True:
+                if self._closed.is_set():
+                    raise Abandoned(f"{job.project}/{job.target.id}: no result yet from queue {queue!r}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    error = EvidenceError(kind="timeout", retryable=True,
+                                          message=f"no worker answered on queue {queue!r} within {wait:g}s")
+                    return job.failed(error)
+                try:
+                    value = pending.get(timeout=min(left, _SLICE_SECONDS), propagate=False, interval=0.1)
+                except ResultTimeout:
+                    continue
+                except Exception as exc:  # the result backend is away: keep waiting until the deadline
+                    send_log.warning("%s/%s: result backend: %s", job.project, job.target.id, _line(exc))
+                    self._closed.wait(_SLICE_SECONDS)
+                    continue
+                return self._answer(job, pending.state, value)
+        finally:
+            _forget(pending)
+
+    def _answer(self, job: CollectJob, state: str, value: Any) -> Collected:
+        if state == "SUCCESS":
+            try:
+                return Collected.model_validate(value)
+            except ValueError as exc:
+                error = EvidenceError(kind="malformed", message=f"a worker answered with no collection result: {_line(exc)}")
+                return job.failed(error)
+        name = type(value).__name__ if isinstance(value, BaseException) else state
+        if name in ("TimeLimitExceeded", "SoftTimeLimitExceeded"):
+            _, hard = self.settings.time_limits(job.timeout_seconds)
+            return job.failed(EvidenceError(kind="timeout", message=f"the worker stopped the collection after {hard:g}s",
+                                            retryable=True))
+        if name in ("TaskRevokedError", "REVOKED"):
+            return job.failed(EvidenceError(kind="timeout", message="the task expired before a worker started it", retryable=True))
+        # A collector bug raised on the worker: the same answer the local runner gives.
+        return job.failed(EvidenceError(kind="malformed", message=f"collector crashed on a worker: {name}: {_line(value)}"))
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+def _forget(pending: Any) -> None:
+    """Drop a read (or given up) result from the backend: it holds only results in flight."""
+    try:
+        pending.forget()
+    except Exception:  # the backend is away; the result expires by itself
+        pass
+
+
+def _line(exc: object) -> str:
+    return " ".join(str(exc).split())[:300]

@@ -39,8 +39,8 @@ import pytest
 from collectors.evidence import EvidenceRequest
 from collectors.junit import JUnitSource, collect as collect_junit
 from daemon import cli
-from daemon.config.model import load_config
-from daemon.run.collect import run_projects
+from daemon.config.loading import load_config
+from daemon.run.runner import run_projects
 from daemon.store import Store
 
 from ..api_support import free_port, running

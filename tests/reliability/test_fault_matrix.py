@@ -7,7 +7,7 @@ is the same in every cell: the criterion keeps its last score, marked
 (and on the source, when the whole source failed, which makes the snapshot
 partial), the pillar and overall % do not move, and no alert is raised: a
 collector failure is never a regression. Cells run in-process through
-``daemon.run.collect.run_projects`` with a real store; the permission cells run
+``daemon.run.runner.run_projects`` with a real store; the permission cells run
 ``pillarwatch collect`` in a subprocess that cannot override file modes.
 
 ====================  =========  ===========  ============  ===========  =========  ===========  ============
@@ -98,8 +98,9 @@ from typing import Any
 import pytest
 import yaml
 
-from daemon.config.model import Config, load_config
-from daemon.run.collect import run_projects
+from daemon.config.loading import load_config
+from daemon.config.model import Config
+from daemon.run.runner import run_projects
 from daemon.scoring.snapshot import Snapshot
 from daemon.store import Store
 
