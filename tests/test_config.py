@@ -11,7 +11,7 @@ import pytest
 from daemon.config.model import load_config, parse_duration
 from daemon.errors import ConfigError
 
-from .conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 GOOD = """\
 version: 1

@@ -22,7 +22,7 @@ from daemon.run.executor import CollectJob, Collected, LocalExecutor, SourceJob,
 from daemon.run.collect import collect_one, dependents, requests_by_source
 from daemon.store import Store
 
-from .conftest import GitRepo
+from tests.support.git import GitRepo
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 
 from collectors.evidence import CollectResult, EvidenceRequest
 from collectors.github import SIGNALS, GitHubSource, collect
-from tests.conftest import HttpServer, Reply, Seen, fixture_text
+from tests.support.http_server import HttpServer, Reply, Seen
+from tests.support.paths import fixture_text
 
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)
 SECRET = "ghp_tOkEn1234567890abcdefSECRET"

@@ -12,7 +12,7 @@ import pytest
 
 from collectors._http import EtagCache, get_json, iter_pages, open_client, resolve_token
 from collectors.evidence import SourceFault
-from tests.conftest import HttpServer, Reply, Seen
+from tests.support.http_server import HttpServer, Reply, Seen
 
 SECRET = "ghp_sEcReT0123456789abcdef"
 BIG = 1_000_000

@@ -25,8 +25,8 @@ from daemon.web.metrics import CONTENT_TYPE, DURATION_BUCKETS, StoreCollector, m
 from daemon.run.collect import run_projects
 from daemon.store import Store
 
-from .conftest import REPO_ROOT
-from .history_support import DAY0, History, build_history
+from tests.support.history import DAY0, History, build_history
+from tests.support.paths import REPO_ROOT
 
 DAY4 = DAY0 + timedelta(days=4)  # the last collection of the history
 DAY5 = DAY0 + timedelta(days=5)

@@ -22,7 +22,7 @@ from daemon.run.record import channels_for, deliver_pending, record
 from daemon.run.collect import collect_sources
 from daemon.store import Store
 
-from .conftest import GitRepo
+from tests.support.git import GitRepo
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 T1 = T0 + timedelta(hours=1)

@@ -103,9 +103,11 @@ from daemon.run.collect import run_projects
 from daemon.scoring.snapshot import Snapshot
 from daemon.store import Store
 
-from ..conftest import FIXTURES, GitRepo, HttpServer, Reply
-from ..test_daemon import DaemonProcess, query, wait_for
-from .conftest import store_problems
+from tests.support.database import query, store_problems
+from tests.support.git import GitRepo
+from tests.support.http_server import HttpServer, Reply
+from tests.support.paths import FIXTURES
+from tests.support.processes import DaemonProcess, wait_for
 
 pytestmark = pytest.mark.reliability
 
