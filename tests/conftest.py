@@ -1,4 +1,4 @@
-"""Fixtures shared by the suite: real git repositories, a real HTTP server, the daemon as a subprocess.
+"""Fixtures shared by the suite: real git repositories, a real HTTP server, a real store, the daemon as a subprocess.
 
 Fixtures only: the harnesses behind them live in ``tests/support/``, where tests import them from.
 """
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.store import Store
 from tests.support.git import GitRepo
 from tests.support.http_server import HttpServer
 from tests.support.processes import DaemonProcess
@@ -25,6 +26,13 @@ def http_server() -> Iterator[HttpServer]:
     server = HttpServer()
     yield server
     server.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """An empty store in tmp_path/pw.db, open for the test."""
+    with Store.open(tmp_path / "pw.db") as opened:
+        yield opened
 
 
 @pytest.fixture

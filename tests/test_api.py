@@ -1,6 +1,6 @@
 """The HTTP API served by a real uvicorn on 127.0.0.1, over a database built by real collections.
 
-The figures come from tests/history_support.py: five collections a day apart
+The figures come from tests/support/history.py: five collections a day apart
 from 2026-11-01 08:00 UTC give four stored rows of ``shop`` (overall 20.0,
 66.7 (seen again on day 2), 50.0, 98.3); day 3 deleted tests/test_restart.py.
 """

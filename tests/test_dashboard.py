@@ -1,8 +1,8 @@
 """The HTML dashboard, the trend charts in it, the badges and `report --format html`.
 
 Pages are rendered from a database built by real collections
-(:func:`tests.history_support.build_history`) and read back with the stdlib
-HTML parser (:mod:`tests.html_tree`).
+(:func:`tests.support.history.build_history`) and read back with the stdlib
+HTML parser (:mod:`tests.support.html_tree`).
 """
 
 from __future__ import annotations

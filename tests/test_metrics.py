@@ -1,6 +1,6 @@
 """Prometheus /metrics: the store's state, rendered by prometheus-client and read back by its own parser.
 
-Two real databases: the history of tests/history_support.py as built
+Two real databases: the history of tests/support/history.py as built
 (``history``), and the same history followed by a day on which
 tests/test_restart.py is deleted (a real regression alert), billing's
 repository disappears (a stale criterion, a failing source), and the

@@ -6,7 +6,6 @@ import random
 import time
 from collections import Counter
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -26,12 +25,6 @@ class _Ceiling(random.Random):
 
     def random(self) -> float:
         return 1.0
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    with Store.open(tmp_path / "pw.db") as opened:
-        yield opened
 
 
 def _run(store: Store | None = None, *, now: datetime = T0, channels: dict | None = None, **extra) -> Run:

@@ -42,12 +42,6 @@ def repo(git_repo: GitRepo) -> GitRepo:
     return git_repo
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    with Store.open(tmp_path / "pw.db") as opened:
-        yield opened
-
-
 def project_body(repo: GitRepo, project_id: str = "svc", *, severity: str = "warning", retry_weight: float = 1,
                  restart_path: str = RESTART) -> dict[str, Any]:
     return {
