@@ -20,7 +20,7 @@ from daemon.changes import Blame, SnapshotDiff, diff
 from daemon.config.durations import parse_duration
 from daemon.config.model import Config, Project
 from daemon.errors import InputError, NotFound
-from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot, rfc3339
+from daemon.scoring.snapshot import CriterionScore, Snapshot, rfc3339
 from daemon.store import Store
 
 

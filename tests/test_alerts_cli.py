@@ -13,9 +13,10 @@ import pytest
 import yaml
 from aiosmtpd.controller import Controller
 
-from .conftest import GitRepo, HttpServer, Reply
-from .test_notify_email import Inbox
-from .test_notify_support import free_port
+from tests.support.git import GitRepo, durability_repo
+from tests.support.http_server import HttpServer, Reply
+from tests.support.ports import free_port
+from tests.support.smtp import Inbox
 
 
 def pillarwatch(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -27,11 +28,7 @@ def pillarwatch(*args: str, cwd: Path, env: dict[str, str] | None = None) -> sub
 
 @pytest.fixture
 def repo(tmp_path: Path) -> GitRepo:
-    repo = GitRepo(tmp_path / "repo")
-    repo.write("tests/test_restart.py", "def test_restart():\n    pass\n")
-    repo.write("tests/test_retry.py", "def test_retry():\n    pass\n")
-    repo.commit("tests")
-    return repo
+    return durability_repo(tmp_path / "repo")
 
 
 def write_config(tmp_path: Path, repo: GitRepo, channels: list[dict[str, Any]], daemon: dict[str, Any] | None = None) -> None:

@@ -1,6 +1,6 @@
 """The HTTP API served by a real uvicorn on 127.0.0.1, over a database built by real collections.
 
-The figures come from tests/history_support.py: five collections a day apart
+The figures come from tests/support/history.py: five collections a day apart
 from 2026-11-01 08:00 UTC give four stored rows of ``shop`` (overall 20.0,
 66.7 (seen again on day 2), 50.0, 98.3); day 3 deleted tests/test_restart.py.
 """
@@ -16,8 +16,9 @@ import pytest
 
 from daemon.store import Store
 
-from .api_support import running, with_api
-from .history_support import DAY0, SHOP_OVERALL, History, build_history
+from tests.support.api import running, with_api
+from tests.support.history import DAY0, SHOP_OVERALL, History, build_history
+from tests.support.html_tree import parse
 
 LAST_DAY = DAY0 + timedelta(days=4)
 
@@ -414,7 +415,6 @@ def test_head_behind_a_token_is_refused_without_a_body(history, monkeypatch):
 
 def external_references(html: str) -> list[str]:
     """What in a page would make a browser reach another host: anything loaded, a form, a base URL."""
-    from .html_tree import parse
 
     found = []
     for element in parse(html).iter():
@@ -506,8 +506,6 @@ def test_every_answer_carries_the_security_headers_and_the_page_style_is_allowed
 
 
 def parse_meta_policy(html: str) -> str:
-    from .html_tree import parse
-
     return parse(html).one("meta", http_equiv="Content-Security-Policy").attrs["content"]
 
 

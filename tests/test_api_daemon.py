@@ -16,8 +16,8 @@ import httpx
 import pytest
 import yaml
 
-from .api_support import free_port
-from .conftest import GitRepo
+from tests.support.git import GitRepo
+from tests.support.ports import free_port
 
 
 def write_config(workdir: Path, repo: Path, port: int, **api: Any) -> Path:

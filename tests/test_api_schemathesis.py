@@ -24,8 +24,8 @@ from schemathesis.checks import (
 
 from daemon.web.api import create_app
 
-from .api_support import running, with_api
-from .history_support import build_history
+from tests.support.api import running, with_api
+from tests.support.history import build_history
 
 TOKEN = "schemathesis-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

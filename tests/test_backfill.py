@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 import yaml
 
-from .conftest import GitRepo
+from tests.support.cli import pillarwatch
+from tests.support.git import GitRepo
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)
 
@@ -47,11 +46,6 @@ def known_history(tmp_path: Path) -> tuple[Path, list[str]]:
     }
     (tmp_path / "pw.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return tmp_path, shas
-
-
-def pillarwatch(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "daemon.cli", *args, "--config", "pw.yaml"], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
 
 
 def test_backfill_shows_the_rise_and_the_fall_at_the_right_commit_times(known_history):

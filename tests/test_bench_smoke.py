@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 # The Celery benchmark needs redis-server and worker processes; it has its own smoke run.
 SKIPPED = ("workers",)

@@ -8,10 +8,8 @@ when its broker is not installed; .ci/run installs both).
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,104 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import GitRepo
-from .test_daemon import DaemonProcess, query, wait_for
-
-RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # Debian's, without the wrapper that switches user
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _ping(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(16).startswith((b"+PONG", b"-NOAUTH"))  # up, and asking for the password
-    except OSError:
-        return False
-
-
-PASSWORD = "pw-s3cret-broker"
-
-
-class RedisServer:
-    """Debian's redis-server on a free port, no persistence, with a password (which must never reach a log)."""
-
-    def __init__(self, folder: Path):
-        self.port = _free_port()
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--dir", str(folder), "--requirepass", PASSWORD],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        self._dbs = 0
-        wait_for(lambda: _ping(self.port), timeout=15, what="redis-server")
-
-    def url(self) -> str:
-        """A database of its own for each caller (16 in all)."""
-        self._dbs += 1
-        return f"redis://:{PASSWORD}@127.0.0.1:{self.port}/{self._dbs}"
-
-    def masked(self) -> str:
-        """How the daemon names the broker in its log."""
-        return f"redis://:**@127.0.0.1:{self.port}/"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
-
-class RabbitMQServer:
-    """Debian's rabbitmq-server as a node of its own (name, ports, data, cookie) with a password-protected user."""
-
-    def __init__(self, folder: Path):
-        self.port, dist, epmd = _free_port(), _free_port(), _free_port()
-        # An Erlang port mapper of its own, in the foreground: the node would leave a daemon one running.
-        self.epmd = subprocess.Popen(["epmd", "-port", str(epmd), "-address", "127.0.0.1"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        (folder / "rabbitmq.conf").write_text(
-            f"listeners.tcp.1 = 127.0.0.1:{self.port}\ndefault_user = pw\ndefault_pass = {PASSWORD}\n"
-            "default_vhost = /\nlog.console = true\nlog.file = false\n")
-        (folder / "enabled_plugins").write_text("[].\n")
-        env = {**os.environ, "HOME": str(folder), "RABBITMQ_NODENAME": f"pwtest{self.port}@localhost",
-               "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1", "RABBITMQ_NODE_PORT": str(self.port),
-               "RABBITMQ_DIST_PORT": str(dist), "ERL_EPMD_PORT": str(epmd),
-               "RABBITMQ_CONFIG_FILE": str(folder / "rabbitmq"), "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
-               "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"), "RABBITMQ_LOG_BASE": str(folder / "log"),
-               "RABBITMQ_PID_FILE": str(folder / "rabbitmq.pid")}
-        self.log = folder / "rabbitmq.log"
-        self.proc = subprocess.Popen([RABBITMQ_SERVER], cwd=folder, env=env, stdout=open(self.log, "ab"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        self._vhosts = 0
-        wait_for(self._up, timeout=90, what="rabbitmq-server", logs=lambda: self.log.read_text()[-3000:])
-
-    def _up(self) -> bool:
-        assert self.proc.poll() is None, f"rabbitmq-server exited {self.proc.returncode}"
-        return "started TCP listener on 127.0.0.1" in self.log.read_text()
-
-    def url(self) -> str:
-        return f"amqp://pw:{PASSWORD}@127.0.0.1:{self.port}//"
-
-    def masked(self) -> str:
-        return f"amqp://pw:**@127.0.0.1:{self.port}//"
-
-    def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)  # the node's script and the Erlang VM it started
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self.epmd.terminate()
-        self.epmd.wait(timeout=10)
-
-
-BROKERS = {"redis": ("redis-server", RedisServer), "rabbitmq": (RABBITMQ_SERVER, RabbitMQServer)}  # binary, server
-
+from tests.support.brokers import PASSWORD
+from tests.support.database import query
+from tests.support.git import GitRepo
+from tests.support.brokers import BROKERS
+from tests.support.processes import DaemonProcess, WorkerProcess, wait_for
 
 @pytest.fixture(scope="module", params=sorted(BROKERS))
 def broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
@@ -128,36 +33,6 @@ def broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     server = server_class(tmp_path_factory.mktemp(request.param))
     yield server
     server.stop()
-
-
-class WorkerProcess:
-    """`pillarwatch worker` as a subprocess; its environment names it (PW_WORKER)."""
-
-    def __init__(self, workdir: Path, name: str, *, queues: str | None = None):
-        self.name, self.workdir = name, workdir
-        self.log = workdir / f"worker-{name}.log"
-        argv = [sys.executable, "-m", "daemon.cli", "worker", "--config", "pw.yaml", "--concurrency", "1",
-                "--cache-dir", str(workdir / f"cache-{name}")]
-        if queues:
-            argv += ["--queues", queues]
-        self.proc = subprocess.Popen(argv, cwd=workdir, env={**os.environ, "PW_WORKER": name},
-                                     stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"))
-
-    def logs(self) -> str:
-        return self.log.read_text() if self.log.exists() else ""
-
-    def ready(self) -> bool:
-        assert self.proc.poll() is None, f"worker {self.name} exited {self.proc.returncode}\n{self.logs()[-3000:]}"
-        return " ready." in self.logs()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture

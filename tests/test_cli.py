@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import GitRepo
+from tests.support.git import GitRepo
 
 CONFIG = """\
 version: 1

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,7 +15,8 @@ from daemon.config.loading import load_config
 from daemon.run.runner import run_projects
 from daemon.store import Store
 
-from .conftest import GitRepo
+from tests.support.cli import pillarwatch
+from tests.support.git import GitRepo
 
 COMMITTED = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
 
@@ -37,11 +36,6 @@ def project(tmp_path: Path, transform: object = None) -> Path:
     }]}
     (tmp_path / "pw.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return tmp_path
-
-
-def pillarwatch(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "daemon.cli", *args, "--config", "pw.yaml"], cwd=root,
-                          capture_output=True, text=True, timeout=60)
 
 
 def days_shown(root: Path) -> float:

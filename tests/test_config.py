@@ -12,7 +12,7 @@ from daemon.config.durations import parse_duration
 from daemon.config.loading import load_config
 from daemon.errors import ConfigError
 
-from .conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 GOOD = """\
 version: 1

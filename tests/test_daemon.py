@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import os
 import signal
@@ -13,151 +10,21 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from .conftest import GitRepo, HttpServer, Reply, Seen
-
-SECRET = "whsec_" + base64.b64encode(b"a test secret of thirty-two bytes!").decode()
-
-
-def config_body(repo: Path, hook: str, **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "version": 1,
-        "store": "pw.db",
-        "daemon": {"debounce": "0.3s", "send_interval": "0.3s", "shutdown_grace": "5s", "retry_initial": "0.2s", "retry_max": "1s"},
-        "channels": [{"kind": "webhook", "id": "hook", "url": hook, "secret_env": "PW_TEST_WEBHOOK_SECRET"}],
-        "projects": [{
-            "id": "svc",
-            "schedule": {"every": "2s"},
-            "alerts": {"threshold": 5, "for": 1, "stale_after": "3s", "repeat_interval": "1h"},
-            "sources": [{"id": "repo", "kind": "git", "path": str(repo)}],
-            "pillars": [
-                {"id": "durability", "title": "Durability", "criteria": [
-                    {"id": "restart", "title": "Survive restart", "checks": [
-                        {"source": "repo", "signal": "file_exists", "path": "tests/test_restart.py"}]},
-                    {"id": "retry", "title": "Retry covered", "weight": 1, "checks": [
-                        {"source": "repo", "signal": "file_exists", "path": "tests/test_retry.py"}]},
-                ]},
-            ],
-        }],
-    }
-    body.update(overrides)
-    return body
-
-
-class DaemonProcess:
-    def __init__(self, workdir: Path):
-        self.workdir = workdir
-        self.log = workdir / "daemon.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> DaemonProcess:
-        env = {**os.environ, "PW_TEST_WEBHOOK_SECRET": SECRET}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon.cli", "daemon", "--config", "pw.yaml", "--no-api"],  # the API has its own tests
-            cwd=self.workdir, env=env, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"),
-        )
-        return self
-
-    def signal(self, sig: int) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-
-    def wait(self, timeout: float = 15) -> int:
-        assert self.proc is not None
-        return self.proc.wait(timeout=timeout)
-
-    def stop(self) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.signal(signal.SIGTERM)
-        return self.wait()
-
-    def logs(self) -> str:
-        return self.log.read_text() if self.log.exists() else ""
-
-
-@pytest.fixture
-def daemons(tmp_path: Path):
-    started: list[DaemonProcess] = []
-
-    def start() -> DaemonProcess:
-        d = DaemonProcess(tmp_path).start()
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        if d.proc and d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 30, what: str = "condition", logs: Callable[[], str] = lambda: "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}\n{logs()[-4000:]}")
-
-
-def query(db: Path, sql: str, *params: Any) -> list[tuple]:
-    if not db.exists():
-        return []
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
-    try:
-        return conn.execute(sql, params).fetchall()
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        conn.close()
-
-
-class Receiver:
-    """A webhook receiver that verifies Standard Webhooks signatures independently."""
-
-    def __init__(self, server: HttpServer, *, secret: str = SECRET):
-        self.key = base64.b64decode(secret.removeprefix("whsec_"))
-        self.accepted: list[dict[str, Any]] = []
-        self.rejected = 0
-        self.down = 0  # answer 503 to this many requests first
-        server.route("/hook", self)
-
-    def __call__(self, seen: Seen) -> Reply:
-        if self.down > 0:
-            self.down -= 1
-            return Reply(503, "down")
-        msg_id, stamp = seen.headers["webhook-id"], seen.headers["webhook-timestamp"]
-        expected = base64.b64encode(hmac.new(self.key, f"{msg_id}.{stamp}.".encode() + seen.body, hashlib.sha256).digest()).decode()
-        signatures = [s.split(",", 1)[1] for s in seen.headers["webhook-signature"].split() if s.startswith("v1,")]
-        if not any(hmac.compare_digest(expected, s) for s in signatures):
-            self.rejected += 1
-            return Reply(401, "bad signature")
-        self.accepted.append({"id": msg_id, **json.loads(seen.body)})
-        return Reply(204, "")
-
-    def events(self) -> list[str]:
-        return [body["pillarwatch"]["event"] for body in self.accepted]
+from tests.support.daemon_config import config_body, write_config
+from tests.support.database import query
+from tests.support.git import GitRepo, durability_repo
+from tests.support.http_server import HttpServer, Reply, Seen
+from tests.support.processes import wait_for
+from tests.support.webhooks import SECRET, Receiver
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> GitRepo:
-    repo = GitRepo(tmp_path / "repo")
-    repo.write("tests/test_restart.py", "def test_restart():\n    pass\n")
-    repo.write("tests/test_retry.py", "def test_retry():\n    pass\n")
-    repo.commit("tests")
-    return repo
-
-
-def write_config(tmp_path: Path, body: dict[str, Any]) -> None:
-    (tmp_path / "pw.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
+    return durability_repo(tmp_path / "repo")
 
 
 def snapshots(tmp_path: Path) -> list[tuple]:

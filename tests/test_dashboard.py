@@ -1,8 +1,8 @@
 """The HTML dashboard, the trend charts in it, the badges and `report --format html`.
 
 Pages are rendered from a database built by real collections
-(:func:`tests.history_support.build_history`) and read back with the stdlib
-HTML parser (:mod:`tests.html_tree`).
+(:func:`tests.support.history.build_history`) and read back with the stdlib
+HTML parser (:mod:`tests.support.html_tree`).
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from daemon.run.runner import run_projects
 from daemon.scoring.snapshot import CheckResult, CriterionScore, PillarScore, Snapshot
 from daemon.store import Store
 
-from .conftest import REPO_ROOT, GitRepo
-from .history_support import DAY0, History, build_history
-from .html_tree import Element, parse
+from tests.support.git import GitRepo
+from tests.support.history import DAY0, History, build_history
+from tests.support.html_tree import Element, parse
+from tests.support.paths import REPO_ROOT
 
 SVG = "{http://www.w3.org/2000/svg}"
 DAY5 = DAY0 + timedelta(days=5)

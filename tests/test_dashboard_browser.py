@@ -28,8 +28,8 @@ from playwright.sync_api import sync_playwright
 from daemon.run.runner import run_projects
 from daemon.store import Store
 
-from .conftest import REPO_ROOT
-from .history_support import DAY0, build_history
+from tests.support.history import DAY0, build_history
+from tests.support.paths import REPO_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 SIZES = {"laptop": (1280, 800), "phone": (375, 812)}

@@ -19,7 +19,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -35,7 +34,9 @@ from collectors.git import GitSource
 from daemon.config.loading import load_config
 from daemon.config.settings import CelerySettings, DaemonSettings
 
-from .conftest import REPO_ROOT, GitRepo
+from tests.support.git import GitRepo
+from tests.support.paths import REPO_ROOT
+from tests.support.ports import free_port
 
 DEPLOY = REPO_ROOT / "deploy"
 UNIT = DEPLOY / "systemd" / "pillarwatch.service"
@@ -543,12 +544,6 @@ def test_deploy_configs_are_valid(tmp_path, monkeypatch):
     assert config.daemon.shutdown_grace.total_seconds() == SHUTDOWN_GRACE
     k8s = configmap_config(tmp_path, {}, monkeypatch)
     assert k8s.store_path.parent == Path(STORE_DIR) and k8s.api.token_env == config.api.token_env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def probe(path: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -13,6 +13,8 @@ from collectors.docs import DocSource, collect
 from collectors.markdown import normalise_title
 from collectors.evidence import EvidenceRequest
 
+from tests.support.guarded import within
+
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 
 STATUS = """\
@@ -383,23 +385,6 @@ def test_document_in_git_without_its_repository_fails_cleanly(tmp_path: Path) ->
 # --- hostile documents -------------------------------------------------------------
 
 
-def _within(seconds: float, code: str) -> object:
-    """Run `code` (which prints JSON) in a fresh interpreter; fail, rather than hang, past `seconds`.
-
-    A subprocess, because a regex backtracking in C holds the GIL: a thread could not be timed out.
-    """
-    import json
-    import subprocess
-    import sys
-
-    try:
-        done = subprocess.run([sys.executable, "-"], input=code, capture_output=True, text=True, timeout=seconds)
-    except subprocess.TimeoutExpired:
-        raise AssertionError(f"still working after {seconds:g}s: parsing is not linear in line length") from None
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
 def test_a_line_of_80000_spaces_parses_in_linear_time(tmp_path: Path) -> None:
     # Quadratic parsing took minutes on this; linear takes milliseconds. The guard is generous.
     long_line = "Survive" + " " * 80_000 + "restart"
@@ -416,7 +401,7 @@ def test_a_line_of_80000_spaces_parses_in_linear_time(tmp_path: Path) -> None:
         requests = [EvidenceRequest.model_validate_json(r) for r in {[r.model_dump_json() for r in requests]!r}]
         print(collect(source, requests, now=datetime.fromisoformat({NOW.isoformat()!r})).model_dump_json())
     """
-    result = _within(20, code)
+    result = within(20, code)
     score, ratio, missing = result["evidence"]
     assert score["value"] == {"score": 0.7} and score["provenance"]["line"] == 7
     assert ratio["value"] == {"ratio": 0.8, "numerator": 4, "denominator": 5}

@@ -24,7 +24,7 @@ from daemon.run.jobs import CollectJob, Collected, SourceJob, build_job, request
 from daemon.run.collect import run_collector
 from daemon.store import Store
 
-from .conftest import GitRepo
+from tests.support.git import GitRepo
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 

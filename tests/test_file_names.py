@@ -14,7 +14,8 @@ import pytest
 from collectors.evidence import EvidenceRequest, path_from_text, path_text
 from collectors.git import GitSource, collect
 
-from .conftest import GitRepo
+from tests.support.cli import run_cli
+from tests.support.git import GitRepo
 
 NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
 LATIN1 = "caf\udce9.txt"  # b"caf\xe9.txt" as a POSIX file name: "café" in Latin-1, not UTF-8
@@ -46,14 +47,6 @@ projects:
             checks:
               - {source: reports, signal: tests}
 """
-
-
-def _cli(*args: str, cwd: Path, code: int = 0) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "daemon.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == code, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
 
 
 @pytest.mark.parametrize(("name", "shown"), [
@@ -94,8 +87,8 @@ def test_a_latin1_file_name_is_kept_and_the_project_gets_a_snapshot(tmp_path):
     repo.commit("latin-1 names", when=NOW)
     assert repo.git("ls-files", "caf*") == QUOTED  # git's own quoting, which we keep
     (tmp_path / "pw.yaml").write_text(CONFIG)
-    _cli("collect", "--config", "pw.yaml", cwd=tmp_path)
-    snap = json.loads(_cli("status", "--config", "pw.yaml", "--json", cwd=tmp_path).stdout)
+    run_cli("collect", "--config", "pw.yaml", cwd=tmp_path)
+    snap = json.loads(run_cli("status", "--config", "pw.yaml", "--json", cwd=tmp_path).stdout)
     assert snap["complete"] is True
     evidence = {c["id"]: c["evidence"][0] for c in snap["pillars"][0]["criteria"]}
     assert evidence["todo"]["value"]["paths"] == [QUOTED]

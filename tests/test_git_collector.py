@@ -25,7 +25,7 @@ from collectors.git import (
     collect,
     read_text,
 )
-from tests.conftest import GitRepo
+from tests.support.git import GitRepo
 
 NOW = datetime(2024, 6, 30, 12, 0, tzinfo=timezone.utc)
 C1 = datetime(2024, 1, 1, 12, 0, tzinfo=timezone.utc)

@@ -15,7 +15,7 @@ import pytest
 from collectors.evidence import EvidenceRequest
 from collectors.git import GitSource, collect
 
-from .conftest import GitRepo
+from tests.support.git import GitRepo
 
 NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
 GUARD_SECONDS = 120  # a hang fails the test instead of freezing the suite

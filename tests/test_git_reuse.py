@@ -14,7 +14,7 @@ from collectors.git import GitSource, collect
 from daemon.config.loading import load_config
 from daemon.run.runner import run_projects
 from daemon.store import Store
-from tests.conftest import GitRepo
+from tests.support.git import GitRepo
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 LATER = T0 + timedelta(days=3, seconds=17, microseconds=250)

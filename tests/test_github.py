@@ -13,7 +13,9 @@ from pydantic import ValidationError
 
 from collectors.evidence import CollectResult, EvidenceRequest
 from collectors.github import SIGNALS, GitHubSource, collect
-from tests.conftest import HttpServer, Reply, Seen, fixture_text
+from tests.support.http_server import HttpServer, Reply, Seen
+from tests.support.paths import fixture_text
+from tests.support.results import only_error
 
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)
 SECRET = "ghp_tOkEn1234567890abcdefSECRET"
@@ -34,11 +36,6 @@ def source(server: HttpServer, **fields: Any) -> GitHubSource:
 def run(server: HttpServer, tmp_path: Path, *asks: dict[str, Any], **fields: Any) -> CollectResult:
     requests = [EvidenceRequest(signal=a["signal"], params={k: v for k, v in a.items() if k != "signal"}) for a in asks]
     return collect(source(server, **fields), requests, now=NOW, cache_dir=tmp_path / "cache")
-
-
-def only_error(result: CollectResult) -> tuple[str, str]:
-    assert result.error is not None and all(e.error == result.error for e in result.evidence)
-    return result.error.kind, result.error.message
 
 
 def test_latest_run_from_the_recorded_listing(http_server: HttpServer, tmp_path: Path) -> None:

@@ -17,7 +17,9 @@ from pydantic import ValidationError
 
 from collectors.evidence import CollectResult, EvidenceRequest
 from collectors.gitlab import SIGNALS, GitLabSource, collect
-from tests.conftest import HttpServer, Reply, Seen, fixture_text
+from tests.support.http_server import HttpServer, Reply, Seen
+from tests.support.paths import fixture_text
+from tests.support.results import only_error
 
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)
 SECRET = "glpat-SeCrEt0123456789xyz"
@@ -59,11 +61,6 @@ def run(server: HttpServer, tmp_path: Path, *asks: dict[str, Any], **fields: Any
     defaults: dict[str, Any] = {"id": "gl", "project": "group/project", "api_url": server.url, "token_env": None}
     requests = [EvidenceRequest(signal=a["signal"], params={k: v for k, v in a.items() if k != "signal"}) for a in asks]
     return collect(GitLabSource.model_validate({**defaults, **fields}), requests, now=NOW, cache_dir=tmp_path / "cache")
-
-
-def only_error(result: CollectResult) -> tuple[str, str]:
-    assert result.error is not None and all(e.error == result.error for e in result.evidence)
-    return result.error.kind, result.error.message
 
 
 def test_latest_run_from_the_documented_listing(http_server: HttpServer, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from .history_support import SHOP_OVERALL, build_history
+from tests.support.history import SHOP_OVERALL, build_history
 
 
 @pytest.fixture(scope="module")

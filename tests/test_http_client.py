@@ -13,7 +13,7 @@ import pytest
 from collectors.http import get_json, iter_pages, open_client, resolve_token
 from collectors.httpcache import EtagCache
 from collectors.evidence import SourceFault
-from tests.conftest import HttpServer, Reply, Seen
+from tests.support.http_server import HttpServer, Reply, Seen
 
 SECRET = "ghp_sEcReT0123456789abcdef"
 BIG = 1_000_000

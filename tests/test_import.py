@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import GitRepo
+from tests.support.cli import pillarwatch
+from tests.support.git import GitRepo
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
 
@@ -58,11 +59,6 @@ def versions(tmp_path: Path) -> tuple[Path, GitRepo, list[str]]:
     }]}
     (tmp_path / "pw.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return tmp_path, repo, shas
-
-
-def pillarwatch(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "daemon.cli", *args, "--config", "pw.yaml"], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
 
 
 def test_every_committed_version_is_imported_with_its_findings(versions):

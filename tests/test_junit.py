@@ -15,7 +15,9 @@ from pydantic import ValidationError
 from collectors.evidence import EvidenceRequest
 from collectors.gitrepo import GitSource, list_files
 from collectors.junit import SIGNALS, JUnitSource, collect
-from tests.conftest import FIXTURES, GitRepo, Reply
+from tests.support.git import GitRepo
+from tests.support.http_server import Reply
+from tests.support.paths import FIXTURES
 
 NOW = datetime(2025, 6, 1, tzinfo=timezone.utc)
 TRUNCATED = "junit_pytest_truncated_malformed.xml"

@@ -1,6 +1,6 @@
 """Prometheus /metrics: the store's state, rendered by prometheus-client and read back by its own parser.
 
-Two real databases: the history of tests/history_support.py as built
+Two real databases: the history of tests/support/history.py as built
 (``history``), and the same history followed by a day on which
 tests/test_restart.py is deleted (a real regression alert), billing's
 repository disappears (a stale criterion, a failing source), and the
@@ -25,8 +25,8 @@ from daemon.web.metrics import CONTENT_TYPE, DURATION_BUCKETS, StoreCollector, m
 from daemon.run.runner import run_projects
 from daemon.store import Store
 
-from .conftest import REPO_ROOT
-from .history_support import DAY0, History, build_history
+from tests.support.history import DAY0, History, build_history
+from tests.support.paths import REPO_ROOT
 
 DAY4 = DAY0 + timedelta(days=4)  # the last collection of the history
 DAY5 = DAY0 + timedelta(days=5)

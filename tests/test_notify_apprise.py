@@ -8,8 +8,9 @@ import logging
 import pytest
 
 from daemon.alerting.notify import AppriseChannel, apprise
-from tests.conftest import Reply
-from tests.test_notify_support import T0, free_port, message
+from tests.support.alerts import T0, message, outbox_item
+from tests.support.http_server import Reply
+from tests.support.ports import free_port
 
 
 def _apprise_url(server_url: str, path: str, query: str = "") -> str:
@@ -85,7 +86,6 @@ def test_a_permanent_4xx_is_not_retried(http_server, status: int, retryable: boo
 def test_a_400_through_apprise_goes_dead_at_once(tmp_path, http_server) -> None:
     from daemon.alerting.notify import DeliveryReport, deliver_due
     from daemon.store import Store
-    from tests.test_notify_support import outbox_item
 
     http_server.route("/notify", Reply(400, "bad request"))
     channels = {"ntfy": AppriseChannel(id="ntfy", url=_apprise_url(http_server.url, "/notify"))}

@@ -5,10 +5,7 @@ from __future__ import annotations
 import ipaddress
 import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -20,21 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from daemon.alerting.notify import EmailChannel, email
-from tests.test_notify_support import T0, free_port, message
+from tests.support.alerts import T0, message
+from tests.support.ports import free_port
+from tests.support.smtp import Inbox
 
 PASSWORD = "hunter2-very-secret"
-
-
-@dataclass
-class Inbox:
-    """The aiosmtpd handler: keeps every envelope it is given."""
-
-    received: list[tuple[str, list[str], EmailMessage]] = field(default_factory=list)
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        mail = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
-        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), mail))  # type: ignore[arg-type]
-        return "250 OK"
 
 
 def _authenticate(server, session, envelope, mechanism, auth_data) -> AuthResult:

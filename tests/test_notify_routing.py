@@ -6,7 +6,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from daemon.alerting.notify import AppriseChannel, Channel, EmailChannel, LogChannel, Route, SlackChannel, WebhookChannel, route
-from tests.test_notify_support import message
+from tests.support.alerts import message
 
 ROUTES = [
     Route(channels=["pager"], severities=["critical"], events=["firing", "reminder"]),

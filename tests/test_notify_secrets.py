@@ -14,8 +14,10 @@ from aiosmtpd.smtp import AuthResult
 from daemon.alerting.notify import (AppriseChannel, DeliveryReport, EmailChannel, LogChannel, SlackChannel, WebhookChannel,
                            deliver_due)
 from daemon.store import Store
-from tests.conftest import Reply
-from tests.test_notify_support import T0, free_port, outbox_item
+from tests.support.alerts import T0, outbox_item
+from tests.support.http_server import Reply
+from tests.support.ports import free_port
+from tests.support.smtp import Inbox
 
 SECRETS = {
     "PW_T_HOOK_SECRET": "whsec_SG9va1NlY3JldEJ5dGVzRm9yVGhlVGVzdA==",
@@ -25,15 +27,6 @@ SECRETS = {
 URL_SECRETS = ["HookQueryToken123", "SlackPathToken456", "AppriseUserSecret", "ApprisePassSecret", "ApprisePathSecret789"]
 
 
-class _Inbox:
-    def __init__(self) -> None:
-        self.count = 0
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        self.count += 1
-        return "250 OK"
-
-
 def _echo(status: int):
     # A careless receiver that quotes the request line back in its error body.
     return lambda seen: Reply(status, f"cannot handle {seen.path}", headers={"Content-Type": "text/plain"})
@@ -41,7 +34,7 @@ def _echo(status: int):
 
 @pytest.fixture
 def smtp_port():
-    port, inbox = free_port(), _Inbox()
+    port, inbox = free_port(), Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=port, auth_require_tls=False,
                             authenticator=lambda *args: AuthResult(success=False, handled=False))
     controller.start()

@@ -6,7 +6,6 @@ import random
 import time
 from collections import Counter
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,9 @@ from daemon.alerting.rules import OutboxItem
 from daemon.alerting.notify import DeliveryReport, LogChannel, SendResult, WebhookChannel, deliver_due, notify
 from daemon.alerting.notify.sender import Attempt, Run, backoff, check_dead, check_disabled, due, record, retry, send
 from daemon.store import Store
-from tests.conftest import Reply, Seen
-from tests.test_notify_support import T0, Clock, message, outbox_item, verify_standard_webhook
+from tests.support.alerts import T0, Clock, message, outbox_item
+from tests.support.http_server import HttpServer, Reply, Seen
+from tests.support.webhooks import verify_standard_webhook
 
 SECRET = "whsec_c2VjcmV0LWtleS1mb3ItdGhlLXRlc3Qtb25seQ=="
 
@@ -25,12 +25,6 @@ class _Ceiling(random.Random):
 
     def random(self) -> float:
         return 1.0
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    with Store.open(tmp_path / "pw.db") as opened:
-        yield opened
 
 
 def _run(store: Store | None = None, *, now: datetime = T0, channels: dict | None = None, **extra) -> Run:
@@ -282,8 +276,6 @@ def test_items_not_yet_due_are_left_alone(store: Store) -> None:
 
 
 def test_a_hanging_receiver_does_not_hold_up_another_channel(store: Store, http_server) -> None:
-    from tests.conftest import HttpServer
-
     timeout = 3.0
     hanging = HttpServer()
     try:
@@ -314,7 +306,6 @@ def test_a_hanging_receiver_does_not_hold_up_another_channel(store: Store, http_
 
 def test_a_round_gives_up_waiting_at_its_deadline_and_keeps_the_item_pending(store: Store) -> None:
     from daemon.alerting.notify.sender import SendControl
-    from tests.conftest import HttpServer
 
     hanging = HttpServer()
     try:

@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from daemon.alerting.notify import SlackChannel, slack
-from tests.conftest import Reply
-from tests.test_notify_support import T0, message
+from tests.support.alerts import T0, message
+from tests.support.http_server import Reply
 
 HOOK_PATH = "/services/T0001/B0002/XXXXsecretXXXX"
 

@@ -10,8 +10,10 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from daemon.alerting.notify import WebhookChannel, webhook
-from tests.conftest import Reply, Seen
-from tests.test_notify_support import T0, free_port, message, verify_standard_webhook
+from tests.support.alerts import T0, message
+from tests.support.http_server import Reply, Seen
+from tests.support.ports import free_port
+from tests.support.webhooks import verify_standard_webhook
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from collectors.evidence import EvidenceRequest
 from collectors.probe import SIGNALS, HttpSource, collect
-from tests.conftest import Reply
+from tests.support.http_server import Reply
 
 NOW = datetime(2025, 6, 1, tzinfo=timezone.utc)
 HEALTH = {"status": "up", "checks": [{"name": "db", "status": "ok"}, {"name": "queue", "status": "down"}],

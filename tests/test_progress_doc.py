@@ -9,6 +9,8 @@ import pytest
 from daemon.errors import InputError
 from daemon.run.progress_doc import Figure, ProgressDocument, parse_progress_document, verify
 
+from tests.support.guarded import within
+
 MARKDOWN = """\
 # Progress snapshot
 Date: 2026-11-20
@@ -323,23 +325,6 @@ Overall: 47.5%
     assert (result.figures[-1].line, result.figures[-1].computed_display) == (14, "47.5%")
 
 
-def _within(seconds: float, code: str) -> object:
-    """Run `code` (which prints JSON) in a fresh interpreter; fail, rather than hang, past `seconds`.
-
-    A subprocess, because a regex backtracking in C holds the GIL: a thread could not be timed out.
-    """
-    import json
-    import subprocess
-    import sys
-
-    try:
-        done = subprocess.run([sys.executable, "-"], input=code, capture_output=True, text=True, timeout=seconds)
-    except subprocess.TimeoutExpired:
-        raise AssertionError(f"still working after {seconds:g}s: parsing is not linear in line length") from None
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
 def test_lines_of_80000_spaces_parse_in_linear_time() -> None:
     # Each of these shapes cost minutes with backtracking regexes; linear parsing takes milliseconds.
     spaces = " " * 80_000
@@ -349,7 +334,7 @@ def test_lines_of_80000_spaces_parse_in_linear_time() -> None:
         from daemon.run.progress_doc import parse_progress_document
         print(parse_progress_document({text!r}).model_dump_json())
     """
-    doc = ProgressDocument.model_validate(_within(20, code))
+    doc = ProgressDocument.model_validate(within(20, code))
     (pillar,) = doc.pillars
     assert pillar.title == "Durability"
     assert [(c.title, c.score, c.line) for c in pillar.criteria] == [("Replay", 0.70, 5)]

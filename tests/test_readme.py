@@ -20,7 +20,7 @@ from daemon.alerting.notify.channels import AppriseChannel, EmailChannel, LogCha
 from daemon.run.schedule import Schedule
 from collectors.kinds import KINDS
 
-from .conftest import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
 CONFIG_DOC = (REPO_ROOT / "docs" / "CONFIGURATION.md").read_text()

@@ -23,7 +23,7 @@ from daemon.run.record import channels_for, deliver_pending, record
 from daemon.run.runner import collect_sources
 from daemon.store import Store
 
-from .conftest import GitRepo
+from tests.support.git import GitRepo
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 T1 = T0 + timedelta(hours=1)
@@ -41,12 +41,6 @@ def repo(git_repo: GitRepo) -> GitRepo:
     git_repo.write(RETRY, "def test_retry(): pass\n")
     git_repo.commit("tests for durability", when=T0 - timedelta(days=1))
     return git_repo
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    with Store.open(tmp_path / "pw.db") as opened:
-        yield opened
 
 
 def project_body(repo: GitRepo, project_id: str = "svc", *, severity: str = "warning", retry_weight: float = 1,

@@ -186,12 +186,6 @@ def orphan_evidence(db: sqlite3.Connection | Any) -> int:
     ).fetchone()[0]
 
 
-@pytest.fixture
-def store(tmp_path):
-    with Store.open(tmp_path / "pw.db") as s:
-        yield s
-
-
 def test_protected_snapshots_are_the_latest_open_alerts_and_undelivered_messages(store):
     ids = [store.save_snapshot(make_snapshot(k, NOW - timedelta(days=10 - k))).id for k in range(6)]
     store.save_alerts([alert(ids[0], state="firing"), alert(ids[1], state="pending", subject="pillar:a"),

@@ -12,7 +12,9 @@ from daemon.config.loading import load_config
 from daemon.run.runner import run_projects
 from daemon.store import Store
 
-from .conftest import FIXTURES, GitRepo, HttpServer, Reply
+from tests.support.git import GitRepo
+from tests.support.http_server import HttpServer, Reply
+from tests.support.paths import FIXTURES
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 

@@ -8,7 +8,7 @@ import re
 import sys
 import tomllib
 
-from .conftest import FIXTURES, REPO_ROOT
+from tests.support.paths import FIXTURES, REPO_ROOT
 
 # A path built to leave the repository: `ROOT.parent / ...`, `parents[2]`.
 _SIBLING = "sha" + "red"  # the folder beside our own checkouts, which a user's clone lacks

@@ -4,8 +4,6 @@ syntax RE2 lacks is a one-line configuration error."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,7 +13,8 @@ from pydantic import ValidationError
 from collectors import command, docs, git, junit
 from collectors.regex import compile_regex
 
-from .conftest import GitRepo
+from tests.support.cli import run_cli
+from tests.support.git import GitRepo
 
 # 2^40 backtracking steps on a backtracking engine; a few microseconds on RE2.
 CATASTROPHIC = "(a+)+$"
@@ -58,11 +57,6 @@ projects:
 """
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "daemon.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=GUARD_SECONDS)
-
-
 @pytest.fixture
 def evil(tmp_path: Path) -> Path:
     repo = GitRepo(tmp_path / "repo")
@@ -76,9 +70,9 @@ def evil(tmp_path: Path) -> Path:
 
 
 def test_a_catastrophic_regex_does_not_hang_collect_and_still_matches(evil):
-    proc = _cli("collect", "--config", "pw.yaml", cwd=evil)
+    proc = run_cli("collect", "--config", "pw.yaml", cwd=evil, code=None, timeout=GUARD_SECONDS)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    snap = json.loads(_cli("status", "--config", "pw.yaml", "--json", cwd=evil).stdout)
+    snap = json.loads(run_cli("status", "--config", "pw.yaml", "--json", cwd=evil, code=None, timeout=GUARD_SECONDS).stdout)
     evidence = {c["id"]: c["evidence"][0] for c in snap["pillars"][0]["criteria"]}
     assert evidence["code"]["value"]["matches"] == 1
     assert evidence["doc"]["value"]["count"] == 1
@@ -92,7 +86,7 @@ def test_a_catastrophic_regex_does_not_hang_collect_and_still_matches(evil):
 def test_check_names_syntax_re2_lacks_in_one_line(evil, pattern, what):
     (evil / "pw.yaml").write_text(CONFIG.replace('regex: "%(regex)s"}\n          - id: doc', f"regex: '{pattern}'}}\n          - id: doc", 1)
                                   .replace("%(regex)s", "x"))
-    proc = _cli("check", "--config", "pw.yaml", cwd=evil)
+    proc = run_cli("check", "--config", "pw.yaml", cwd=evil, code=None, timeout=GUARD_SECONDS)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr

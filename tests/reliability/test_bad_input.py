@@ -43,9 +43,11 @@ from daemon.config.loading import load_config
 from daemon.run.runner import run_projects
 from daemon.store import Store
 
-from ..api_support import free_port, running
-from ..conftest import FIXTURES, GitRepo
-from .conftest import store_problems
+from tests.support.api import running
+from tests.support.database import store_problems
+from tests.support.git import GitRepo
+from tests.support.paths import FIXTURES
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.reliability
 

@@ -46,9 +46,12 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import GitRepo
-from ..test_daemon import SECRET, DaemonProcess, config_body, query, wait_for, write_config
-from .conftest import KeyedReceiver, expect_resets, outbox_states, store_problems
+from tests.support.daemon_config import config_body, write_config
+from tests.support.database import outbox_states, query, store_problems
+from tests.support.git import GitRepo
+from tests.support.http_server import expect_resets
+from tests.support.processes import DaemonProcess, wait_for
+from tests.support.webhooks import SECRET, KeyedReceiver
 
 pytestmark = pytest.mark.reliability
 

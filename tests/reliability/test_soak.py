@@ -29,9 +29,12 @@ from typing import Any
 import httpx
 import pytest
 
-from ..conftest import GitRepo
-from ..test_daemon import config_body, query, wait_for, write_config
-from .conftest import ApiDaemonProcess, KeyedReceiver, open_fds, rss_kb
+from tests.support.daemon_config import config_body, write_config
+from tests.support.database import query
+from tests.support.git import GitRepo
+from tests.support.processes import ApiDaemonProcess, wait_for
+from tests.support.procfs import open_fds, rss_kb
+from tests.support.webhooks import KeyedReceiver
 
 pytestmark = pytest.mark.reliability
 

@@ -30,7 +30,7 @@ import yaml
 from daemon.run.schedule import Schedule
 from daemon.store import Store
 
-from ..test_daemon import config_body
+from tests.support.daemon_config import config_body
 
 pytestmark = pytest.mark.reliability
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -10,12 +9,6 @@ from typing import Any
 from daemon.web.server import ApiServer
 from daemon.config.model import Config
 from daemon.config.settings import ApiSettings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def with_api(config: Config, **settings: Any) -> Config:

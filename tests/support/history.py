@@ -28,7 +28,7 @@ from daemon.config.model import Config
 from daemon.run.runner import run_projects
 from daemon.store import Store
 
-from .conftest import GitRepo
+from tests.support.git import GitRepo
 
 DAY0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
 SHOP_OVERALL = [20.0, 200 / 3, 50.0, 59 / 0.6]  # per stored row, oldest first
