@@ -145,8 +145,7 @@ class Task:
 
 # --- generated repositories -------------------------------------------------------------
 
-_WORDS = ("alpha beta gamma delta state queue retry restart snapshot evidence ledger tenant policy "
-          "cache mirror replay checkpoint worker budget window schema index").split()
+_WORDS = ["alpha", "beta", "gamma", "delta", "state", "queue", "retry", "restart", "snapshot", "evidence", "ledger", "tenant", "policy", "cache", "mirror", "replay", "checkpoint", "worker", "budget", "window", "schema", "index"]
 COMMITS = 6  # per repository, the last ones within the last weeks
 
 

@@ -18,13 +18,25 @@ from typing import Any
 
 from wcmatch import glob
 
-from daemon.config.loading import load_config
 from collectors import git
+from daemon.config.loading import load_config
 from daemon.run.jobs import requests_by_source
 from daemon.run.runner import collect_sources
 
-from ._support import (NOW, SIGNALS, BenchResult, Context, Row, interleaved, median, map_parallel, project_dict,
-                       time_shares, timed, write_config)
+from ._support import (
+    NOW,
+    SIGNALS,
+    BenchResult,
+    Context,
+    Row,
+    interleaved,
+    map_parallel,
+    median,
+    project_dict,
+    time_shares,
+    timed,
+    write_config,
+)
 
 NAME = "collect_cold"
 TITLE = "Cold collection of git repositories"

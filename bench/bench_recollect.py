@@ -24,7 +24,7 @@ from daemon.config.loading import load_config
 from daemon.config.model import Config
 from daemon.run.runner import collect_sources
 
-from ._support import NOW, BenchResult, Context, Row, alternate, median, map_parallel, project_dict, timed, write_config
+from ._support import NOW, BenchResult, Context, Row, alternate, map_parallel, median, project_dict, timed, write_config
 
 NAME = "collect_warm"
 TITLE = "Warm re-collection, nothing changed"

@@ -15,8 +15,8 @@ from datetime import timedelta
 from typing import Any
 
 from collectors.evidence import CollectResult, Evidence, Provenance
-from daemon.scoring.arithmetic import weighted_mean
 from daemon.config.model import Config
+from daemon.scoring.arithmetic import weighted_mean
 from daemon.scoring.score import score_project
 
 from ._support import NOW, BenchResult, Context, Row, hot_spots, interleaved, median, timed

@@ -31,7 +31,18 @@ from daemon.config.loading import load_config
 from daemon.run.runner import run_projects
 from daemon.store import Store
 
-from ._support import NOW, PILLARWATCH, PYTHON, BenchResult, Context, Row, median, percentile, project_dict, write_config
+from ._support import (
+    NOW,
+    PILLARWATCH,
+    PYTHON,
+    BenchResult,
+    Context,
+    Row,
+    median,
+    percentile,
+    project_dict,
+    write_config,
+)
 from .report import fmt
 
 NAME = "status"
@@ -166,7 +177,7 @@ def run(ctx: Context) -> BenchResult:
     with ctx.task(f"{NAME}: building a database of {snapshots:,} snapshots", total=None):
         big = build(folder / "big", repo, snapshots)
         small = build(folder / "small", repo, 100)
-    big_db, small_db = (load_config(p).store_path for p in (big, small))
+    big_db, _small_db = (load_config(p).store_path for p in (big, small))
     size_mib = big_db.stat().st_size / 2**20
 
     cli: list[float] = []

@@ -58,11 +58,23 @@ from collectors.evidence import CollectResult, EvidenceRequest
 from daemon.config.loading import load_config
 from daemon.config.settings import CelerySettings
 from daemon.run.jobs import CollectJob, SourceJob
-from daemon.run.tasks import CeleryExecutor
 from daemon.run.record import record
+from daemon.run.tasks import CeleryExecutor
 from daemon.store import Store
 
-from ._support import NOW, ROOT, SIGNALS, BenchResult, Context, Row, changed_result, machine, project_dict, rss_kib, write_config
+from ._support import (
+    NOW,
+    ROOT,
+    SIGNALS,
+    BenchResult,
+    Context,
+    Row,
+    changed_result,
+    machine,
+    project_dict,
+    rss_kib,
+    write_config,
+)
 
 NAME = "workers"
 TITLE = "Collections on Celery workers"
@@ -225,7 +237,7 @@ class ApiServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path.startswith("/slow/"):
                     time.sleep(SLOW_SECONDS)

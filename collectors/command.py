@@ -185,6 +185,6 @@ def collect(
     except SourceFault as fault:
         return failed(source.id, requests, fault.error, now=now)
     text = out.decode("utf-8", errors="replace")
-    evidence = [answer(source.id, request, now, lambda: (_value(request, code, text), Provenance())) for request in requests]
+    evidence = [answer(source.id, request, now, lambda request=request: (_value(request, code, text), Provenance())) for request in requests]
     fingerprint = hashlib.sha256(f"{code}\0".encode() + out).hexdigest()
     return CollectResult(source=source.id, evidence=evidence, fingerprint=fingerprint)

@@ -25,10 +25,10 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collectors import ci
+from collectors.evidence import CollectResult, EvidenceRequest, Provenance, SourceFault, failed, signal_table
 from collectors.gitrepo import GitSource
 from collectors.http import ApiClient, check_api_url, get_json, iter_pages, open_client, resolve_token
 from collectors.httpcache import EtagCache
-from collectors.evidence import CollectResult, EvidenceRequest, Provenance, SourceFault, failed, signal_table
 
 __all__ = ["SIGNALS", "GitLabSource", "collect"]
 

@@ -29,8 +29,8 @@ from collectors.evidence import SourceFault
 from collectors.gitcommand import url_problem
 from collectors.secrets import strip_credentials
 
-__all__ = ["BINARY_PROBE", "FAULTS", "GLOB_FLAGS", "LINK_MODE", "Deadline", "Entry", "GitSource", "Repository",
-           "Tree", "as_fault", "list_files", "open_at", "read_bytes", "read_text", "location", "repo_path"]
+__all__ = ["BINARY_PROBE", "FAULTS", "GLOB_FLAGS", "LINK_MODE", "Deadline", "Entry", "GitSource", "Repository", "Tree",
+           "as_fault", "list_files", "location", "open_at", "read_bytes", "read_text", "repo_path"]
 
 GLOB_FLAGS = glob.GLOBSTAR | glob.BRACE | glob.DOTGLOB  # the one glob dialect of every reader of files
 LINK_MODE = "120000"

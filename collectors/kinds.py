@@ -59,7 +59,7 @@ def collect(
     `previous` is this source's latest result; `allow_commands` lets a
     command source run.
     """
-    collector: Collector = KINDS[getattr(source, "kind")][1].collect  # looked up at each call, as tests patch it
+    collector: Collector = KINDS[source.kind][1].collect  # looked up at each call, as tests patch it
     return collector(source, requests, now=now, cache_dir=cache_dir, repo=repo, commit=commit, previous=previous,
                      allow_commands=allow_commands)
 

@@ -18,21 +18,8 @@ from markdown_it.token import Token
 
 from collectors.evidence import SourceFault
 
-__all__ = [
-    "MAX_DOCUMENT_BYTES",
-    "Heading",
-    "Markdown",
-    "RATIO_VALUE",
-    "SCORE_VALUE",
-    "decimal",
-    "find_heading",
-    "label_value",
-    "normalise_title",
-    "parse",
-    "plain_text",
-    "read_document",
-    "without_list_marker",
-]
+__all__ = ["MAX_DOCUMENT_BYTES", "RATIO_VALUE", "SCORE_VALUE", "Heading", "Markdown", "decimal", "find_heading",
+           "label_value", "normalise_title", "parse", "plain_text", "read_document", "without_list_marker"]
 
 MAX_DOCUMENT_BYTES = 1_000_000  # the size limit of a document, here and in verify-doc and import
 

@@ -16,7 +16,6 @@ from typing import Any
 from pydantic import BaseModel, field_serializer
 
 from collectors.evidence import Evidence, canonical_json, evidence_key
-
 from daemon.errors import InputError
 from daemon.scoring.arithmetic import display
 from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot, rfc3339

@@ -5,17 +5,27 @@ function and prints the result (a table, or JSON with ``--json``). A
 :class:`PillarwatchError` becomes one line on stderr and exit status 2 here,
 and only here. Exit statuses: 0 success, 1 a finding (a figure that disagrees,
 an overall below ``--fail-under``), 2 bad usage, configuration or input.
+
+Over 400 lines: the whole command line is here, as in sqlite-utils' cli.py;
+each command is a few lines of options and one library call, and reads best
+beside the others. What a command computes lives in the library.
+Commands that need a heavy part (the web server, Celery, the daemon, git
+history) import it in their own body, so that every other command starts fast.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import signal
+import socket
 import sys
-from datetime import datetime, timezone
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.progress import Progress as RichProgress
@@ -23,21 +33,18 @@ from rich.progress import TextColumn
 
 from collectors.evidence import SourceFault
 from collectors.secrets import one_line
-
-from daemon import __version__, changes, queries
-
-from daemon import terminal
-from daemon.scoring.arithmetic import display
+from daemon import __version__, changes, queries, terminal
 from daemon.config.loading import load_config, load_worker_settings
 from daemon.config.model import Config, Project
-from daemon.errors import ConfigError, InputError, PillarwatchError
+from daemon.errors import ConfigError, InputError, PillarwatchError, StoreError
+from daemon.run.executor import Progress
 from daemon.run.progress_doc import parse_progress_document, verify
 from daemon.run.record import deliver_pending
-from daemon.web.report import build_report, render_markdown, report_json
-from daemon.run.executor import Progress
 from daemon.run.runner import run_projects
+from daemon.scoring.arithmetic import display
 from daemon.scoring.snapshot import Snapshot
 from daemon.store import DatabaseError, Store
+from daemon.web.report import build_report, render_markdown, report_json
 
 app = typer.Typer(
     name="pillarwatch",
@@ -63,7 +70,7 @@ ConfigOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-ProjectOption = Annotated[Optional[str], typer.Option("--project", "-p", help="Only this project (by id).")]
+ProjectOption = Annotated[str | None, typer.Option("--project", "-p", help="Only this project (by id).")]
 
 
 def _config(path: Path) -> Config:
@@ -105,7 +112,7 @@ def collect(
     config: ConfigOption = Path(DEFAULT_CONFIG),
     project: ProjectOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Score with the current rules without storing anything.")] = False,
-    fail_under: Annotated[Optional[float], typer.Option("--fail-under", help="Exit 1 when an overall % is below this.", min=0, max=100)] = None,
+    fail_under: Annotated[float | None, typer.Option("--fail-under", help="Exit 1 when an overall % is below this.", min=0, max=100)] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Collect every source once, score, store a snapshot and print the summary."""
@@ -171,7 +178,7 @@ def report(
     config: ConfigOption = Path(DEFAULT_CONFIG),
     project: ProjectOption = None,
     format: Annotated[str, typer.Option("--format", "-f", help="markdown, json or html (the dashboard page as one self-contained file).")] = "markdown",
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
 ) -> None:
     """The full progress snapshot document, with what is missing next."""
     if format not in ("markdown", "json", "html"):
@@ -224,9 +231,9 @@ def _moment(value: str | None, option: str) -> datetime | None:
 def history(
     config: ConfigOption = Path(DEFAULT_CONFIG),
     project: ProjectOption = None,
-    pillar: Annotated[Optional[str], typer.Option("--pillar", help="Only this pillar.")] = None,
-    since: Annotated[Optional[str], typer.Option("--since", help="From this date or time, or this long ago (7d).")] = None,
-    until: Annotated[Optional[str], typer.Option("--until", help="Up to this date or time.")] = None,
+    pillar: Annotated[str | None, typer.Option("--pillar", help="Only this pillar.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="From this date or time, or this long ago (7d).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Up to this date or time.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many snapshots, the newest.")] = 100,
     as_json: JsonOption = False,
 ) -> None:
@@ -244,8 +251,8 @@ def history(
 
 @app.command()
 def diff(
-    a: Annotated[Optional[int], typer.Argument(help="The earlier snapshot id (default: the one before B).")] = None,
-    b: Annotated[Optional[int], typer.Argument(help="The later snapshot id (default: the latest).")] = None,
+    a: Annotated[int | None, typer.Argument(help="The earlier snapshot id (default: the one before B).")] = None,
+    b: Annotated[int | None, typer.Argument(help="The later snapshot id (default: the latest).")] = None,
     config: ConfigOption = Path(DEFAULT_CONFIG),
     project: ProjectOption = None,
     as_json: JsonOption = False,
@@ -271,9 +278,9 @@ def diff(
 def backfill(
     config: ConfigOption = Path(DEFAULT_CONFIG),
     project: ProjectOption = None,
-    since: Annotated[Optional[str], typer.Option("--since", help="Score every commit since this date or time, or this long ago (90d).")] = None,
-    commits: Annotated[Optional[int], typer.Option("--commits", min=1, help="Score the last N commits.")] = None,
-    source: Annotated[Optional[str], typer.Option("--source", help="The git source whose history sets the timeline (default: the first).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Score every commit since this date or time, or this long ago (90d).")] = None,
+    commits: Annotated[int | None, typer.Option("--commits", min=1, help="Score the last N commits.")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="The git source whose history sets the timeline (default: the first).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Score past commits of the project's git history and store them as backfilled snapshots."""
@@ -296,18 +303,17 @@ def backfill(
 
 @app.command("import")
 def import_documents(
-    files: Annotated[Optional[list[Path]], typer.Argument(help="Hand-written progress documents (Markdown or copied text).")] = None,
+    files: Annotated[list[Path] | None, typer.Argument(help="Hand-written progress documents (Markdown or copied text).")] = None,
     config: ConfigOption = Path(DEFAULT_CONFIG),
     project: ProjectOption = None,
-    from_git: Annotated[Optional[Path], typer.Option("--from-git", help="A git repository: import every committed version of --path.")] = None,
-    path: Annotated[Optional[str], typer.Option("--path", help="With --from-git: the document's path in the repository.")] = None,
+    from_git: Annotated[Path | None, typer.Option("--from-git", help="A git repository: import every committed version of --path.")] = None,
+    path: Annotated[str | None, typer.Option("--path", help="With --from-git: the document's path in the repository.")] = None,
     add_pillars: Annotated[bool, typer.Option("--add-pillars", help="Take pillars the project does not have (refused otherwise).")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Import hand-written progress documents into the history as imported snapshots, with their verification."""
-    from collectors import git, git_history
+    from collectors import git, git_history  # git history: loaded only by this command, for start-up time
     from collectors.markdown import MAX_DOCUMENT_BYTES
-
     from daemon.run.importer import import_text
 
     if bool(from_git) != bool(path):
@@ -352,7 +358,7 @@ def import_documents(
 
 def _read_document(file: Path) -> str:
     """A progress document from disk: a regular UTF-8 file within the document size limit."""
-    from collectors.markdown import read_document
+    from collectors.markdown import read_document  # loaded only by the commands that read documents
 
     try:
         return read_document(str(file))
@@ -368,8 +374,6 @@ def prune(
     as_json: JsonOption = False,
 ) -> None:
     """Thin old snapshots by the `retention:` tiers; never the latest, nor one an open alert refers to."""
-    from daemon.errors import StoreError
-
     cfg = _config(config)
     projects = _projects(cfg, project)
     if not dry_run and not cfg.store_path.exists():
@@ -414,14 +418,12 @@ def verify_doc(
 
 
 LogLevelOption = Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")]
-HostOption = Annotated[Optional[str], typer.Option("--host", help="Serve the API on this address (default: api.host, 127.0.0.1).")]
-PortOption = Annotated[Optional[int], typer.Option("--port", min=1, max=65535, help="Serve the API on this port (default: api.port, 8477).")]
+HostOption = Annotated[str | None, typer.Option("--host", help="Serve the API on this address (default: api.host, 127.0.0.1).")]
+PortOption = Annotated[int | None, typer.Option("--port", min=1, max=65535, help="Serve the API on this port (default: api.port, 8477).")]
 
 
 def _service_logging(log_level: str) -> None:
     """Timestamped log lines on stderr for the long-running commands."""
-    import logging
-
     if log_level.lower() not in ("debug", "info", "warning", "error"):
         raise typer.BadParameter(f"{log_level!r}: use debug, info, warning or error", param_hint="--log-level")
     logging.basicConfig(
@@ -444,9 +446,7 @@ def run_daemon(
     port: PortOption = None,
 ) -> None:
     """Run the scheduler (and the HTTP API) in the foreground until SIGTERM or SIGINT; SIGHUP reloads the configuration."""
-    import signal
-
-    from daemon.run.service import Daemon
+    from daemon.service import Daemon  # the daemon's parts load only for this command
 
     _service_logging(log_level)
     service = Daemon(config, api=not no_api, host=host, port=port, access_log=log_level.lower() == "debug")
@@ -465,10 +465,7 @@ def serve(
     log_level: LogLevelOption = "info",
 ) -> None:
     """Serve the read-only HTTP API alone, in the foreground, until SIGTERM or SIGINT; SIGHUP reloads the configuration."""
-    import logging
-    import signal
-
-    from daemon.web.api import api_token
+    from daemon.web.api import api_token  # FastAPI loads only for this command
     from daemon.web.server import ApiServer
 
     _service_logging(log_level)
@@ -497,15 +494,12 @@ def serve(
 @app.command()
 def worker(
     config: ConfigOption = Path(DEFAULT_CONFIG),
-    queues: Annotated[Optional[str], typer.Option("--queues", "-Q", help="Comma-separated queues to consume (default: celery.default_queue).")] = None,
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", min=1, max=256, help="Worker processes (default: the number of CPUs).")] = None,
-    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", envvar="PILLARWATCH_CACHE_DIR", help="This worker's git mirrors and HTTP cache (default: cache_dir of the configuration, or .pillarwatch/mirrors beside it).")] = None,
+    queues: Annotated[str | None, typer.Option("--queues", "-Q", help="Comma-separated queues to consume (default: celery.default_queue).")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, max=256, help="Worker processes (default: the number of CPUs).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", envvar="PILLARWATCH_CACHE_DIR", help="This worker's git mirrors and HTTP cache (default: cache_dir of the configuration, or .pillarwatch/mirrors beside it).")] = None,
     log_level: LogLevelOption = "info",
 ) -> None:
     """Run a Celery worker for `executor: celery`: collect the sources the daemon sends, in the foreground until SIGTERM."""
-    import os
-    import socket
-
     from daemon.run.tasks import WorkerOptions, celery_app, configure_worker  # Celery loads only for the worker
 
     if log_level.lower() not in ("debug", "info", "warning", "error"):
@@ -536,7 +530,7 @@ def alerts(
     ctx: typer.Context,
     config: ConfigOption = Path(DEFAULT_CONFIG),
     project: ProjectOption = None,
-    state: Annotated[Optional[str], typer.Option("--state", help="pending, firing or resolved.")] = None,
+    state: Annotated[str | None, typer.Option("--state", help="pending, firing or resolved.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
     as_json: JsonOption = False,
 ) -> None:
@@ -558,7 +552,7 @@ def alerts(
 def alerts_enable(
     ctx: typer.Context,
     channel: Annotated[str, typer.Argument(help="The channel id, as in the configuration's channels.")],
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", envvar="PILLARWATCH_CONFIG",
+    config: Annotated[Path | None, typer.Option("--config", "-c", envvar="PILLARWATCH_CONFIG",
                                                    help=f"Configuration file (default {DEFAULT_CONFIG}).",
                                                    show_default=False)] = None,
 ) -> None:
@@ -578,8 +572,6 @@ def _root(version: Annotated[bool, typer.Option("--version", help="Print the ver
 
 def main() -> None:
     """Console entry point: library errors become one line and exit status 2."""
-    import logging
-
     # Warnings (a delivery to retry, a source to skip) go to stderr as one line each.
     logging.basicConfig(level=logging.WARNING, format="pillarwatch: %(levelname)s: %(message)s", stream=sys.stderr)
     try:

@@ -15,7 +15,6 @@ from pydantic import BaseModel, field_serializer
 
 from collectors import git_history
 from collectors.git import GitSource
-
 from daemon.changes import Blame, SnapshotDiff, diff
 from daemon.config.durations import parse_duration
 from daemon.config.model import Config, Project

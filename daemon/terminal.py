@@ -17,11 +17,10 @@ from rich.table import Table
 from rich.text import Text
 
 from collectors.evidence import Evidence, evidence_key
-
-from daemon.scoring.arithmetic import display, display_change
-from daemon.run.progress_doc import Verification
 from daemon.changes import SnapshotDiff
 from daemon.queries import History
+from daemon.run.progress_doc import Verification
+from daemon.scoring.arithmetic import display, display_change
 from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot
 
 # C0 controls, DEL and C1 controls (0x9b is CSI to some terminals).

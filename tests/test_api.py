@@ -15,7 +15,6 @@ import httpx
 import pytest
 
 from daemon.store import Store
-
 from tests.support.api import running, with_api
 from tests.support.history import DAY0, SHOP_OVERALL, History, build_history
 from tests.support.html_tree import parse
@@ -323,9 +322,9 @@ def test_token_from_a_file(history, tmp_path, caplog):
 
 
 def test_token_file_relative_to_the_config_and_unreadable_token_stops_the_start(tmp_path, history, monkeypatch):
-    from daemon.web.server import ApiServer
     from daemon.config.loading import load_config
     from daemon.errors import ConfigError
+    from daemon.web.server import ApiServer
 
     text = history.config_path.read_text()
     config_path = tmp_path / "pw.yaml"

@@ -23,7 +23,6 @@ from schemathesis.checks import (
 )
 
 from daemon.web.api import create_app
-
 from tests.support.api import running, with_api
 from tests.support.history import build_history
 

@@ -107,10 +107,10 @@ MONTHLY = {"keep_all": "1d", "daily_for": "1d", "weekly_for": "1d", "backfilled"
 
 
 def test_backfilled_history_is_kept_by_retention_unless_told_to_thin_it(known_history):
-    root, shas = known_history
+    root, _shas = known_history
     assert json.loads(pillarwatch(root, "backfill", "--since", "2026-01-01", "--json").stdout)[0]["added"] == 9
     # Older than 90 days: the default tiers alone would keep the latest of each week.
-    from daemon.run.service import Daemon
+    from daemon.service import Daemon
     from daemon.store import Store
 
     daemon = Daemon(root / "pw.yaml")

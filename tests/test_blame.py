@@ -15,7 +15,6 @@ import yaml
 from daemon.config.loading import load_config
 from daemon.run.runner import run_projects
 from daemon.store import Store
-
 from tests.support.git import GitRepo
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)

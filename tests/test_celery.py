@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.brokers import PASSWORD
+from tests.support.brokers import BROKERS, PASSWORD
 from tests.support.database import query
 from tests.support.git import GitRepo
-from tests.support.brokers import BROKERS
 from tests.support.processes import DaemonProcess, WorkerProcess, wait_for
+
 
 @pytest.fixture(scope="module", params=sorted(BROKERS))
 def broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
@@ -141,7 +141,7 @@ def test_celery_workers_give_the_same_snapshot_as_local(tmp_path, broker, worker
     daemons = [DaemonProcess(folder).start() for folder in (local, remote)]
     try:
         for folder, d in zip((local, remote), daemons):
-            wait_for(lambda: _all_collected(folder, 4), timeout=60, what=f"{folder.name}: every source collected", logs=d.logs)
+            wait_for(lambda folder=folder: _all_collected(folder, 4), timeout=60, what=f"{folder.name}: every source collected", logs=d.logs)
         time.sleep(1.5)  # past the debounce: the last result is scored
         assert [d.stop() for d in daemons] == [0, 0]
     finally:

@@ -178,7 +178,7 @@ def test_bad_config_exits_2_naming_the_line(workspace):
 
 
 def test_missing_repository_is_stale_evidence_not_a_crash(workspace):
-    ws, repo = workspace
+    ws, _repo = workspace
     run("collect", "--config", "pw.yaml", cwd=ws)
     before = json.loads(run("status", "--config", "pw.yaml", "--json", cwd=ws).stdout)
     (ws / "pw.yaml").write_text(CONFIG.replace("path: repo}", "path: gone}"))

@@ -14,7 +14,6 @@ import yaml
 from daemon.config.loading import load_config
 from daemon.run.runner import run_projects
 from daemon.store import Store
-
 from tests.support.cli import pillarwatch
 from tests.support.git import GitRepo
 

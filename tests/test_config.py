@@ -11,7 +11,6 @@ import pytest
 from daemon.config.durations import parse_duration
 from daemon.config.loading import load_config
 from daemon.errors import ConfigError
-
 from tests.support.paths import REPO_ROOT
 
 GOOD = """\

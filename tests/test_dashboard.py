@@ -19,14 +19,12 @@ import yaml
 from defusedxml import ElementTree
 
 from collectors.evidence import Evidence, Provenance
-from daemon.web import badges
-from daemon.web import dashboard
 from daemon.config.loading import load_config
 from daemon.errors import NotFound
 from daemon.run.runner import run_projects
 from daemon.scoring.snapshot import CheckResult, CriterionScore, PillarScore, Snapshot
 from daemon.store import Store
-
+from daemon.web import badges, dashboard
 from tests.support.git import GitRepo
 from tests.support.history import DAY0, History, build_history
 from tests.support.html_tree import Element, parse

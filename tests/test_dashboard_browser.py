@@ -27,7 +27,6 @@ from playwright.sync_api import sync_playwright
 
 from daemon.run.runner import run_projects
 from daemon.store import Store
-
 from tests.support.history import DAY0, build_history
 from tests.support.paths import REPO_ROOT
 

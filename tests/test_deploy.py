@@ -33,7 +33,6 @@ import yaml
 from collectors.git import GitSource
 from daemon.config.loading import load_config
 from daemon.config.settings import CelerySettings, DaemonSettings
-
 from tests.support.git import GitRepo
 from tests.support.paths import REPO_ROOT
 from tests.support.ports import free_port

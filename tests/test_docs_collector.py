@@ -10,9 +10,8 @@ from pydantic import ValidationError
 
 from collectors import docs
 from collectors.docs import DocSource, collect
-from collectors.markdown import normalise_title
 from collectors.evidence import EvidenceRequest
-
+from collectors.markdown import normalise_title
 from tests.support.guarded import within
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)

@@ -19,11 +19,10 @@ from collectors.evidence import CollectResult, EvidenceRequest
 from daemon.config.loading import load_config, load_worker_settings
 from daemon.config.settings import CelerySettings
 from daemon.errors import ConfigError
-from daemon.run.executor import LocalExecutor, make_executor
-from daemon.run.jobs import CollectJob, Collected, SourceJob, build_job, requests_by_source, run_job, source_model
 from daemon.run.collect import run_collector
+from daemon.run.executor import LocalExecutor, make_executor
+from daemon.run.jobs import Collected, CollectJob, SourceJob, build_job, requests_by_source, run_job, source_model
 from daemon.store import Store
-
 from tests.support.git import GitRepo
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -229,7 +228,7 @@ def test_worker_with_an_unknown_queue_is_one_line_and_exit_2(tmp_path):
 
 
 def test_a_result_for_a_due_time_already_recorded_is_dropped(tmp_path, repo):
-    from daemon.run.service import Daemon
+    from daemon.service import Daemon
 
     daemon = Daemon(_config(tmp_path, repo.path), api=False)
     daemon.store = Store.open(daemon.config.store_path)
@@ -260,7 +259,7 @@ def test_on_a_first_start_a_document_waits_for_its_git_sources_job(tmp_path, rep
     """Collected before its git source ever was, a document would record "not collected yet" over the good result."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from daemon.run.service import Daemon
+    from daemon.service import Daemon
 
     daemon = Daemon(_config(tmp_path, repo.path), api=False)
     daemon.store = Store.open(daemon.config.store_path)

@@ -13,7 +13,6 @@ import pytest
 
 from collectors.evidence import EvidenceRequest, path_from_text, path_text
 from collectors.git import GitSource, collect
-
 from tests.support.cli import run_cli
 from tests.support.git import GitRepo
 

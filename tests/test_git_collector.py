@@ -102,10 +102,10 @@ def cache(tmp_path: Path) -> Path:
 
 
 def test_signal_registry_and_defaults() -> None:
-    assert SIGNALS == {
+    assert {
         "file_exists": FileExists, "file_count": FileCount, "content_match": ContentMatch,
         "file_age": FileAge, "commits_since": CommitsSince, "head": Head,
-    }
+    } == SIGNALS
     assert (FileExists.default_field, FileExists.default_transform) == ("exists", "bool")
     assert (FileCount.default_field, FileCount.default_transform) == ("count", "bool")
     assert (ContentMatch.default_field, ContentMatch.default_transform) == ("matches", "bool")

@@ -14,7 +14,6 @@ import pytest
 
 from collectors.evidence import EvidenceRequest
 from collectors.git import GitSource, collect
-
 from tests.support.git import GitRepo
 
 NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
@@ -117,7 +116,8 @@ def test_timeout_seconds_bounds_the_whole_collection_not_each_git_command(long_h
 
 def test_timeout_seconds_bounds_a_junit_source_read_through_git(tmp_path: Path):
     # Hundreds of small reports: each read well within the limit, together far beyond it.
-    from collectors.junit import JUnitSource, collect as collect_junit
+    from collectors.junit import JUnitSource
+    from collectors.junit import collect as collect_junit
 
     repo = GitRepo(tmp_path / "reports")
     for i in range(400):

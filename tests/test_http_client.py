@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from collectors.evidence import SourceFault
 from collectors.http import get_json, iter_pages, open_client, resolve_token
 from collectors.httpcache import EtagCache
-from collectors.evidence import SourceFault
 from tests.support.http_server import HttpServer, Reply, Seen
 
 SECRET = "ghp_sEcReT0123456789abcdef"

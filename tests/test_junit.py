@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import codecs
-
 import shutil
 import time
 from datetime import datetime, timezone

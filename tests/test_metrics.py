@@ -21,10 +21,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.web.metrics import CONTENT_TYPE, DURATION_BUCKETS, StoreCollector, metrics_text
 from daemon.run.runner import run_projects
 from daemon.store import Store
-
+from daemon.web.metrics import CONTENT_TYPE, DURATION_BUCKETS, StoreCollector, metrics_text
 from tests.support.history import DAY0, History, build_history
 from tests.support.paths import REPO_ROOT
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from daemon.alerting.notify import AppriseChannel, Channel, EmailChannel, LogChannel, Route, SlackChannel, WebhookChannel, route
+from daemon.alerting.notify import (
+    AppriseChannel,
+    Channel,
+    EmailChannel,
+    LogChannel,
+    Route,
+    SlackChannel,
+    WebhookChannel,
+    route,
+)
 from tests.support.alerts import message
 
 ROUTES = [

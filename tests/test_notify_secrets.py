@@ -11,8 +11,15 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from daemon.alerting.notify import (AppriseChannel, DeliveryReport, EmailChannel, LogChannel, SlackChannel, WebhookChannel,
-                           deliver_due)
+from daemon.alerting.notify import (
+    AppriseChannel,
+    DeliveryReport,
+    EmailChannel,
+    LogChannel,
+    SlackChannel,
+    WebhookChannel,
+    deliver_due,
+)
 from daemon.store import Store
 from tests.support.alerts import T0, outbox_item
 from tests.support.http_server import Reply

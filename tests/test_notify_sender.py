@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections import Counter
@@ -9,9 +10,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from daemon.alerting.rules import OutboxItem
 from daemon.alerting.notify import DeliveryReport, LogChannel, SendResult, WebhookChannel, deliver_due, notify
 from daemon.alerting.notify.sender import Attempt, Run, backoff, check_dead, check_disabled, due, record, retry, send
+from daemon.alerting.rules import OutboxItem
 from daemon.store import Store
 from tests.support.alerts import T0, Clock, message, outbox_item
 from tests.support.http_server import HttpServer, Reply, Seen
@@ -178,7 +179,7 @@ def test_receiver_down_then_back_gets_each_message_once(store: Store, http_serve
         assert all(a["outcome"] == "retry" and a["status_code"] == 503 for a in attempts[:-1])
         # Each wait stayed under that attempt's backoff ceiling (5 s, 10 s, 20 s).
         times = [datetime.fromisoformat(a["at"].replace("Z", "+00:00")) for a in attempts]
-        for n, (before, after) in enumerate(zip(times, times[1:])):
+        for n, (before, after) in enumerate(itertools.pairwise(times)):
             assert timedelta(0) <= after - before <= timedelta(seconds=5 * 2**n)
 
 
@@ -244,7 +245,7 @@ def test_a_receiver_that_never_recovers_is_given_up_after_dead_after(store: Stor
     assert len(http_server.requests) == len(attempts) - 1 == sum(r.retry for r in reports)
     # Once capped, waits stay within 30 minutes.
     times = [datetime.fromisoformat(a["at"].replace("Z", "+00:00")) for a in attempts]
-    assert max(b - a for a, b in zip(times, times[1:])) <= timedelta(minutes=30)
+    assert max(b - a for a, b in itertools.pairwise(times)) <= timedelta(minutes=30)
 
 
 def test_a_permanent_rejection_goes_dead_at_once(store: Store, http_server, monkeypatch) -> None:

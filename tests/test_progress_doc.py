@@ -8,7 +8,6 @@ import pytest
 
 from daemon.errors import InputError
 from daemon.run.progress_doc import Figure, ProgressDocument, parse_progress_document, verify
-
 from tests.support.guarded import within
 
 MARKDOWN = """\

@@ -9,17 +9,33 @@ import subprocess
 
 import pytest
 
-from daemon.cli import app
-from daemon.config.model import CheckFields, Config, Criterion, Manual, Pillar, PillarFromTemplate, Project, Templates
-from daemon.config.settings import Display
-from daemon.config.model import FreshWithinDays, Scale, Thresholds
-from daemon.alerting.rules import AlertRules
-from daemon.config.settings import ApiSettings, CelerySettings, DaemonSettings
-from daemon.run.retention import RetentionPolicy
-from daemon.alerting.notify.channels import AppriseChannel, EmailChannel, LogChannel, Route, SlackChannel, WebhookChannel
-from daemon.run.schedule import Schedule
 from collectors.kinds import KINDS
-
+from daemon.cli import app
+from daemon.config.alerts import (
+    AlertRules,
+    AppriseChannel,
+    EmailChannel,
+    LogChannel,
+    Route,
+    SlackChannel,
+    WebhookChannel,
+)
+from daemon.config.model import (
+    CheckFields,
+    Config,
+    Criterion,
+    FreshWithinDays,
+    Manual,
+    Pillar,
+    PillarFromTemplate,
+    Project,
+    Scale,
+    Templates,
+    Thresholds,
+)
+from daemon.config.retention import RetentionPolicy
+from daemon.config.schedule import Schedule
+from daemon.config.settings import ApiSettings, CelerySettings, DaemonSettings, Display
 from tests.support.paths import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()

@@ -22,7 +22,6 @@ from daemon.config.model import Config
 from daemon.run.record import channels_for, deliver_pending, record
 from daemon.run.runner import collect_sources
 from daemon.store import Store
-
 from tests.support.git import GitRepo
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)

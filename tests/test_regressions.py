@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from collectors.evidence import CollectResult, Evidence, EvidenceError, EvidenceRequest, Provenance, failed
-from daemon.changes import describe_evidence
-from daemon.alerting.rules import Alert
-from daemon.config.model import Project
 from daemon.alerting.evaluate import Evaluation, evaluate, rescore
+from daemon.alerting.rules import Alert
+from daemon.changes import describe_evidence
+from daemon.config.model import Project
 from daemon.scoring.score import score_project
 from daemon.scoring.snapshot import Snapshot
 

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from collectors.evidence import Evidence
 from daemon.alerting.rules import Alert, AlertMessage, OutboxItem
 from daemon.config.loading import load_config
+from daemon.config.retention import RetentionPolicy, plan
 from daemon.errors import ConfigError, StoreError
-from daemon.run.retention import RetentionPolicy, plan
 from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot, SourceState
 from daemon.store import Store
 
@@ -254,7 +254,7 @@ def test_a_dry_run_reads_a_read_only_store(tmp_path):
 
 
 def test_the_daemon_job_prunes_and_logs_one_line(tmp_path, caplog):
-    from daemon.run.service import Daemon
+    from daemon.service import Daemon
 
     db = tmp_path / "pw.db"
     body = project_config(db)

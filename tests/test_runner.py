@@ -11,7 +11,6 @@ import yaml
 from daemon.config.loading import load_config
 from daemon.run.runner import run_projects
 from daemon.store import Store
-
 from tests.support.git import GitRepo
 from tests.support.http_server import HttpServer, Reply
 from tests.support.paths import FIXTURES

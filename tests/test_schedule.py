@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,8 +15,8 @@ import pytest
 from pydantic import ValidationError
 
 from daemon.config.loading import load_config
+from daemon.config.schedule import ANCHOR, Schedule
 from daemon.errors import ConfigError
-from daemon.run.schedule import ANCHOR, Schedule
 
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -148,7 +149,7 @@ def test_an_interval_in_a_timezone_keeps_its_utc_grid_across_the_dst_change():
     start = datetime.combine(SPRING, datetime.min.time(), UTC) - timedelta(days=1)
     assert due_times(berlin, start, 10) == due_times(utc, start, 10)
     times = due_times(berlin, start, 10)
-    assert {b - a for a, b in zip(times, times[1:])} == {timedelta(hours=7)}
+    assert {b - a for a, b in itertools.pairwise(times)} == {timedelta(hours=7)}
     trigger = berlin.trigger(jitter=False)
     assert [trigger.get_next_fire_time(None, t).astimezone(UTC) for t in times] == times
 

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from collectors.evidence import CollectResult, Evidence, EvidenceError
-from daemon.scoring.arithmetic import display, round_half_up
 from daemon.config.model import FreshWithinDays, Project, Scale, Thresholds
+from daemon.scoring.arithmetic import display, round_half_up
 from daemon.scoring.score import apply_transform, combine, overall_of, score_project
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)

@@ -12,7 +12,6 @@ from pydantic import ValidationError
 
 from collectors import command, docs, git, junit
 from collectors.regex import compile_regex
-
 from tests.support.cli import run_cli
 from tests.support.git import GitRepo
 

@@ -20,12 +20,13 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from collectors.evidence import CollectResult, Evidence, EvidenceError
-
 from daemon import changes
 from daemon.alerting import wording
-from daemon.alerting.rules import Alert, AlertKind, AlertMessage, AlertRules, CriterionChange, EventKind, EvidenceChange
-from daemon.scoring.arithmetic import weighted_mean
+from daemon.alerting.rules import Alert, AlertKind, AlertMessage
+from daemon.changes import CriterionChange, EvidenceChange
+from daemon.config.alerts import AlertRules, EventKind
 from daemon.config.model import Project
+from daemon.scoring.arithmetic import weighted_mean
 from daemon.scoring.score import score_project
 from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot
 

@@ -2,7 +2,8 @@
 
 Three models flow through alerting:
 
-- :class:`AlertRules` (configuration): when a pillar's drop is a regression.
+- :class:`~daemon.config.alerts.AlertRules` (configuration, in the config room):
+  when a pillar's drop is a regression.
 - :class:`Alert` (state, stored): one alert per project, subject and kind,
   ``pending`` -> ``firing`` -> ``resolved``; at most one that is not resolved.
 - :class:`AlertMessage` (sent): a channel-independent description of one
@@ -14,37 +15,18 @@ reads messages from the durable outbox in the store.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any, Literal
+import hashlib
+from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import BaseModel, Field, field_serializer
 
 from daemon.changes import CriterionChange, EvidenceChange
-from daemon.config.durations import parse_optional_duration
+from daemon.config.alerts import EventKind, Severity
 from daemon.scoring.snapshot import rfc3339
 
 AlertKind = Literal["regression", "floor", "source_failing"]
 AlertState = Literal["pending", "firing", "resolved"]
-EventKind = Literal["firing", "reminder", "resolved"]
-Severity = Literal["critical", "warning", "info"]
-
-
-class AlertRules(BaseModel):
-    """A project's `alerts:` block."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    threshold: float = Field(default=5.0, gt=0, description="a drop of at least this many % points is a regression")
-    for_: int = Field(default=1, ge=1, alias="for", description="consecutive snapshots the drop must last before firing")
-    repeat_interval: timedelta = Field(default=timedelta(hours=24), description="how often a firing alert is repeated")
-    stale_after: timedelta | None = Field(default=timedelta(hours=6), description="a source failing longer than this fires `source_failing`")
-    overall_below: float | None = Field(default=None, ge=0, le=100, description="a floor for the overall %")
-    severity: Severity = "warning"
-
-    @field_validator("repeat_interval", "stale_after", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        return parse_optional_duration(value)
 
 
 class Alert(BaseModel):
@@ -78,8 +60,6 @@ class Alert(BaseModel):
     @property
     def fingerprint(self) -> str:
         """Stable across the alert's life: Alertmanager's grouping identity."""
-        import hashlib
-
         return hashlib.sha256(f"{self.project}\0{self.subject}\0{self.kind}".encode()).hexdigest()[:16]
 
 

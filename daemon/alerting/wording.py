@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from daemon.alerting.rules import Alert, AlertMessage, EventKind
+from daemon.alerting.rules import Alert, AlertMessage
 from daemon.changes import CriterionChange, EvidenceChange
+from daemon.config.alerts import EventKind
 from daemon.scoring.arithmetic import display
 from daemon.scoring.snapshot import rfc3339
-
 
 # --- messages --------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from collectors.kinds import KINDS
-
 from daemon.config.model import SIGNAL_KINDS, Config, Pillar, PillarFromTemplate, source_timeout, upstream_id
 from daemon.config.settings import CelerySettings
 from daemon.config.yamlsource import YamlDocument

@@ -17,20 +17,18 @@ import hashlib
 from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, Discriminator, Field, Tag, TypeAdapter, create_model, field_validator, model_validator
 
-from collectors.kinds import KINDS, kinds_of_signal, signal_models
 from collectors.evidence import EvidenceRequest, canonical_json, evidence_key
-
-from daemon.alerting.rules import AlertRules
-from daemon.alerting.notify.channels import Channel, Route
+from collectors.kinds import KINDS, kinds_of_signal, signal_models
+from daemon.config.alerts import AlertRules, Channel, Route
 from daemon.config.durations import Duration, parse_duration
+from daemon.config.retention import RetentionPolicy
+from daemon.config.schedule import Schedule
 from daemon.config.settings import ID_PATTERN, ApiSettings, CelerySettings, DaemonSettings, Display, Strict
 from daemon.errors import NotFound
-from daemon.run.retention import RetentionPolicy
-from daemon.run.schedule import Schedule
 
 # A source's collection may take this long when its model names no timeout of its own.
 _DEFAULT_TIMEOUT_SECONDS = 60.0
@@ -71,7 +69,7 @@ class FreshWithinDays(Strict):
         return v
 
 
-Transform = Union[Literal["bool", "ratio"], Scale, Thresholds, FreshWithinDays]
+Transform = Literal["bool", "ratio"] | Scale | Thresholds | FreshWithinDays
 
 
 # --- checks: one signal's parameters plus how to score them ----------------------------
@@ -124,7 +122,7 @@ SIGNAL_KINDS: dict[str, tuple[str, ...]] = kinds_of_signal()
 
 # Parameters the configuration may leave out because the criterion supplies them:
 # a declared score is looked up by the criterion's own title (see _cross_check).
-_FILLED_FROM_CRITERION: dict[str, dict[str, Any]] = {"declared_score": {"title": (Optional[str], None)}}
+_FILLED_FROM_CRITERION: dict[str, dict[str, Any]] = {"declared_score": {"title": (str | None, None)}}
 
 
 def _check_model(params_model: type[BaseModel]) -> type[CheckFields]:
@@ -138,7 +136,7 @@ def _check_model(params_model: type[BaseModel]) -> type[CheckFields]:
 
 
 _CHECK_MODELS = [_check_model(m) for m in signal_models().values()]
-Check = Annotated[Union[tuple(_CHECK_MODELS)], Field(discriminator="signal")]  # type: ignore[valid-type]
+Check = Annotated[Union[tuple(_CHECK_MODELS)], Field(discriminator="signal")]  # type: ignore[valid-type]  # noqa: UP007 (built at run time)
 
 
 # --- criteria and pillars --------------------------------------------------------------
@@ -195,17 +193,17 @@ DAEMON_SOURCE_KEYS = frozenset({"schedule", "queue"})
 
 def _scheduled(model: type[BaseModel]) -> type[BaseModel]:
     """A collector's source model, plus when the daemon collects it and on which Celery queue (the collector ignores both)."""
-    return create_model("Configured" + model.__name__, __base__=model, __module__=__name__, schedule=(Optional[Schedule], None),
-                        queue=(Optional[Annotated[str, Field(pattern=ID_PATTERN)]], None))
+    return create_model("Configured" + model.__name__, __base__=model, __module__=__name__, schedule=(Schedule | None, None),
+                        queue=(Annotated[str, Field(pattern=ID_PATTERN)] | None, None))
 
 
-Source = Annotated[Union[tuple(_scheduled(model) for model, _ in KINDS.values())], Field(discriminator="kind")]  # type: ignore[valid-type]
+Source = Annotated[Union[tuple(_scheduled(model) for model, _ in KINDS.values())], Field(discriminator="kind")]  # type: ignore[valid-type]  # noqa: UP007
 
 # A pillar entry is a template reference exactly when it has a `template` key;
 # deciding up front keeps errors about one shape, not both.
 PillarEntry = Annotated[
-    Union[Annotated[PillarFromTemplate, Tag("template")], Annotated[Pillar, Tag("pillar")]],
-    Discriminator(lambda v: "template" if isinstance(v, dict) and "template" in v or isinstance(v, PillarFromTemplate) else "pillar"),
+    Annotated[PillarFromTemplate, Tag("template")] | Annotated[Pillar, Tag("pillar")],
+    Discriminator(lambda v: "template" if (isinstance(v, dict) and "template" in v) or isinstance(v, PillarFromTemplate) else "pillar"),
 ]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
-from typing import Annotated, ClassVar, Optional
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -76,7 +76,7 @@ class CelerySettings(Strict):
     visibility_timeout: Duration = timedelta(hours=1)
     max_retries: int = Field(default=2, ge=0, le=10)
     retry_delay: Duration = timedelta(seconds=5)
-    result_timeout: Optional[Duration] = None
+    result_timeout: Duration | None = None
 
     DEFAULT_BROKER: ClassVar[str] = "redis://127.0.0.1:6379/0"
     # A collection's soft limit is its sources' timeouts plus this; the hard limit (the worker
@@ -139,4 +139,4 @@ def _from_env(name: str, key: str) -> str:
     return value
 
 
-__all__ = ["ApiSettings", "CelerySettings", "DaemonSettings", "Display", "ID_PATTERN", "Strict"]
+__all__ = ["ID_PATTERN", "ApiSettings", "CelerySettings", "DaemonSettings", "Display", "Strict"]

@@ -107,7 +107,7 @@ class YamlDocument:
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             found = os.environ.get(name)
-            if found not in (None, "") or default is None and found is not None:
+            if found not in (None, "") or (default is None and found is not None):
                 return found  # type: ignore[return-value]
             if default is not None:
                 return default

@@ -21,7 +21,6 @@ from pydantic import BaseModel
 
 from collectors import git, git_history
 from collectors.evidence import CollectResult, EvidenceError, EvidenceRequest, SourceFault, failed
-
 from daemon.config.model import Config, Project
 from daemon.errors import InputError
 from daemon.run.executor import Executor, LocalExecutor, Progress

@@ -15,7 +15,6 @@ from typing import Any
 from collectors import kinds
 from collectors.evidence import CollectResult, EvidenceError, EvidenceRequest, failed
 from collectors.gitrepo import GitSource
-
 from daemon.config.model import upstream_id
 
 

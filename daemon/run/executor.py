@@ -18,9 +18,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Protocol
 
 from collectors.evidence import EvidenceError
-
 from daemon.config.model import Config
-from daemon.run.jobs import CollectJob, Collected, run_job
+from daemon.run.jobs import Collected, CollectJob, run_job
 
 # Called with (what finished, how many finished, how many in all).
 Progress = Callable[[str, int, int], None]

@@ -21,9 +21,8 @@ from datetime import datetime, time, timezone
 
 from pydantic import BaseModel
 
-from collectors.markdown import normalise_title
 from collectors.evidence import Evidence, Provenance
-
+from collectors.markdown import normalise_title
 from daemon.config.model import Project
 from daemon.errors import InputError
 from daemon.run.progress_doc import ProgressDocument, Verification, parse_progress_document, verify

@@ -24,7 +24,6 @@ from pydantic import BaseModel, Field
 from collectors import git
 from collectors.evidence import CollectResult, EvidenceError, EvidenceRequest, canonical_json, failed
 from collectors.kinds import KINDS
-
 from daemon.config.model import DAEMON_SOURCE_KEYS, Config, Project, source_timeout
 from daemon.run.collect import run_collector
 

@@ -14,23 +14,14 @@ from decimal import Decimal
 from functools import lru_cache
 
 from markdown_it import MarkdownIt
-
 from pydantic import BaseModel, computed_field
 
 from collectors.markdown import decimal, label_value, plain_text
-
-from daemon.scoring.arithmetic import display, round_half_up, weighted_mean
 from daemon.errors import InputError
+from daemon.scoring.arithmetic import display, round_half_up, weighted_mean
 
-__all__ = [
-    "ClaimedCriterion",
-    "ClaimedPillar",
-    "Figure",
-    "ProgressDocument",
-    "Verification",
-    "parse_progress_document",
-    "verify",
-]
+__all__ = ["ClaimedCriterion", "ClaimedPillar", "Figure", "ProgressDocument", "Verification", "parse_progress_document",
+           "verify"]
 
 
 class ClaimedCriterion(BaseModel):

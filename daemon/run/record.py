@@ -14,13 +14,12 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from collectors.evidence import CollectResult
-
+from daemon.alerting.evaluate import evaluate, needs_rebase, rebase, rescore
+from daemon.alerting.notify import Channel, DeliveryReport, LogChannel, SendControl, deliver_due, route
 from daemon.alerting.rules import Alert, AlertMessage, OutboxItem
 from daemon.config.model import Config, Project
-from daemon.alerting.notify import Channel, DeliveryReport, LogChannel, SendControl, deliver_due, route
 from daemon.errors import NotFound
 from daemon.queries import commit_blame
-from daemon.alerting.evaluate import evaluate, needs_rebase, rebase, rescore
 from daemon.scoring.score import score_project
 from daemon.scoring.snapshot import Snapshot, rfc3339
 from daemon.store import Store

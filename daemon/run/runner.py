@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 
 from collectors.evidence import CollectResult
-
 from daemon.config.model import Config, Project
 from daemon.run.executor import LocalExecutor, Progress, collect_all
 from daemon.run.jobs import build_job, requests_by_source

@@ -57,9 +57,8 @@ from celery.exceptions import TimeoutError as ResultTimeout
 from kombu.utils.url import maybe_sanitize_url
 
 from collectors.evidence import EvidenceError
-
 from daemon.config.settings import CelerySettings
-from daemon.run.jobs import Abandoned, CollectJob, Collected, run_job
+from daemon.run.jobs import Abandoned, Collected, CollectJob, run_job
 
 TASK_NAME = "pillarwatch.collect"
 

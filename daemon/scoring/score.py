@@ -17,9 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from collectors.evidence import CollectResult, Evidence, EvidenceError, EvidenceRequest
-
-from daemon.scoring.arithmetic import weighted_mean
 from daemon.config.model import CheckFields, Criterion, FreshWithinDays, Pillar, Project, Scale, Thresholds, Transform
+from daemon.scoring.arithmetic import weighted_mean
 from daemon.scoring.snapshot import CheckResult, CriterionScore, PillarScore, Snapshot, SourceState
 
 _SCORED = ("ok", "stale", "manual")

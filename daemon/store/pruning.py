@@ -1,6 +1,6 @@
 """Retention queries: what the plan needs to know, and deleting what it drops.
 
-The decision is pure (:func:`daemon.run.retention.plan`); this module reads its
+The decision is pure (:func:`daemon.config.retention.plan`); this module reads its
 inputs and carries it out. :meth:`RetentionQueries.prune` does both inside one
 ``BEGIN IMMEDIATE`` transaction, so no other writer can add an alert or a
 snapshot between the decision and the deletion.
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import sqlite_utils
 
+from daemon.config.retention import RetentionPlan, RetentionPolicy, plan
 from daemon.errors import StoreError
-from daemon.run.retention import RetentionPlan, RetentionPolicy, plan
 from daemon.scoring.snapshot import rfc3339
 from daemon.store._util import parse_time
 

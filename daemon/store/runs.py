@@ -9,7 +9,6 @@ from typing import Any
 import sqlite_utils
 
 from collectors.evidence import CollectResult
-
 from daemon.scoring.snapshot import rfc3339
 from daemon.store._util import parse_time
 

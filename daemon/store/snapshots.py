@@ -10,7 +10,6 @@ from typing import Any
 import sqlite_utils
 
 from collectors.evidence import Evidence
-
 from daemon.errors import NotFound
 from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot, SourceState, clock_derived, rfc3339
 from daemon.store._util import dumps as _dumps

@@ -23,12 +23,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from collectors.secrets import one_line
 from daemon import __version__, changes, queries
-from daemon.web.guard import OPEN_PATHS, api_token, guard
-from daemon.web.schema import AlertsBody, ExplanationBody, Health, errors, openapi_document
 from daemon.config.model import Config
 from daemon.errors import StoreError
 from daemon.scoring.snapshot import Snapshot
 from daemon.store import DatabaseError, Store
+from daemon.web import badges, dashboard
+from daemon.web import metrics as metrics_page
+from daemon.web.guard import OPEN_PATHS, api_token, guard
+from daemon.web.schema import AlertsBody, ExplanationBody, Health, errors, openapi_document
 
 __all__ = ["ConfigSource", "api_token", "create_app"]
 
@@ -222,17 +224,13 @@ _SVG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/svg+xml": {"sc
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text format."},
                        **errors(503)})
 def metrics(config: Cfg) -> Response:
-    from daemon.web import metrics as rendering
-
     with _store(config) as store:
-        return Response(rendering.metrics_text(store, config), media_type=rendering.CONTENT_TYPE)
+        return Response(metrics_page.metrics_text(store, config), media_type=metrics_page.CONTENT_TYPE)
 
 
 @router.get("/", response_class=HTMLResponse, tags=["pages"], summary="The dashboard's index: every project",
             responses=errors(503))
 def index(config: Cfg) -> Response:
-    from daemon.web import dashboard
-
     with _store(config) as store:
         return HTMLResponse(dashboard.index(store, config))
 
@@ -240,8 +238,6 @@ def index(config: Cfg) -> Response:
 @router.get("/projects/{project}/dashboard", response_class=HTMLResponse, tags=["pages"],
             summary="One project's dashboard with trend charts", responses=errors(404, 503))
 def dashboard_page(project: ProjectId, config: Cfg) -> Response:
-    from daemon.web import dashboard
-
     config.project(project)
     with _store(config) as store:
         return HTMLResponse(dashboard.page(store, config, project))
@@ -249,16 +245,12 @@ def dashboard_page(project: ProjectId, config: Cfg) -> Response:
 
 @router.get("/docs", response_class=HTMLResponse, include_in_schema=False)
 def docs() -> Response:
-    from daemon.web import dashboard
-
     return HTMLResponse(dashboard.docs())
 
 
 @router.get("/badge/{project}.svg", response_class=Response, tags=["badges"], summary="A project's overall % as a badge",
             responses={**_SVG, **errors(404, 503)})
 def project_badge(project: ProjectId, config: Cfg) -> Response:
-    from daemon.web import badges
-
     config.project(project)
     with _store(config) as store:
         return _svg(badges.project_badge(store, config, project))
@@ -267,8 +259,6 @@ def project_badge(project: ProjectId, config: Cfg) -> Response:
 @router.get("/badge/{project}/{pillar}.svg", response_class=Response, tags=["badges"], summary="One pillar's % as a badge",
             responses={**_SVG, **errors(404, 503)})
 def pillar_badge(project: ProjectId, pillar: Annotated[str, PathParam(description="A pillar id.")], config: Cfg) -> Response:
-    from daemon.web import badges
-
     config.project(project)
     with _store(config) as store:
         return _svg(badges.pillar_badge(store, config, project, pillar))

@@ -21,11 +21,11 @@ from __future__ import annotations
 import unicodedata
 from decimal import Decimal
 
-from daemon.scoring.arithmetic import display, round_half_up
-from daemon.web.charts import escape
 from daemon.config.model import Config
 from daemon.errors import NotFound
+from daemon.scoring.arithmetic import display, round_half_up
 from daemon.store import Store
+from daemon.web.charts import escape
 
 __all__ = ["BANDS", "NO_DATA", "badge_svg", "colour_for", "figure_badge", "pillar_badge", "project_badge", "text_width"]
 

@@ -25,14 +25,13 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from collectors.evidence import Evidence, evidence_key
-
 from daemon import __version__, queries
-from daemon.scoring.arithmetic import display
-from daemon.web.charts import Point, trend_svg
 from daemon.config.model import Config, Project
-from daemon.web.report import main_gaps, missing_next
+from daemon.scoring.arithmetic import display
 from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot
 from daemon.store import Store
+from daemon.web.charts import Point, trend_svg
+from daemon.web.report import main_gaps, missing_next
 
 __all__ = ["HISTORY_LIMIT", "content_security_policy", "docs", "index", "page"]
 

@@ -17,8 +17,8 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from daemon.web.api import ConfigSource, api_token, create_app
 from daemon.errors import ListenError
+from daemon.web.api import ConfigSource, api_token, create_app
 
 __all__ = ["ApiServer"]
 

@@ -37,12 +37,12 @@ import httpx
 import pytest
 
 from collectors.evidence import EvidenceRequest
-from collectors.junit import JUnitSource, collect as collect_junit
+from collectors.junit import JUnitSource
+from collectors.junit import collect as collect_junit
 from daemon import cli
 from daemon.config.loading import load_config
 from daemon.run.runner import run_projects
 from daemon.store import Store
-
 from tests.support.api import running
 from tests.support.database import store_problems
 from tests.support.git import GitRepo

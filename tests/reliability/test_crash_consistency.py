@@ -35,6 +35,7 @@ The kill moments come from a seeded random.Random (printed; replay with
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -124,7 +125,7 @@ def expected_alerts(db: Path) -> dict[str, list[tuple[str, str | None]]]:
     for index, subject in enumerate(SUBJECTS, start=1):
         intervals: list[tuple[str, str | None]] = []
         baseline = None  # of the open alert
-        for previous, current in zip(series, series[1:]):
+        for previous, current in itertools.pairwise(series):
             taken_at, before, now = current[0], previous[index], current[index]
             if baseline is not None and now >= baseline:
                 intervals[-1] = (intervals[-1][0], taken_at)
@@ -188,7 +189,7 @@ def test_kill_9_at_random_moments_loses_no_alert_and_delivers_each_once_past_the
             else:
                 daemon = DaemonProcess(tmp_path).start()
                 live = daemon.proc
-                first = wait_for(lambda: receiver.in_epoch(n), timeout=30, what=f"a delivery in iteration {n}", logs=logs)[0]
+                first = wait_for(lambda n=n: receiver.in_epoch(n), timeout=30, what=f"a delivery in iteration {n}", logs=logs)[0]
                 pending = query(db, "SELECT count(*) FROM outbox WHERE state = 'pending'")[0][0]
                 it = Iteration(n, "daemon", rng.uniform(0, ANSWER_DELAY * max(2, pending)))
                 time.sleep(max(0.0, first.at + it.delay - time.monotonic()))

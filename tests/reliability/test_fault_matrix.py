@@ -101,7 +101,6 @@ from daemon.config.model import Config
 from daemon.run.runner import run_projects
 from daemon.scoring.snapshot import Snapshot
 from daemon.store import Store
-
 from tests.support.database import query, store_problems
 from tests.support.git import GitRepo
 from tests.support.git_remote import GitRemote
@@ -636,7 +635,7 @@ def test_the_daemon_logs_a_full_disk_in_one_line_and_carries_on_when_space_retur
     lines = logs.splitlines()
     refused = [line for line in lines if "cannot write the database" in line]
     assert refused and all(line.endswith("database or disk is full") for line in refused), refused
-    assert all(line[:2] == "20" for line in lines), "every log line is a whole record: " + next(l for l in lines if l[:2] != "20")
+    assert all(line[:2] == "20" for line in lines), "every log line is a whole record: " + next(line for line in lines if line[:2] != "20")
     assert store_problems(db, pillars=1, criteria=criteria) == []
     assert [overall for _, overall, _ in snapshot_rows(db)] == [0.0, 100.0]
 

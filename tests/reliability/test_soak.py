@@ -15,6 +15,7 @@ alert message was delivered.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
@@ -199,7 +200,7 @@ def test_200_one_second_cycles_over_changing_repositories_keep_memory_and_descri
     for project in PROJECTS:
         runs = finished_runs(db, project)[:CYCLES]
         dues = [datetime.fromisoformat(d.replace("Z", "+00:00")) for d, _ in runs]
-        gaps = [(a, b) for a, b in zip(dues, dues[1:]) if b - a != timedelta(seconds=1)]
+        gaps = [(a, b) for a, b in itertools.pairwise(dues) if b - a != timedelta(seconds=1)]
         assert len(runs) == CYCLES and not gaps, f"{project}: due times not contiguous: {gaps[:5]}"
         outcomes = Counter(o for _, o in runs)
         print(f"soak: {project}: runs {dict(outcomes)}")

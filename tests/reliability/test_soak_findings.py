@@ -27,9 +27,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import yaml
 
-from daemon.run.schedule import Schedule
+from daemon.config.schedule import Schedule
 from daemon.store import Store
-
 from tests.support.daemon_config import config_body
 
 pytestmark = pytest.mark.reliability
@@ -81,7 +80,7 @@ def test_a_commit_by_the_other_connection_between_read_and_write_is_not_a_failur
 
 def test_health_file_written_by_several_score_jobs_at_once_is_never_an_error(tmp_path, caplog):
     """The score jobs of two projects run on the scheduler's pool and may finish together."""
-    from daemon.run.service import Daemon
+    from daemon.service import Daemon
 
     (tmp_path / "pw.yaml").write_text(yaml.safe_dump(config_body(tmp_path / "repo", "http://127.0.0.1:9/hook")))
     daemon = Daemon(tmp_path / "pw.yaml", api=False)

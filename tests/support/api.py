@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from daemon.web.server import ApiServer
 from daemon.config.model import Config
 from daemon.config.settings import ApiSettings
+from daemon.web.server import ApiServer
 
 
 def with_api(config: Config, **settings: Any) -> Config:

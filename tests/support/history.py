@@ -27,7 +27,6 @@ from daemon.config.loading import load_config
 from daemon.config.model import Config
 from daemon.run.runner import run_projects
 from daemon.store import Store
-
 from tests.support.git import GitRepo
 
 DAY0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)

@@ -9,21 +9,9 @@ delivery fault.
 from __future__ import annotations
 
 from daemon.alerting.notify._common import SendResult
-from daemon.alerting.notify.channels import AppriseChannel, Channel, EmailChannel, LogChannel, Route, SlackChannel, WebhookChannel, route
+from daemon.alerting.notify.channels import route
 from daemon.alerting.notify.sender import DeliveryReport, SendControl, deliver_due, notify
+from daemon.config.alerts import AppriseChannel, Channel, EmailChannel, LogChannel, Route, SlackChannel, WebhookChannel
 
-__all__ = [
-    "AppriseChannel",
-    "Channel",
-    "DeliveryReport",
-    "EmailChannel",
-    "LogChannel",
-    "Route",
-    "SendControl",
-    "SendResult",
-    "SlackChannel",
-    "WebhookChannel",
-    "deliver_due",
-    "notify",
-    "route",
-]
+__all__ = ["AppriseChannel", "Channel", "DeliveryReport", "EmailChannel", "LogChannel", "Route", "SendControl",
+           "SendResult", "SlackChannel", "WebhookChannel", "deliver_due", "notify", "route"]

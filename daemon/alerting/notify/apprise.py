@@ -15,11 +15,11 @@ import logging
 import re
 from datetime import datetime
 
-from daemon.alerting.rules import AlertMessage
 from collectors.secrets import SecretMissing, one_line, redact_url, require_secret, scrub, url_secrets
 from daemon.alerting.notify._common import MESSAGE_LIMIT, SendResult, failed, hide_in_logs
 from daemon.alerting.notify._http import permanence
-from daemon.alerting.notify.channels import AppriseChannel
+from daemon.alerting.rules import AlertMessage
+from daemon.config.alerts import AppriseChannel
 
 # Apprise's HTTP plugins end a failure's log line with the status: "..., error=400."
 _STATUS = re.compile(r"\berror=([1-5][0-9]{2})\b")
@@ -30,7 +30,7 @@ _NOTIFY_TYPES = {"critical": "failure", "warning": "warning", "info": "info"}
 
 def send(channel: AppriseChannel, message: AlertMessage, *, idempotency_key: str, now: datetime) -> SendResult:
     """Notify through the channel's Apprise URL, exactly one attempt."""
-    import apprise as _apprise
+    import apprise as _apprise  # heavy (every plugin): loaded only when a message goes through Apprise
 
     try:
         url = require_secret("Apprise URL", env=channel.url_env, file=channel.url_file, value=channel.url)

@@ -12,11 +12,11 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from daemon.alerting.rules import AlertMessage
-from daemon.scoring.snapshot import rfc3339
 from collectors.secrets import one_line, read_secret, scrub
 from daemon.alerting.notify._common import MESSAGE_LIMIT, SendResult, failed
-from daemon.alerting.notify.channels import EmailChannel
+from daemon.alerting.rules import AlertMessage
+from daemon.config.alerts import EmailChannel
+from daemon.scoring.snapshot import rfc3339
 
 
 def send(channel: EmailChannel, message: AlertMessage, *, idempotency_key: str, now: datetime) -> SendResult:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from daemon.alerting.rules import AlertMessage
 from collectors.secrets import one_line
 from daemon.alerting.notify._common import SendResult
-from daemon.alerting.notify.channels import LogChannel
+from daemon.alerting.rules import AlertMessage
+from daemon.config.alerts import LogChannel
 
 logger = logging.getLogger("pillarwatch.alerts")
 

@@ -31,16 +31,16 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
 
-from daemon.alerting.rules import AlertMessage, OutboxItem
-from daemon.alerting.notify import apprise, email, logchannel, slack, webhook
 from collectors.secrets import SecretMissing, one_line, require_secret
+from daemon.alerting.notify import apprise, email, logchannel, slack, webhook
 from daemon.alerting.notify._common import MESSAGE_LIMIT, SendResult
-from daemon.alerting.notify.channels import AppriseChannel, Channel, EmailChannel, LogChannel, SlackChannel, WebhookChannel
+from daemon.alerting.rules import AlertMessage, OutboxItem
+from daemon.config.alerts import AppriseChannel, Channel, EmailChannel, LogChannel, SlackChannel, WebhookChannel
 
 logger = logging.getLogger("pillarwatch.notify")
 

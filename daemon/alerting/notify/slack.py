@@ -6,11 +6,11 @@ import json
 from datetime import datetime
 from typing import Any
 
-from daemon.alerting.rules import AlertMessage
 from collectors.secrets import SecretMissing, require_secret
 from daemon.alerting.notify._common import SendResult, failed
 from daemon.alerting.notify._http import post
-from daemon.alerting.notify.channels import SlackChannel
+from daemon.alerting.rules import AlertMessage
+from daemon.config.alerts import SlackChannel
 
 # Block Kit limits: a header's text up to 150 characters, a section's up to 3000.
 _HEADER_MAX = 150

@@ -16,12 +16,12 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
-from daemon.alerting.rules import AlertMessage
-from daemon.scoring.snapshot import rfc3339
 from collectors.secrets import SecretMissing, require_secret
 from daemon.alerting.notify._common import SendResult, failed
 from daemon.alerting.notify._http import post
-from daemon.alerting.notify.channels import WebhookChannel
+from daemon.alerting.rules import AlertMessage
+from daemon.config.alerts import WebhookChannel
+from daemon.scoring.snapshot import rfc3339
 
 # Alertmanager writes the zero time as endsAt while an alert fires.
 _ZERO_TIME = "0001-01-01T00:00:00Z"

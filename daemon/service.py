@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -29,6 +28,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_J
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from daemon.alerting.notify import SendControl
 from daemon.config.loading import load_config
 from daemon.config.model import Config
 from daemon.errors import PillarwatchError
@@ -36,10 +36,9 @@ from daemon.run.executor import Executor, make_executor
 from daemon.run.health import health, write_health
 from daemon.run.jobs import Abandoned, build_job, requests_by_source
 from daemon.run.lock import DaemonLock
-from daemon.alerting.notify import SendControl
 from daemon.run.record import deliver_pending, record
 from daemon.scoring.snapshot import rfc3339
-from daemon.store import Store
+from daemon.store import DatabaseError, Store
 
 if TYPE_CHECKING:
     from daemon.web.server import ApiServer
@@ -217,7 +216,7 @@ class Daemon:
             self._running += 1
         try:
             self._collect(project_id, source_id)
-        except sqlite3.Error as exc:  # a full disk: nothing of this run is stored, the next run tries again
+        except DatabaseError as exc:  # a full disk: nothing of this run is stored, the next run tries again
             _write_failed(f"{project_id}/{source_id}: run not recorded", exc)
         finally:
             with self._running_changed:
@@ -287,7 +286,7 @@ class Daemon:
                 results = self.store.latest_results(project_id)
                 ordered = [results[s.id] for s in project.sources if s.id in results]
                 recorded = record(self.store, self.config, project, ordered, now=now)
-        except sqlite3.Error as exc:  # rolled back whole; scored again after the next run (or at shutdown)
+        except DatabaseError as exc:  # rolled back whole; scored again after the next run (or at shutdown)
             self._dirty.add(project_id)
             _write_failed(f"{project_id}: snapshot not stored", exc)
             return
@@ -309,7 +308,7 @@ class Daemon:
             return
         try:
             report = deliver_pending(self.sender_store, self.config, now=utcnow(), control=self._sends)
-        except sqlite3.Error as exc:  # the outbox keeps what is due: the next round sends it
+        except DatabaseError as exc:  # the outbox keeps what is due: the next round sends it
             _write_failed("delivery", exc)
             return
         finally:
@@ -318,7 +317,7 @@ class Daemon:
             log.info("delivery: %s", report)
 
     def _prune_job(self) -> None:
-        """Thin old snapshots by the `retention:` tiers (see daemon.run.retention); one log line."""
+        """Thin old snapshots by the `retention:` tiers (see daemon.config.retention); one log line."""
         assert self.store is not None
         policy = self.config.retention
         if not policy.enabled:
@@ -332,7 +331,7 @@ class Daemon:
             except PillarwatchError as exc:
                 log.error("retention: %s", exc)
                 continue
-            except sqlite3.Error as exc:
+            except DatabaseError as exc:
                 _write_failed(f"retention of {project.id}", exc)
                 continue
             removed[project.id] = len(pruned.plan.remove)
@@ -362,7 +361,7 @@ class Daemon:
             try:
                 with self._db:
                     self.store.record_run(project_id, source_id, due, outcome=outcome, now=utcnow(), error=error)
-            except sqlite3.Error as exc:
+            except DatabaseError as exc:
                 _write_failed(f"{project_id}/{source_id}: run due {rfc3339(due)} not recorded", exc)
 
     # --- health -----------------------------------------------------------------------
@@ -379,7 +378,7 @@ class Daemon:
             write_health(self.config.health_path, body)
 
 
-def _write_failed(what: str, exc: sqlite3.Error) -> None:
+def _write_failed(what: str, exc: DatabaseError) -> None:
     """One log line for a write the database refused (a full disk); the transaction was rolled back whole."""
     log.error("%s: cannot write the database: %s", what, " ".join(str(exc).split()))
 

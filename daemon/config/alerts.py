@@ -1,0 +1,147 @@
+"""The alerting part of the configuration: a project's ``alerts:`` block, and the
+top-level ``channels:`` and ``routes:``.
+
+``channels:`` is a list of :data:`Channel`, told apart by ``kind``. Secrets are
+named, never written here: a ``*_env`` field names an environment variable and
+a ``*_file`` field a file, both read at send time (see :mod:`collectors.secrets`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from daemon.config.durations import parse_optional_duration
+
+EventKind = Literal["firing", "reminder", "resolved"]
+Severity = Literal["critical", "warning", "info"]
+
+_Id = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+_Timeout = Annotated[float, Field(gt=0, le=300)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _one_source(fields: dict[str, object | None], what: str) -> None:
+    given = [name for name, value in fields.items() if value]
+    if len(given) != 1:
+        raise ValueError(f"{what}: give exactly one of {', '.join(fields)} (got {', '.join(given) or 'none'})")
+
+
+class WebhookChannel(_Strict):
+    """A JSON POST in Alertmanager's webhook format (version 4), signed per Standard Webhooks."""
+
+    kind: Literal["webhook"] = "webhook"
+    id: _Id
+    url: str = Field(description="http(s) URL the JSON is POSTed to")
+    secret_env: str | None = Field(default=None, description='environment variable holding the signing secret ("whsec_<base64>" or raw text)')
+    secret_file: str | None = Field(default=None, description="file holding the signing secret")
+    headers: dict[str, str] = Field(default_factory=dict, description="extra request headers")
+    timeout_seconds: _Timeout = 10
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _secret(self) -> WebhookChannel:
+        if self.secret_env and self.secret_file:
+            raise ValueError("give secret_env or secret_file, not both")
+        return self
+
+
+class _UrlFromSecret(_Strict):
+    """A channel whose whole URL is its secret: exactly one of url_env, url_file or url."""
+
+    url_env: str | None = None
+    url_file: str | None = None
+    url: str | None = None
+    timeout_seconds: _Timeout = 10
+
+    @model_validator(mode="after")
+    def _source(self) -> _UrlFromSecret:
+        _one_source({"url_env": self.url_env, "url_file": self.url_file, "url": self.url}, f"{self.kind} channel")  # type: ignore[attr-defined]
+        return self
+
+
+class SlackChannel(_UrlFromSecret):
+    """A Slack incoming webhook; its URL is a secret, so prefer url_env or url_file."""
+
+    kind: Literal["slack"] = "slack"
+    id: _Id
+
+
+class EmailChannel(_Strict):
+    """Plain-text e-mail over SMTP; credentials come from the environment."""
+
+    kind: Literal["email"] = "email"
+    id: _Id
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    username_env: str | None = None
+    password_env: str | None = None
+    sender: str = Field(min_length=3)
+    to: list[str] = Field(min_length=1)
+    timeout_seconds: _Timeout = 10
+
+    @model_validator(mode="after")
+    def _credentials(self) -> EmailChannel:
+        if bool(self.username_env) != bool(self.password_env):
+            raise ValueError("give both username_env and password_env, or neither")
+        return self
+
+
+class AppriseChannel(_UrlFromSecret):
+    """Any service Apprise knows (ntfy://, gotify://, json://, ...); the URL may hold secrets."""
+
+    kind: Literal["apprise"] = "apprise"
+    id: _Id
+
+
+class LogChannel(_Strict):
+    """One line per message on the ``pillarwatch.alerts`` logger."""
+
+    kind: Literal["log"] = "log"
+    id: _Id
+    level: Literal["debug", "info", "warning", "error", "critical"] = "warning"
+
+
+Channel = Annotated[
+    WebhookChannel | SlackChannel | EmailChannel | AppriseChannel | LogChannel,
+    Field(discriminator="kind"),
+]
+
+
+class Route(_Strict):
+    """Messages matching every given filter go to ``channels``; an omitted filter matches all."""
+
+    channels: list[str] = Field(min_length=1)
+    projects: list[str] | None = None
+    severities: list[Severity] | None = None
+    events: list[EventKind] | None = None
+
+
+class AlertRules(BaseModel):
+    """A project's `alerts:` block."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    threshold: float = Field(default=5.0, gt=0, description="a drop of at least this many % points is a regression")
+    for_: int = Field(default=1, ge=1, alias="for", description="consecutive snapshots the drop must last before firing")
+    repeat_interval: timedelta = Field(default=timedelta(hours=24), description="how often a firing alert is repeated")
+    stale_after: timedelta | None = Field(default=timedelta(hours=6), description="a source failing longer than this fires `source_failing`")
+    overall_below: float | None = Field(default=None, ge=0, le=100, description="a floor for the overall %")
+    severity: Severity = "warning"
+
+    @field_validator("repeat_interval", "stale_after", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_optional_duration(value)
