@@ -394,8 +394,10 @@ def test_head_answers_like_get_on_every_get_route(api, history):
         got, head = api.get(path), api.head(path)
         assert head.status_code == got.status_code, (path, head.status_code, got.status_code)
         assert head.content == b"", path
-        assert {k: v for k, v in head.headers.items() if k != "date"} == \
-            {k: v for k, v in got.headers.items() if k != "date"}, path
+        # /metrics reports ages from the clock: its length may differ by a digit between two scrapes.
+        moving = {"date", "content-length"} if path == "/metrics" else {"date"}
+        assert {k: v for k, v in head.headers.items() if k not in moving} == \
+            {k: v for k, v in got.headers.items() if k not in moving}, path
     # Another method is still refused, and the refusal names both methods that work.
     refused = api.post("/healthz")
     error(refused, 405)
