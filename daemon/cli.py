@@ -367,6 +367,33 @@ def _read_document(file: Path) -> str:
 
 
 @app.command()
+def init(
+    repo: Annotated[Path, typer.Option("--repo", help="The git repository to draft checks from (read at HEAD).")],
+    from_doc: Annotated[Path | None, typer.Option("--from-doc", help="A hand-written progress snapshot: its pillars, criteria and scores.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The configuration file to write.")] = Path(DEFAULT_CONFIG),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the file if it exists.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Write a starting configuration: pillars and criteria from a document (or the four example pillars), checks drafted from the repository."""
+    from daemon.run.initialise import initialise  # the drafting loads only for this command
+
+    with _progress(None, quiet=as_json, label="reading the repository") as progress:
+        outcome = initialise(repo, output, document=from_doc, force=force, now=datetime.now(timezone.utc), progress=progress)
+    if as_json:
+        _print_json(outcome.model_dump(mode="json"))
+        return
+    criteria = [c for p in outcome.pillars for c in p.criteria]
+    out.print(f"{outcome.config}: project {outcome.project}: {len(outcome.pillars)} pillars, {len(criteria)} criteria, "
+              f"{sum(len(c.checks) for c in criteria)} drafted checks (the repository at {outcome.commit[:7]})", markup=False)
+    if outcome.imported is not None and outcome.imported.snapshot is not None:
+        out.print(f"{outcome.imported.path}: the team's judgment imported as snapshot #{outcome.imported.snapshot} of "
+                  f"{outcome.imported.taken_at:%Y-%m-%d}", markup=False)
+    if outcome.not_imported:
+        err.print(f"pillarwatch: warning: scores not imported: {outcome.not_imported}", markup=False, soft_wrap=True)
+    out.print(f"next: pillarwatch check --config {outcome.config}", markup=False)
+
+
+@app.command()
 def prune(
     config: ConfigOption = Path(DEFAULT_CONFIG),
     project: ProjectOption = None,
