@@ -38,7 +38,7 @@ from collectors.regex import compile_regex
 from daemon.run.progress_doc import ClaimedPillar, ProgressDocument
 from daemon.run.words import match_regex, overlap, stems, words_of
 
-__all__ = ["TESTS_GLOB", "Draft", "DraftCheck", "DraftCriterion", "DraftPillar", "RepoView", "StatusDoc", "TestName",
+__all__ = ["TESTS_GLOB", "Draft", "DraftCheck", "DraftCriterion", "DraftPillar", "RepoView", "StatusDoc", "FoundTest",
            "draft_criteria", "draft_from_document", "slug"]
 
 # Where each language keeps its tests by convention (the `tests` preset of the test_cases signal says the same).
@@ -60,7 +60,7 @@ _TEST_NAME = re.compile(r"^(?:test_?\w+|Test[A-Z0-9]\w*|\w+Tests?)$")
 _MAX_TEST_NAMES = 5  # names quoted in a reason
 
 
-class TestName(BaseModel):
+class FoundTest(BaseModel):
     """A test case found at HEAD (the test_cases collector's view: name, its class or describe, where)."""
 
     path: str
@@ -81,7 +81,7 @@ class RepoView(BaseModel):
     commit: str
     files: list[str]
     texts: dict[str, str] = Field(default_factory=dict)  # test files and Markdown documents
-    tests: list[TestName] = Field(default_factory=list)
+    tests: list[FoundTest] = Field(default_factory=list)
     tests_signal: bool = False  # the git source answers `test_cases`
 
 
