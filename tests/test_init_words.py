@@ -82,3 +82,18 @@ def test_a_ratio_line_goes_to_the_criterion_sharing_most_words_and_a_full_one_re
     assert tenant[0].check == {"source": "status", "signal": "ratio", "label": "Tenant isolation suite",
                                "field": "numerator", "transform": {"scale": [0, 10]}}
     assert sources == {"status": "docs/STATUS.md"}
+
+
+def test_mentions_are_files_and_test_names_that_exist_at_head():
+    view = _view(files=["pkg/test_a.py", "README.md"],
+                 texts={"pkg/test_a.py": "def test_quote():\n    pass\n\n\ndef test_other():\n    pass\n"})
+    near = [(4, "Evidence: `test_a.py`, test_quote, README.md; testing ongoing; pkg/missing.py, Durability")]
+    checks = criterion_checks("Quote marks", near, [], view, {"test_a.py": ["pkg/test_a.py"], "README.md": ["README.md"]})
+    assert [(c.check["signal"], c.check.get("glob") or c.check.get("path"), c.start) for c in checks] == [
+        ("content_match", "pkg/test_a.py", 0.5),  # the file, by its name alone: its two test definitions
+        ("content_match", "pkg/test_a.py", 0.5),  # the test name, where it is defined
+        ("file_exists", "README.md", 1.0),
+    ]
+    assert checks[0].check["transform"] == {"scale": [0, 4]}
+    assert checks[0].reason == "document line 4 names pkg/test_a.py: 2 test definition(s) there at HEAD"
+    assert checks[1].check["regex"] == r"\btest_quote\b"

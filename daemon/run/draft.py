@@ -56,7 +56,7 @@ _DEFINITIONS = {
 }
 # Words in a document that may name a file or a test: paths, file names, identifiers.
 _TOKEN = re.compile(r"[\w.\-/]*\w")
-_TEST_NAME = re.compile(r"^(?:test_?\w+|Test[A-Z0-9]\w*|\w+Tests?)$")
+_TEST_NAME = re.compile(r"^(?:test_\w+|test[A-Z]\w*|Test[A-Z0-9]\w*|\w+Tests?)$")
 _MAX_TEST_NAMES = 5  # names quoted in a reason
 
 
