@@ -385,9 +385,10 @@ def init(
     criteria = [c for p in outcome.pillars for c in p.criteria]
     out.print(f"{outcome.config}: project {outcome.project}: {len(outcome.pillars)} pillars, {len(criteria)} criteria, "
               f"{sum(len(c.checks) for c in criteria)} drafted checks (the repository at {outcome.commit[:7]})", markup=False)
-    if outcome.imported is not None and outcome.imported.snapshot is not None:
-        out.print(f"{outcome.imported.path}: the team's judgment imported as snapshot #{outcome.imported.snapshot} of "
-                  f"{outcome.imported.taken_at:%Y-%m-%d}", markup=False)
+    if outcome.imported is not None:
+        done = (f"imported as snapshot #{outcome.imported.snapshot}" if outcome.imported.snapshot is not None
+                else "imported before, kept")
+        out.print(f"{outcome.imported.path}: the team's judgment of {outcome.imported.taken_at:%Y-%m-%d}: {done}", markup=False)
     if outcome.not_imported:
         err.print(f"pillarwatch: warning: scores not imported: {outcome.not_imported}", markup=False, soft_wrap=True)
     out.print(f"next: pillarwatch check --config {outcome.config}", markup=False)

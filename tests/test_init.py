@@ -141,3 +141,12 @@ def test_titles_and_names_that_need_quoting_stay_one_yaml_value(tmp_path: Path):
     assert pillar["title"] == drafted["pillars"][0]["title"]
     assert pillar["criteria"][0]["title"] == drafted["pillars"][0]["criteria"][0]["title"]
     run_cli("check", "--config", "pw.yaml", cwd=tmp_path)
+
+
+def test_init_says_what_it_wrote_and_what_it_imported(tmp_path: Path):
+    layout_repo(tmp_path / "svc", "typescript")
+    _, said = _init(tmp_path, "--repo", "svc", "--from-doc", "svc/docs/PROGRESS.md", "-o", "pw.yaml")
+    assert "pw.yaml: project svc: 2 pillars, 4 criteria, " in said
+    assert f"PROGRESS.md: the team's judgment of {DOC_DATE}: imported as snapshot #1" in said
+    _, said = _init(tmp_path, "--repo", "svc", "--from-doc", "svc/docs/PROGRESS.md", "-o", "pw.yaml", "--force")
+    assert f"PROGRESS.md: the team's judgment of {DOC_DATE}: imported before, kept" in said
