@@ -65,6 +65,9 @@ def test_no_rule_stands_at_one_on_the_first_collect(tmp_path: Path, layout: tupl
     assert all(s is not None and s < 1.0 for s in scores.values()), scores
     # the first criterion has evidence: the test file, the status ratio
     assert scores["Survive restart without semantic drift"] == pytest.approx(0.5)
+    # and the history goes on from there: past commits scored by the drafted rules
+    backfilled = json.loads(run_cli("backfill", "--config", "pw.yaml", "--commits", "5", "--json", cwd=tmp_path).stdout)
+    assert backfilled[0]["added"] == 1
 
 
 def test_the_documents_scores_are_imported_as_the_teams_judgment_at_its_date(tmp_path: Path):
