@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from daemon.run.initialise import read_repository
 from daemon.store import Store
 from tests.support.cli import run_cli
 from tests.support.git import GitRepo
-from tests.support.layouts import DOC_DATE, LAYOUTS, PILLARS, layout_repo, progress_document
+from tests.support.layouts import DOC_DATE, LAYOUTS, PILLARS, WHEN, layout_repo, progress_document
 
 
 def _init(tmp_path: Path, *args: str, code: int = 0) -> tuple[dict | None, str]:
@@ -153,3 +154,16 @@ def test_init_says_what_it_wrote_and_what_it_imported(tmp_path: Path):
     assert f"PROGRESS.md: the team's judgment of {DOC_DATE}: imported as snapshot #1" in said
     _, said = _init(tmp_path, "--repo", "svc", "--from-doc", "svc/docs/PROGRESS.md", "-o", "pw.yaml", "--force")
     assert f"PROGRESS.md: the team's judgment of {DOC_DATE}: imported before, kept" in said
+
+
+def test_file_names_that_are_not_plain_text_are_left_out(tmp_path: Path):
+    repo = layout_repo(tmp_path / "svc", "python-tests")
+    repo.write("tests/test_new\nline.py", "def test_restart_twice():\n    pass\n")
+    (repo.path / "tests").joinpath(b"test_\xff.py".decode("utf-8", "surrogateescape")).write_bytes(b"def test_x():\n    pass\n")
+    repo.commit("odd names", when=WHEN)
+    view, status = read_repository(repo.path)
+    assert "tests/test_restart.py" in view.files and "tests/test_restart.py" in view.texts
+    assert not [p for p in view.files if not p.isprintable()] and not [p for p in view.texts if not p.isprintable()]
+    assert [s.path for s in status] == ["docs/STATUS.md"]
+    _init(tmp_path, "--repo", "svc", "--from-doc", "svc/docs/PROGRESS.md", "-o", "pw.yaml")
+    run_cli("check", "--config", "pw.yaml", cwd=tmp_path)

@@ -35,6 +35,7 @@ from daemon.store import Store
 __all__ = ["InitOutcome", "initialise", "read_repository"]
 
 _MAX_TEXT_BYTES = 1_000_000  # a test file or document larger than this is not read
+_MAX_TOTAL_BYTES = 200_000_000  # nor any once this much was read: memory stays bounded
 _MAX_STATUS_DOCS = 200
 _TIMEOUT_SECONDS = 600.0
 _SKIPPED = ("node_modules/", "vendor/", "third_party/", ".git/")
@@ -60,12 +61,17 @@ def read_repository(path: Path, *, progress: Progress | None = None) -> tuple[Re
         try:
             sha, _ = repo.resolve("HEAD", "branch")
             tree = Tree(repo, sha)
-            files = [p for p in sorted(tree.files) if not p.startswith(_SKIPPED) and "/node_modules/" not in p]
+            # A name that is not printable text (a newline, bytes that are not UTF-8) is left out: no
+            # document can name it, and a configuration could not show it plainly.
+            files = [p for p in sorted(tree.files)
+                     if p.isprintable() and not p.startswith(_SKIPPED) and "/node_modules/" not in p]
             wanted = [p for p in files if is_test_file(p) or p.lower().endswith(".md")]
             texts: dict[str, str] = {}
+            total = 0
             for n, name in enumerate(wanted, 1):
                 entry = tree.files[name]
-                if entry.mode != LINK_MODE and 0 <= entry.size <= _MAX_TEXT_BYTES:
+                if entry.mode != LINK_MODE and 0 <= entry.size <= _MAX_TEXT_BYTES and total + entry.size <= _MAX_TOTAL_BYTES:
+                    total += entry.size
                     data = repo.blob(entry.sha, name)
                     if b"\0" not in data[:BINARY_PROBE]:
                         texts[name] = data.decode("utf-8", errors="replace")
