@@ -72,9 +72,12 @@ def test_no_rule_stands_at_one_on_the_first_collect(tmp_path: Path, layout: tupl
 
 
 def test_the_documents_scores_are_imported_as_the_teams_judgment_at_its_date(tmp_path: Path):
-    layout_repo(tmp_path / "svc", "python-tests")
+    repo = layout_repo(tmp_path / "svc", "python-tests")
     drafted, _ = _init(tmp_path, "--repo", "svc", "--from-doc", "svc/docs/PROGRESS.md", "-o", "pw.yaml", "--json")
     assert drafted["imported"]["taken_at"].startswith(DOC_DATE)
+    # named and placed as `import --from-git` would: the path in the repository, the commit that last changed it
+    assert drafted["imported"]["path"] == "docs/PROGRESS.md"
+    assert drafted["imported"]["commit"] == repo.git("rev-parse", "HEAD")
     history = json.loads(run_cli("history", "--config", "pw.yaml", "--json", cwd=tmp_path).stdout)
     (point,) = history["points"]
     assert point["origin"] == "imported" and point["taken_at"] == f"{DOC_DATE}T00:00:00Z"
@@ -151,9 +154,9 @@ def test_init_says_what_it_wrote_and_what_it_imported(tmp_path: Path):
     layout_repo(tmp_path / "svc", "typescript")
     _, said = _init(tmp_path, "--repo", "svc", "--from-doc", "svc/docs/PROGRESS.md", "-o", "pw.yaml")
     assert "pw.yaml: project svc: 2 pillars, 4 criteria, " in said
-    assert f"PROGRESS.md: the team's judgment of {DOC_DATE}: imported as snapshot #1" in said
+    assert f"docs/PROGRESS.md: the team's judgment of {DOC_DATE}: imported as snapshot #1" in said
     _, said = _init(tmp_path, "--repo", "svc", "--from-doc", "svc/docs/PROGRESS.md", "-o", "pw.yaml", "--force")
-    assert f"PROGRESS.md: the team's judgment of {DOC_DATE}: imported before, kept" in said
+    assert f"docs/PROGRESS.md: the team's judgment of {DOC_DATE}: imported before, kept" in said
 
 
 def test_file_names_that_are_not_plain_text_are_left_out(tmp_path: Path):

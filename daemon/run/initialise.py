@@ -12,7 +12,6 @@ judgment at the document's date (:func:`daemon.run.importer.import_text`).
 from __future__ import annotations
 
 import os
-import posixpath
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -115,7 +114,11 @@ def initialise(repo: Path, output: Path, *, document: Path | None, force: bool, 
     outcome = InitOutcome(config=str(output), project=draft.project, commit=view.commit,
                           document=str(document) if document else None, pillars=draft.pillars)
     if text is not None and document is not None:
-        _import(outcome, output, document, text, now)
+        try:  # a document in the repository is named as `pillarwatch import --from-git` names it
+            named = document.resolve().relative_to(repo.resolve()).as_posix()
+        except ValueError:
+            named = str(document)
+        _import(outcome, output, document, named, text, now)
     return outcome
 
 
@@ -132,14 +135,14 @@ def _write_checked(output: Path, text: str) -> None:
     os.replace(temporary, output)
 
 
-def _import(outcome: InitOutcome, output: Path, document: Path, text: str, now: datetime) -> None:
+def _import(outcome: InitOutcome, output: Path, document: Path, named: str, text: str, now: datetime) -> None:
     """The document's scores as the team's judgment, in the new configuration's store."""
     config = load_config(output)
     project = config.projects[0]
     changed = git_history.last_change(document)
     try:
         with Store.open(config.store_path) as store:
-            outcome.imported = import_text(store, project, text, path=posixpath.basename(str(document)), now=now,
+            outcome.imported = import_text(store, project, text, path=named, now=now,
                                            commit=changed[0] if changed else None,
                                            committed_at=changed[1] if changed else None)
     except InputError as exc:
