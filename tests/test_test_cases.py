@@ -20,6 +20,7 @@ from collectors.evidence import EvidenceRequest
 from collectors.git import GitSource, collect
 from collectors.gitrepo import GLOB_FLAGS
 from collectors.testcases import TESTS_PRESET, find_test_cases, language_of
+from tests.support.cli import run_cli
 from tests.support.git import GitRepo
 from tests.support.listers import go_tests, pytest_functions
 
@@ -405,3 +406,29 @@ def test_the_tests_preset_serves_any_glob_and_an_unknown_preset_is_refused(tmp_p
     assert content.value["files"] == 2
     assert unknown.error is not None and unknown.error.kind == "malformed"
     assert "unknown glob preset '@test' (known: @tests)" in unknown.error.message
+
+
+def test_check_refuses_an_unknown_preset_and_language_in_one_line(tmp_path: Path) -> None:
+    GitRepo(tmp_path / "repo").commit("empty")
+    for bad, says in [('glob: "@test"', "unknown glob preset '@test' (known: @tests)"),
+                      ("language: cobol", "language: input should be 'python', 'go', 'javascript', 'java' or 'rust'")]:
+        (tmp_path / "pw.yaml").write_text(textwrap.dedent(f"""\
+            version: 1
+            store: pw.db
+            projects:
+              - id: svc
+                sources:
+                  - {{id: repo, kind: git, path: repo}}
+                pillars:
+                  - id: p
+                    title: P
+                    criteria:
+                      - id: c
+                        title: C
+                        checks:
+                          - {{source: repo, signal: test_cases, {bad}}}
+            """))
+        proc = run_cli("check", "--config", "pw.yaml", cwd=tmp_path, code=2)
+        (line,) = proc.stderr.strip().splitlines()
+        assert line.startswith("pw.yaml:14: projects[0].pillars[0].criteria[0].checks[0]."), line
+        assert says in line, line
