@@ -53,6 +53,7 @@ __all__ = ["SIGNALS", "CommitsSince", "ContentMatch", "FileAge", "FileCount", "F
 
 _LIST_LIMIT = 20
 _CASE_LIMIT = 50  # test cases listed (each with its file and line) in a `test_cases` answer
+_NAME_CHARS = 200  # a test's name as listed (a JavaScript title can be a whole line)
 # Signals answered from the commit's tree and blobs alone: at the same commit, the same answer.
 _FROM_TREE = frozenset({"file_exists", "file_count", "content_match", "test_cases"})
 _RepoPath = Annotated[str, AfterValidator(repo_path)]
@@ -246,9 +247,10 @@ class _Reader:
                 continue
             found += [c for c in cases if regex is None or regex.search(c.name) or regex.search(c.path)
                       or (c.scope is not None and regex.search(c.scope))]
-        names = sorted("::".join(filter(None, (path_text(c.path), c.scope, c.name))) for c in found)
+        names = sorted("::".join(filter(None, (path_text(c.path), c.scope, c.name[:_NAME_CHARS]))) for c in found)
         value = {"count": len(found), "files": len({c.path for c in found}), "names": names[:_CASE_LIMIT],
-                 "cases": [{"path": path_text(c.path), "line": c.line, "name": c.name} for c in found[:_CASE_LIMIT]],
+                 "cases": [{"path": path_text(c.path), "line": c.line, "name": c.name[:_NAME_CHARS]}
+                           for c in found[:_CASE_LIMIT]],
                  "skipped": skipped[:_LIST_LIMIT]}
         return value, found[0].path if found else None, found[0].line if found else None
 

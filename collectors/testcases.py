@@ -121,7 +121,7 @@ _Def = ast.FunctionDef | ast.AsyncFunctionDef
 def _python(path: str, text: str) -> _Found:
     try:
         module = ast.parse(text, filename=path)
-    except (SyntaxError, ValueError):  # ValueError: a NUL byte
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # a NUL byte; nesting deeper than the parser goes
         return
     found: dict[tuple[str | None, str], int] = {}  # a name defined twice is the last definition, as pytest sees it
     for node in _statements(module.body):
@@ -181,12 +181,13 @@ _GO_TEST = compile_regex(r"^func\s+(Test(?:[^a-z\W]\w*)?)\s*\(\s*\w*\s*\*testing
 _RUST_ATTRIBUTE = compile_regex(r"^\s*#\[\s*(?:\w+::)*test\s*[\](]")
 _RUST_FN = compile_regex(r"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:(?:async|const|unsafe|extern(?:\s+\"[^\"]*\")?)\s+)*"
                          r"fn\s+([A-Za-z_]\w*)")
-_LINE_COMMENT = compile_regex(r"^\s*(?://|/?\*)")
+_COMMENT_STARTS = ("//", "/*", "*")  # a line comment or a line of a block comment
+_JS_WORDS = ("it", "test", "describe", "context", "suite")
 
 
 def _go(path: str, text: str) -> _Found:
     for number, line in enumerate(text.splitlines(), 1):
-        m = _GO_TEST.search(line)
+        m = _GO_TEST.search(line) if line.startswith("func") else None
         if m:
             yield number, str(m.group(1)), None
 
@@ -194,9 +195,9 @@ def _go(path: str, text: str) -> _Found:
 def _rust(path: str, text: str) -> _Found:
     pending = False
     for number, line in enumerate(text.splitlines(), 1):
-        if _LINE_COMMENT.search(line):
+        if line.lstrip().startswith(_COMMENT_STARTS):
             continue
-        if _RUST_ATTRIBUTE.search(line):
+        if "#[" in line and _RUST_ATTRIBUTE.search(line):
             pending = True
         m = _RUST_FN.search(line) if pending else None
         if m:
@@ -220,6 +221,9 @@ _KOTLIN_FUN = compile_regex(r"\bfun\s+(?:<[^>]*>\s*)?(?:[\w.]+\.)?(`[^`]+`|[A-Za
 _Event = tuple[int, str, str]
 
 
+_SCOPE_CHARS = 500  # a scope deeper than this is cut: memory stays linear in the file
+
+
 @dataclass(slots=True)
 class _Scope:
     name: str
@@ -235,27 +239,32 @@ def _scoped(text: str, events: Callable[[str], list[_Event]], joiner: str, *, bl
     """
     stack: list[_Scope] = []
     depth, pending = 0, False
+    shown: str | None = None  # the scope as text, joined again only after the stack changed
     for number, line in enumerate(text.splitlines(), 1):
-        if _LINE_COMMENT.search(line):
+        if line.lstrip().startswith(_COMMENT_STARTS):
             continue
         for _, kind, value in sorted(events(line)):
             if kind == "{":
                 if stack and not stack[-1].opened:
-                    stack[-1].opened = True
+                    stack[-1].opened, shown = True, None
                 depth += 1
             elif kind == "}":
                 depth = max(depth - 1, 0)
                 while stack and stack[-1].depth >= depth:
                     stack.pop()
+                    shown = None
             elif kind == "scope":
                 if stack and not stack[-1].opened:
                     stack.pop()
                 stack.append(_Scope(value, depth))
+                shown = None
             elif kind == "mark":
                 pending = True
             elif kind == "test" or (kind == "method" and pending):
                 pending = False
-                yield number, value, joiner.join(s.name for s in stack if s.opened) or None
+                if shown is None:
+                    shown = joiner.join(s.name for s in stack if s.opened)[:_SCOPE_CHARS]
+                yield number, value, shown or None
         if block_on_line and stack and not stack[-1].opened:
             stack.pop()
 
@@ -266,6 +275,8 @@ def _braces(line: str) -> list[_Event]:
 
 def _js_events(line: str) -> list[_Event]:
     found = _braces(line)
+    if "(" not in line or not any(word in line for word in _JS_WORDS):
+        return found  # cheaper than asking RE2
     for m in _JS_CALL.finditer(line):
         call, modifier = m.group(1), m.group(2)
         title = next((t for t in (m.group(3), m.group(4), m.group(5)) if t is not None), "")
@@ -276,14 +287,15 @@ def _js_events(line: str) -> list[_Event]:
 
 
 def _java_events(line: str, kotlin: bool) -> list[_Event]:
-    line = _JAVA_STRING.sub('""', line) if not kotlin else line
+    line = _JAVA_STRING.sub('""', line) if '"' in line and not kotlin else line
     found = _braces(line)
-    found += [(m.start(1), "scope", str(m.group(1))) for m in _JAVA_CLASS.finditer(line)]
-    marks = list(_JAVA_TEST.finditer(line))
+    if any(word in line for word in ("class", "interface", "object")):
+        found += [(m.start(1), "scope", str(m.group(1))) for m in _JAVA_CLASS.finditer(line)]
+    marks = list(_JAVA_TEST.finditer(line)) if "@" in line else []
     found += [(m.start(), "mark", "") for m in marks]
     after = _skip_arguments(line, marks[-1].end() - 1) if marks else 0
     method = _KOTLIN_FUN if kotlin else _JAVA_METHOD
-    m = method.search(line[after:])
+    m = method.search(line[after:]) if "(" in line else None
     if m:
         found.append((after + m.start(1), "method", str(m.group(1)).strip("`")))
     return found

@@ -338,6 +338,9 @@ def test_line_based_languages_find_their_known_tests(path: str, text: str, expec
 def test_a_python_file_that_does_not_parse_defines_no_test_and_other_files_none() -> None:
     assert find_test_cases("tests/test_x.py", "def test_broken(:\n") == []
     assert find_test_cases("tests/test_x.py", "def test_nul():\n    pass\n\0") == []
+    # Deeper than CPython's parser goes (RecursionError, MemoryError inside ast.parse): no test, no crash.
+    assert find_test_cases("tests/test_x.py", "def test_a():\n    pass\nx = " + "+".join(["1"] * 200_000)) == []
+    assert find_test_cases("tests/test_x.py", "def test_a():\n    pass\nx = " + "-" * 500_000 + "1") == []
     assert find_test_cases("src/app.py", "def test_not_a_test_file():\n    pass\n") == []
 
 
