@@ -23,6 +23,16 @@ from collectors.testcases import TESTS_PRESET, find_test_cases, language_of
 from tests.support.cli import run_cli
 from tests.support.git import GitRepo
 from tests.support.listers import go_tests, pytest_functions
+from tests.support.sample_tests import (
+    JAVA,
+    JAVA_CASES,
+    KOTLIN,
+    KOTLIN_CASES,
+    RUST,
+    RUST_CASES,
+    TYPESCRIPT,
+    TYPESCRIPT_CASES,
+)
 
 NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
 
@@ -214,120 +224,12 @@ def test_go_count_is_what_go_test_list_lists(tmp_path: Path) -> None:
 
 # -- plain-text fixtures ------------------------------------------------------------------------------------------------
 
-_TYPESCRIPT = """\
-import { describe, it, expect, test } from "vitest";
-
-// it("a commented-out test", () => {});
-describe("cart", () => {
-  it("adds an item", () => {
-    expect(/x/.test("x")).toBe(true);
-  });
-
-  describe('totals', function () {
-    test(`sums ${"prices"}`, async () => {});
-    it.only("rounds half up", () => {});
-    it.each([1, 2])("each row %s is not counted", (n) => {});
-    it.todo("a todo is not counted");
-  });
-
-  it.skip("a skipped test still exists", () => {});
-});
-
-describe("uses a named suite", suite);
-
-test("at the top", () => { expect(1).toBe(1) });
-"""
-_TYPESCRIPT_CASES = [
-    (5, "cart", "adds an item"), (10, "cart > totals", 'sums ${"prices"}'), (11, "cart > totals", "rounds half up"),
-    (16, "cart", "a skipped test still exists"), (21, None, "at the top"),
-]
-
-_JAVA = """\
-package shop;
-
-import org.junit.jupiter.api.*;
-
-class OrderServiceTest
-{
-    @Test
-    void placesAnOrder() {
-        String s = "class Decoy { @Test void no() {} }";
-    }
-
-    @Test(timeout = 100) public void withArguments() throws Exception {
-    }
-
-    @org.junit.jupiter.api.Test
-    @DisplayName("a (displayed) name")
-    void qualified() {}
-
-    // @Test
-    void helper() {}
-
-    @Nested
-    class WhenEmpty {
-        @ParameterizedTest
-        @ValueSource(ints = {1, 2})
-        void parametrisedOnce(int n) {}
-    }
-
-    @TestFactory
-    Stream<DynamicTest> factoryIsNotATest() { return null; }
-
-    @RepeatedTest(3)
-    void repeatedOnce() {}
-}
-"""
-_JAVA_CASES = [
-    (8, "OrderServiceTest", "placesAnOrder"), (12, "OrderServiceTest", "withArguments"),
-    (17, "OrderServiceTest", "qualified"), (26, "OrderServiceTest.WhenEmpty", "parametrisedOnce"),
-    (33, "OrderServiceTest", "repeatedOnce"),
-]
-
-_KOTLIN = """\
-class CartTest {
-    @Test
-    fun `adds an item`() {}
-
-    @Test fun removes() = runTest { }
-
-    fun helper() {}
-}
-"""
-_KOTLIN_CASES = [(3, "CartTest", "adds an item"), (5, "CartTest", "removes")]
-
-_RUST = """\
-pub fn total(xs: &[i32]) -> i32 { xs.iter().sum() }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sums() { assert_eq!(total(&[1, 2]), 3); }
-
-    #[test]
-    #[should_panic]
-    fn panics() { panic!() }
-
-    #[tokio::test(flavor = "multi_thread")]
-    async fn runs_async() {}
-
-    // #[test]
-    fn not_a_test() {}
-
-    #[test_case(1)]
-    fn test_case_is_another_macro(n: i32) {}
-}
-"""
-_RUST_CASES = [(8, None, "sums"), (12, None, "panics"), (15, None, "runs_async")]
-
 
 @pytest.mark.parametrize(("path", "text", "expected"), [
-    ("web/cart.test.ts", _TYPESCRIPT, _TYPESCRIPT_CASES),
-    ("shop/src/test/java/shop/OrderServiceTest.java", _JAVA, _JAVA_CASES),
-    ("app/src/test/kotlin/CartTest.kt", _KOTLIN, _KOTLIN_CASES),
-    ("src/lib.rs", _RUST, _RUST_CASES),
+    ("web/cart.test.ts", TYPESCRIPT, TYPESCRIPT_CASES),
+    ("shop/src/test/java/shop/OrderServiceTest.java", JAVA, JAVA_CASES),
+    ("app/src/test/kotlin/CartTest.kt", KOTLIN, KOTLIN_CASES),
+    ("src/lib.rs", RUST, RUST_CASES),
 ], ids=["typescript", "java", "kotlin", "rust"])
 def test_line_based_languages_find_their_known_tests(path: str, text: str, expected: list) -> None:
     found = find_test_cases(path, text)
@@ -351,13 +253,13 @@ def test_test_cases_match_language_fields_and_provenance(tmp_path: Path) -> None
     repo = GitRepo(tmp_path / "mixed")
     repo.write("pkg/test_restart.py", "import os\n\ndef test_survives():\n    pass\n\ndef test_other():\n    pass\n")
     repo.write("tests/test_io.py", "\n\nclass TestRetry:\n    def test_backoff(self):\n        pass\n")
-    repo.write("web/cart.test.ts", _TYPESCRIPT)
-    repo.write("src/lib.rs", _RUST)
+    repo.write("web/cart.test.ts", TYPESCRIPT)
+    repo.write("src/lib.rs", RUST)
     repo.write("tests/blob.py", b"\0\0def test_binary(): pass\n")
     repo.write("docs/restart.md", "def test_in_docs(): pass\n")
     repo.commit("mixed")
     every = _ask(repo.path)
-    assert every.value["count"] == 3 + len(_TYPESCRIPT_CASES) + len(_RUST_CASES)
+    assert every.value["count"] == 3 + len(TYPESCRIPT_CASES) + len(RUST_CASES)
     assert every.value["files"] == 4
     assert every.value["skipped"] == [{"path": "tests/blob.py", "reason": "binary"}]
     assert every.value["names"] == sorted(every.value["names"])
