@@ -122,7 +122,8 @@ class Head(SignalParams):
 SIGNALS = signal_table(FileExists, FileCount, ContentMatch, TestCases, FileAge, CommitsSince, Head)
 
 
-def _shown(value: dict[str, Any], path: str | None, line: int | None = None) -> tuple[dict[str, Any], str | None, int | None]:
+def _shown(value: dict[str, Any], path: str | None,
+           line: int | None = None) -> tuple[dict[str, Any], str | None, int | None]:
     """A fresh answer with its file names as text (:func:`path_text`): names are bytes, evidence is JSON."""
     if "paths" in value:
         value = {**value, "paths": [path_text(p) for p in value["paths"]]}
