@@ -145,7 +145,21 @@ def explanation(pillar: PillarScore, criterion: CriterionScore, snapshot: Snapsh
             f"{check.score:.2f}" if check.score is not None else "–",
             _esc(provenance(found)) if found else "",
         )
-    return Group(head, table)
+    return Group(head, table, *_listed_cases(criterion))
+
+
+def _listed_cases(criterion: CriterionScore) -> list[str]:
+    """Each test case a `test_cases` evidence lists (a bounded list), as ``path:line name``."""
+    lines = []
+    for found in criterion.evidence:
+        cases = (found.value or {}).get("cases") if found.signal == "test_cases" else None
+        if cases:
+            more = (found.value or {}).get("count", len(cases)) - len(cases)
+            asked = ", ".join(f"{k}={v}" for k, v in found.params.items())
+            lines.append(f"test cases of {_esc(found.source)}" + (f" ({_esc(asked)})" if asked else "")
+                         + (f": the first {len(cases)}, {more} more" if more > 0 else ""))
+            lines += [f"  {_esc(c['path'])}:{c['line']} {_esc(c['name'])}" for c in cases]
+    return lines
 
 
 def _value(value: object) -> str:
