@@ -11,9 +11,10 @@ too, as the git kind's source model and its file reader.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
@@ -36,6 +37,7 @@ from collectors.gitrepo import (
     BINARY_PROBE,
     FAULTS,
     LINK_MODE,
+    Entry,
     GitSource,
     Repository,
     Tree,
@@ -44,20 +46,25 @@ from collectors.gitrepo import (
     repo_path,
 )
 from collectors.regex import compile_regex, regex_param
+from collectors.testcases import Language, TestCase, find_test_cases, glob_param, language_of
 
 __all__ = ["SIGNALS", "CommitsSince", "ContentMatch", "FileAge", "FileCount", "FileExists", "GitSource", "Head",
-           "collect", "read_text"]
+           "TestCases", "collect", "read_text"]
 
 _LIST_LIMIT = 20
+_CASE_LIMIT = 50  # test cases listed (each with its file and line) in a `test_cases` answer
+_NAME_CHARS = 200  # a test's name as listed (a JavaScript title can be a whole line)
 # Signals answered from the commit's tree and blobs alone: at the same commit, the same answer.
-_FROM_TREE = frozenset({"file_exists", "file_count", "content_match"})
+_FROM_TREE = frozenset({"file_exists", "file_count", "content_match", "test_cases"})
 _RepoPath = Annotated[str, AfterValidator(repo_path)]
+# A glob, or a named preset such as `@tests` (collectors.testcases.GLOB_PRESETS).
+_Glob = Annotated[str, Field(min_length=1), AfterValidator(glob_param)]
 
 
 class FileExists(SignalParams):
     signal: Literal["file_exists"] = "file_exists"
     path: _RepoPath | None = None
-    glob: str | None = Field(default=None, min_length=1)
+    glob: _Glob | None = None
     default_field, default_transform = "exists", "bool"
 
     @model_validator(mode="after")
@@ -69,17 +76,29 @@ class FileExists(SignalParams):
 
 class FileCount(SignalParams):
     signal: Literal["file_count"] = "file_count"
-    glob: str = Field(min_length=1)
+    glob: _Glob
     default_field, default_transform = "count", "bool"
 
 
 class ContentMatch(SignalParams):
     signal: Literal["content_match"] = "content_match"
-    glob: str = Field(min_length=1)
+    glob: _Glob
     regex: str
     default_field, default_transform = "matches", "bool"
 
     _re2 = field_validator("regex")(lambda cls, v: regex_param(v))
+
+
+class TestCases(SignalParams):
+    __test__: ClassVar[bool] = False  # a parameter model, not a pytest test class
+
+    signal: Literal["test_cases"] = "test_cases"
+    glob: _Glob = "@tests"
+    match: str | None = None
+    language: Language | None = None
+    default_field, default_transform = "count", "bool"
+
+    _re2 = field_validator("match")(lambda cls, v: v if v is None else regex_param(v))
 
 
 class FileAge(SignalParams):
@@ -100,16 +119,17 @@ class Head(SignalParams):
     default_field, default_transform = "age_days", None
 
 
-SIGNALS = signal_table(FileExists, FileCount, ContentMatch, FileAge, CommitsSince, Head)
+SIGNALS = signal_table(FileExists, FileCount, ContentMatch, TestCases, FileAge, CommitsSince, Head)
 
 
-def _shown(value: dict[str, Any], path: str | None) -> tuple[dict[str, Any], str | None]:
+def _shown(value: dict[str, Any], path: str | None,
+           line: int | None = None) -> tuple[dict[str, Any], str | None, int | None]:
     """A fresh answer with its file names as text (:func:`path_text`): names are bytes, evidence is JSON."""
     if "paths" in value:
         value = {**value, "paths": [path_text(p) for p in value["paths"]]}
     if "skipped" in value:
         value = {**value, "skipped": [{**s, "path": path_text(s["path"])} for s in value["skipped"]]}
-    return value, None if path is None else path_text(path)
+    return value, None if path is None else path_text(path), line
 
 
 class _Reader:
@@ -121,6 +141,8 @@ class _Reader:
         self.tree = Tree(repo, sha)
         self._held = held or {}  # the previous result's holds_until, for this same commit
         self.holds_until: dict[str, datetime | None] = {}
+        # (path, blob id) -> its test cases (None: a binary file), each blob read once for every request
+        self._cases: dict[tuple[str, str], list[TestCase] | None] = {}
 
     @property
     def committed(self) -> int:
@@ -132,16 +154,18 @@ class _Reader:
     def evidence(self, request: EvidenceRequest, observed_at: datetime, known: Evidence | None = None) -> Evidence:
         """One request's answer; ``known`` is the answer read from this same commit before, reused where it can be."""
 
-        def item(value: dict[str, Any] | None, error: EvidenceError | None = None, path: str | None = None) -> Evidence:
+        def item(value: dict[str, Any] | None, error: EvidenceError | None = None, path: str | None = None,
+                 line: int | None = None) -> Evidence:
             return Evidence(source=self.repo.source.id, signal=request.signal, params=request.params, value=value,
-                            error=error, provenance=Provenance(commit=self.sha, path=path), observed_at=observed_at)
+                            error=error, provenance=Provenance(commit=self.sha, path=path, line=line),
+                            observed_at=observed_at)
 
         try:
             params = signal_params("git", SIGNALS, request)
         except SourceFault as fault:
             return item(None, fault.error)
         if known is not None and known.value is not None and request.signal in _FROM_TREE:
-            return item(known.value, path=known.provenance.path)
+            return item(known.value, path=known.provenance.path, line=known.provenance.line)
         if known is not None and known.value is not None and request.signal == "file_age":
             return item(self._file_age_again(known.value, known.observed_at), path=known.provenance.path)
         if isinstance(params, CommitsSince):
@@ -152,10 +176,10 @@ class _Reader:
                     self.holds_until[key] = until
                     return item(known.value, path=known.provenance.path)
             value, path, self.holds_until[key] = self._commits_since(params)
-            value, path = _shown(value, path)
+            value, path, _ = _shown(value, path)
             return item(value, path=path)
-        value, path = _shown(*getattr(self, "_" + request.signal)(params))
-        return item(value, path=path)
+        value, path, line = _shown(*getattr(self, "_" + request.signal)(params))
+        return item(value, path=path, line=line)
 
     def _file_exists(self, p: FileExists) -> tuple[dict[str, Any], str | None]:
         name = None if p.path is None else path_from_text(p.path)  # a name as evidence shows it
@@ -170,29 +194,66 @@ class _Reader:
         present = self.tree.glob(p.glob)
         return {"count": len(present), "paths": present[:_LIST_LIMIT]}, present[0] if present else None
 
-    def _content_match(self, p: ContentMatch) -> tuple[dict[str, Any], str | None]:
+    def _readable(self, pattern: str) -> Iterator[tuple[str, Entry | None, str | None]]:
+        """(path, blob, why it cannot be read or None) of each file matching `pattern`, in path order."""
         files, outside = self.tree.files, self.tree.outside
-        regex = compile_regex(p.regex, multiline=True)
-        matched: list[str] = []
-        skipped: list[dict[str, str]] = []
-        total = 0
-        for path in self.tree.glob(p.glob, sorted(set(files) | outside)):
+        for path in self.tree.glob(pattern, sorted(set(files) | outside)):
             entry = files.get(path)
             reason = ("symlink_outside" if entry is None else "symlink_broken" if entry.mode == LINK_MODE
                       else "too_large" if entry.size > self.repo.source.max_file_bytes else None)
-            data = b"" if entry is None or reason else self.repo.blob(entry.sha, path)
-            if not reason and b"\0" in data[:BINARY_PROBE]:
-                reason = "binary"
-            if reason:
-                skipped.append({"path": path, "reason": reason})
+            yield path, entry, reason
+
+    def _text(self, entry: Entry, path: str) -> str | None:
+        """The blob's text (bytes that are not UTF-8 as U+FFFD), or None for a binary file."""
+        data = self.repo.blob(entry.sha, path)
+        return None if b"\0" in data[:BINARY_PROBE] else data.decode("utf-8", errors="replace")
+
+    def _content_match(self, p: ContentMatch) -> tuple[dict[str, Any], str | None, int | None]:
+        regex = compile_regex(p.regex, multiline=True)
+        matched: list[str] = []
+        skipped: list[dict[str, str]] = []
+        total, line = 0, None
+        for path, entry, reason in self._readable(p.glob):
+            text = None if entry is None or reason else self._text(entry, path)
+            if text is None:
+                skipped.append({"path": path, "reason": reason or "binary"})
                 continue
-            count = sum(1 for _ in regex.finditer(data.decode("utf-8", errors="replace")))
-            if count:
+            found = list(regex.finditer(text))
+            if found:
+                if not matched:  # the line of the first match, in the first file that matches
+                    line = text.count("\n", 0, found[0].start()) + 1
                 matched.append(path)
-                total += count
+                total += len(found)
         value = {"files": len(matched), "matches": total, "paths": matched[:_LIST_LIMIT],
                  "skipped": skipped[:_LIST_LIMIT]}
-        return value, matched[0] if matched else None
+        return value, matched[0] if matched else None, line
+
+    def _test_cases(self, p: TestCases) -> tuple[dict[str, Any], str | None, int | None]:
+        regex = compile_regex(p.match) if p.match is not None else None
+        found: list[TestCase] = []
+        skipped: list[dict[str, str]] = []
+        for path, entry, reason in self._readable(p.glob):
+            language = language_of(path)
+            if language is None or (p.language is not None and language != p.language):
+                continue
+            if entry is None or reason:
+                skipped.append({"path": path, "reason": reason or "binary"})
+                continue
+            if (path, entry.sha) not in self._cases:
+                text = self._text(entry, path)
+                self._cases[(path, entry.sha)] = None if text is None else find_test_cases(path, text)
+            cases = self._cases[(path, entry.sha)]
+            if cases is None:
+                skipped.append({"path": path, "reason": "binary"})
+                continue
+            found += [c for c in cases if regex is None or regex.search(c.name) or regex.search(c.path)
+                      or (c.scope is not None and regex.search(c.scope))]
+        names = sorted("::".join(filter(None, (path_text(c.path), c.scope, c.name[:_NAME_CHARS]))) for c in found)
+        value = {"count": len(found), "files": len({c.path for c in found}), "names": names[:_CASE_LIMIT],
+                 "cases": [{"path": path_text(c.path), "line": c.line, "name": c.name[:_NAME_CHARS]}
+                           for c in found[:_CASE_LIMIT]],
+                 "skipped": skipped[:_LIST_LIMIT]}
+        return value, found[0].path if found else None, found[0].line if found else None
 
     def _file_age(self, p: FileAge) -> tuple[dict[str, Any], str | None]:
         name = path_from_text(p.path)

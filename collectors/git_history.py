@@ -16,6 +16,7 @@ from wcmatch import glob as wcglob
 from collectors.evidence import SourceFault
 from collectors.gitcommand import run_status
 from collectors.gitrepo import FAULTS, GLOB_FLAGS, GitSource, Repository, as_fault, location, repo_path
+from collectors.testcases import expand_glob
 
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
@@ -91,7 +92,7 @@ def change_between(source: GitSource, old: str, new: str, *, cache_dir: Path,
             repo.close()
     except FAULTS as exc:
         raise as_fault(exc, source) from None
-    matcher = wcglob.compile(pattern, flags=GLOB_FLAGS)
+    matcher = wcglob.compile(expand_glob(pattern), flags=GLOB_FLAGS)
     for block in out.split("\x01")[1:]:  # newest first
         sha, *names = block.split("\n")
         if any(matcher.match(name) for name in names if name):

@@ -22,12 +22,12 @@ from collectors.gitrepo import GitSource
 from collectors.http import ApiClient, check_api_url, iter_pages, open_client, resolve_token
 from collectors.httpcache import EtagCache
 
-__all__ = ["SIGNALS", "GitHubSource", "collect"]
+__all__ = ["API_HEADERS", "SIGNALS", "GitHubSource", "collect", "completed_runs"]
 
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _WORKFLOW = re.compile(r"^[^/\\\s\x00-\x1f\x7f]+$")
 _MAX_PAGES = 10
-_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+API_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 
 
 class GitHubSource(BaseModel):
@@ -91,12 +91,13 @@ def collect(
         return failed(source.id, requests, fault.error, now=now)
     where = f"workflow {source.workflow} of {source.repo}" + (f" on {source.branch}" if source.branch else "")
     cache = EtagCache(cache_dir / "http") if cache_dir is not None else None  # none: no revalidation
-    with open_client(timeout=source.timeout_seconds, token=token, headers=_HEADERS) as client:
+    with open_client(timeout=source.timeout_seconds, token=token, headers=API_HEADERS) as client:
         return ci.collect_runs(source.id, requests, signals=SIGNALS, provider="github", where=where, now=now,
-                               fetch=lambda need: _runs(source, client, cache, need))
+                               fetch=lambda need: completed_runs(source, client, cache, need))
 
 
-def _runs(source: GitHubSource, client: ApiClient, cache: EtagCache | None, need: int) -> list[ci.Run]:
+def completed_runs(source: GitHubSource, client: ApiClient, cache: EtagCache | None, need: int) -> list[ci.Run]:
+    """At least the newest `need` completed runs when there are that many, newest first; raises SourceFault."""
     url = f"{source.api_url}/repos/{source.repo}/actions/workflows/{quote(source.workflow, safe='')}/runs"
     params: dict[str, str | int] = {"status": "completed", "per_page": min(100, need),
                                     "exclude_pull_requests": "true"}  # smaller answers; we never read them

@@ -28,6 +28,7 @@ from collectors import gitcommand
 from collectors.evidence import SourceFault
 from collectors.gitcommand import url_problem
 from collectors.secrets import strip_credentials
+from collectors.testcases import expand_glob
 
 __all__ = ["BINARY_PROBE", "FAULTS", "GLOB_FLAGS", "LINK_MODE", "Deadline", "Entry", "GitSource", "Repository", "Tree",
            "as_fault", "list_files", "location", "open_at", "read_bytes", "read_text", "repo_path"]
@@ -285,8 +286,8 @@ class Tree:
         return sorted(self.files)
 
     def glob(self, pattern: str, names: list[str] | None = None) -> list[str]:
-        """The paths (default: every file's, sorted) matching the glob `pattern`."""
-        matcher = glob.compile(pattern, flags=GLOB_FLAGS)
+        """The paths (default: every file's, sorted) matching the glob `pattern` or the preset it names (`@tests`)."""
+        matcher = glob.compile(expand_glob(pattern), flags=GLOB_FLAGS)
         return [name for name in (self._sorted if names is None else names) if matcher.match(name)]
 
 

@@ -79,6 +79,9 @@ class ApiClient:
         # Salted so that the hash alone is not a lookup key for the token elsewhere.
         self.token_id = hashlib.sha256(b"pillarwatch-token\0" + token.encode()).hexdigest()[:32] if token else "anon"
 
+    def rate_scope(self, url: str) -> str:  # a rate limit belongs to a host and a credential
+        return f"{_origin(url)}|{self.token_id}"
+
     def scrub(self, text: str) -> str:
         """One line, no credentials: for every message built from outside text."""
         return scrub(strip_credentials(one_line(text)), [self._token])
@@ -112,6 +115,7 @@ class Fetched(NamedTuple):
     body: bytes  # at most max_bytes
     oversize: bool  # the body went on past max_bytes and was not read further
     ms: float  # from sending the request to the end of the (possibly cut) body
+    headers: httpx.Headers = httpx.Headers()  # the last answer's
 
 
 def fetch(
@@ -142,8 +146,8 @@ def fetch(
         with httpx.Client(timeout=timeout, follow_redirects=False, verify=ssl_context()) as client:
             request = client.build_request(method, url, headers=sent)
             for _ in range(_MAX_REDIRECTS + 1):
-                status, location, body, oversize = _stream(client, request, deadline, max_bytes)
-                target = request.url.join(location) if status in _REDIRECTS and location else None
+                status, answered, body, oversize = _stream(client, request, deadline, max_bytes)
+                target = request.url.join(answered["location"]) if status in _REDIRECTS and answered.get("location") else None
                 if target is None or not redirect_allowed(follow_redirects, request.url, target):
                     break
                 kept = dict(sent)
@@ -151,7 +155,7 @@ def fetch(
                     kept = {k: v for k, v in kept.items() if k.lower() not in ("authorization", "cookie")}
                 request = client.build_request(method, target, headers=kept)
             ms = (time.perf_counter() - start) * 1000
-            return Fetched(status, body, oversize, ms)
+            return Fetched(status, body, oversize, ms, answered)
     except httpx.TimeoutException:
         raise SourceFault("timeout", f"{shown}: no answer within {timeout:g}s", retryable=True) from None
     except httpx.UnsupportedProtocol as exc:
@@ -162,8 +166,8 @@ def fetch(
         raise SourceFault("unreachable", _one_line(f"{shown}: {str(exc) or type(exc).__name__}", secret), retryable=True) from None
 
 
-def _stream(client: httpx.Client, request: httpx.Request, deadline: float, max_bytes: int) -> tuple[int, str, bytes, bool]:
-    """One request without redirects: (status, Location, body up to max_bytes, cut short)."""
+def _stream(client: httpx.Client, request: httpx.Request, deadline: float, max_bytes: int) -> tuple[int, httpx.Headers, bytes, bool]:
+    """One request without redirects: (status, headers, body up to max_bytes, cut short)."""
     response = client.send(_bounded(request, deadline), stream=True)
     try:
         body, oversize = bytearray(), False
@@ -175,7 +179,7 @@ def _stream(client: httpx.Client, request: httpx.Request, deadline: float, max_b
                 break
             if time.monotonic() > deadline:
                 raise httpx.ReadTimeout("body not read in time", request=request)
-        return response.status_code, response.headers.get("location", ""), bytes(body), oversize
+        return response.status_code, response.headers, bytes(body), oversize
     finally:
         response.close()
 
@@ -260,7 +264,7 @@ def _origin(url: httpx.URL | str) -> tuple[str, str, int | None]:
 def get_json(client: ApiClient, url: str, *, params: Mapping[str, str | int] | None = None,
              cache: EtagCache | None = None, max_bytes: int) -> JsonPage:
     """GET `url` and decode its JSON; raises SourceFault for every kind of failure."""
-    scope = f"{_origin(url)}|{client.token_id}"  # a rate limit belongs to a host and a credential
+    scope = client.rate_scope(url)
     if cache is not None and (until := cache.blocked_until(scope)) > time.time():
         raise SourceFault("rate_limited", f"GET {client.scrub(url)}: rate limited until {utc_text(until)}; "
                                           "not asking again before then", retryable=True)

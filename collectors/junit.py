@@ -1,4 +1,9 @@
-"""JUnit XML test results: files in a git source or a folder, or one report by URL.
+"""JUnit XML test results: files in a git source or a folder, one report by URL, or the reports CI produced.
+
+The reports CI produced are a zip: a named artifact of a GitHub Actions
+workflow's newest completed run, or a GitLab job's artifacts
+(:mod:`collectors.artifacts` downloads it, :mod:`collectors.zipread` reads
+the entries that match ``glob``, default ``**/*.xml``).
 
 Counts come from the ``<testcase>`` elements themselves, not from the suite
 attributes (which reporters fill in inconsistently), so that suite, class and
@@ -23,6 +28,7 @@ from defusedxml.ElementTree import ParseError, fromstring
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from wcmatch import glob
 
+from collectors.artifacts import GitHubArtifact, GitLabArtifact, download
 from collectors.evidence import (
     CollectResult,
     ErrorKind,
@@ -41,15 +47,18 @@ from collectors.gitrepo import GLOB_FLAGS, Deadline, GitSource, list_files, read
 from collectors.http import fetch, http_url
 from collectors.regex import compile_regex, regex_param
 from collectors.secrets import shown_url
+from collectors.zipread import zip_entries
 
 __all__ = ["SIGNALS", "JUnitSource", "Tests", "collect"]
 
 _LIST_LIMIT = 20
+_ARTIFACT_GLOB = "**/*.xml"
+_LOCATIONS = ("git", "path", "url", "github", "gitlab")
 _STATUS_KINDS: dict[int, ErrorKind] = {401: "auth", 403: "auth", 404: "not_found", 410: "not_found", 429: "rate_limited"}
 
 
 class JUnitSource(BaseModel):
-    """JUnit XML reports: a glob in a git source or a folder, or one URL."""
+    """JUnit XML reports: a glob in a git source, a folder or a CI artifact's zip, or one URL."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -59,7 +68,9 @@ class JUnitSource(BaseModel):
     git: str | None = None
     path: str | None = None
     url: str | None = None
-    max_bytes: int = Field(default=20_000_000, gt=0)
+    github: GitHubArtifact | None = None
+    gitlab: GitLabArtifact | None = None
+    max_bytes: int = Field(default=20_000_000, gt=0)  # per report file (zip entries too)
     timeout_seconds: float = Field(default=30, gt=0)
 
     @field_validator("url")
@@ -69,11 +80,13 @@ class JUnitSource(BaseModel):
 
     @model_validator(mode="after")
     def _one_location(self) -> JUnitSource:
-        if self.url is not None:
-            if self.git is not None or self.path is not None or self.glob is not None:
-                raise ValueError("give url alone, or glob with one of git or path")
-        elif self.glob is None or (self.git is None) == (self.path is None):
-            raise ValueError("give glob with exactly one of git or path, or give url")
+        given = [key for key in _LOCATIONS if getattr(self, key) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of {', '.join(_LOCATIONS)}" + (f", not {' and '.join(given)}" if given else ""))
+        if given[0] == "url" and self.glob is not None:
+            raise ValueError("give url alone: it names one report, so no glob")
+        if given[0] in ("git", "path") and self.glob is None:
+            raise ValueError(f"give glob with {given[0]}: which report files to read")
         return self
 
 
@@ -223,6 +236,23 @@ def _from_url(source: JUnitSource) -> _Report:
     return _Report(cases, 1, Provenance(url=shown), hashlib.sha256(got.body).hexdigest())
 
 
+def _from_artifact(source: JUnitSource, cache_dir: Path | None) -> _Report:
+    spec = source.github or source.gitlab
+    assert spec is not None  # the model allows no source without a location
+    archive = download(spec, timeout=source.timeout_seconds, cache_dir=cache_dir)
+    pattern = source.glob or _ARTIFACT_GLOB
+    cases: list[_Case] = []
+    names: list[str] = []
+    for name, data in zip_entries(archive.data, pattern, max_entry_bytes=source.max_bytes, name=archive.name,
+                                  deadline=archive.deadline):
+        names.append(name)
+        cases += _parse(data, f"{name} in {archive.name}")
+    if not names:
+        raise SourceFault("not_found", f"{archive.name}: no files in the zip match {pattern!r}")
+    provenance = archive.provenance.model_copy(update={"path": path_text(names[0])})
+    return _Report(cases, len(names), provenance, archive.fingerprint)
+
+
 # ---------------------------------------------------------------------------
 # Answering
 
@@ -277,6 +307,8 @@ def collect(
             report = _from_git(source, repo, commit, cache_dir)
         elif source.path is not None:
             report = _from_folder(source)
+        elif source.github is not None or source.gitlab is not None:
+            report = _from_artifact(source, cache_dir)
         else:
             report = _from_url(source)
     except SourceFault as fault:

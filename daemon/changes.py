@@ -22,6 +22,8 @@ from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot, rfc33
 
 _DOC_SIGNALS = {"declared_score": "score", "ratio": "ratio", "checklist": "ratio"}
 _COUNT_WORDS = {"matches": "matches", "files": "files", "count": "files"}
+_CASE_WORDS = {"count": "test cases", "files": "files"}
+_FILE_SIGNALS = ("file_exists", "file_count", "content_match", "test_cases")
 _MAX_VALUE_CHARS = 60
 
 # (source, old commit, new commit, path or glob, is a glob) -> the commit in between that made the change, or None
@@ -160,7 +162,7 @@ def _describe_values(change: EvidenceChange, old: Evidence, new: Evidence, field
                      blame: Blame | None) -> None:
     a, b = old.value or {}, new.value or {}
     signal = new.signal
-    at = _made_in(change, old, new, blame) if signal in ("file_exists", "file_count", "content_match") else ""
+    at = _made_in(change, old, new, blame) if signal in _FILE_SIGNALS else ""
     if signal == "file_exists" and bool(a.get("exists")) != bool(b.get("exists")):
         gone = bool(a.get("exists"))
         path = _first_path(a if gone else b) or new.params.get("path") or new.params.get("glob")
@@ -169,6 +171,10 @@ def _describe_values(change: EvidenceChange, old: Evidence, new: Evidence, field
     elif signal in ("file_exists", "file_count", "content_match") and (moved := _changed(a, b, field, _COUNT_WORDS)):
         glob = new.params.get("glob") or new.params.get("path")
         change.description = f"{glob}: {_fmt(a.get(moved))} → {_fmt(b.get(moved))} {_COUNT_WORDS[moved]}{at}"
+    elif signal == "test_cases" and (moved := _changed(a, b, field, _CASE_WORDS)):
+        match = new.params.get("match")
+        which = f"test cases matching {match!r}" if match else "test cases"
+        change.description = f"{which}: {_fmt(a.get(moved))} → {_fmt(b.get(moved))} {_CASE_WORDS[moved]}{at}"
     elif signal == "latest_run":
         run = b.get("run_number") or b.get("run_id")
         noun = "pipeline" if kind == "gitlab" else "workflow run"

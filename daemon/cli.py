@@ -44,7 +44,7 @@ from daemon.run.runner import run_projects
 from daemon.scoring.arithmetic import display
 from daemon.scoring.snapshot import Snapshot
 from daemon.store import DatabaseError, Store
-from daemon.web.report import build_report, render_markdown, report_json
+from daemon.web.report import TRUST_LIMIT, build_report, render_markdown, report_json
 
 app = typer.Typer(
     name="pillarwatch",
@@ -191,7 +191,9 @@ def report(
         with Store.open(cfg.store_path, readonly=True) as store:
             text = dashboard.page(store, cfg, chosen.id, standalone=True)
     else:
-        built = build_report(snapshot, decimals=cfg.display.decimals)
+        with Store.open(cfg.store_path, readonly=True) as store:
+            trust = queries.calibration(store, chosen, limit=TRUST_LIMIT)
+        built = build_report(snapshot, decimals=cfg.display.decimals, trust=trust)
         text = (
             json.dumps(report_json(built), indent=2, ensure_ascii=False) + "\n"
             if format == "json"
@@ -392,6 +394,34 @@ def init(
     if outcome.not_imported:
         err.print(f"pillarwatch: warning: scores not imported: {outcome.not_imported}", markup=False, soft_wrap=True)
     out.print(f"next: pillarwatch check --config {outcome.config}", markup=False)
+
+
+@app.command()
+def calibrate(
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+    project: ProjectOption = None,
+    write: Annotated[bool, typer.Option("--write", help="Apply the suggested transforms to the configuration file.")] = False,
+    fail_on: Annotated[str | None, typer.Option("--fail-on", help="Exit 1 when a rule has one of these verdicts (dead,saturated,constant,disagrees).")] = None,
+    tolerance: Annotated[float, typer.Option("--tolerance", min=0, max=1, help="The mean error up to which a rule agrees with the team.")] = 0.15,
+    as_json: JsonOption = False,
+) -> None:
+    """How far to trust each rule: dead, saturated or constant, and its error against the team's own scores."""
+    from daemon.run.calibrate import calibrate as run_calibrate  # git history reading loads only here
+    from daemon.scoring.calibrate import VERDICTS
+
+    failing = [v.strip() for v in (fail_on or "").split(",") if v.strip()]
+    if unknown := [v for v in failing if v not in VERDICTS]:
+        raise InputError(f"--fail-on {','.join(unknown)}: not a verdict (use {', '.join(VERDICTS)})")
+    cfg = _config(config)
+    chosen = queries.choose_project(cfg, project)
+    with Store.open(cfg.store_path) as store, _progress(None, quiet=as_json, label="backfilling judged commits") as progress:
+        done = run_calibrate(store, cfg, chosen, tolerance=tolerance, write=write, progress=progress)
+    if as_json:
+        _print_json(done.model_dump(mode="json"))
+    else:
+        out.print(terminal.calibration_view(done.calibration, done.patch, written=done.written))
+    if any(v in failing for c in done.calibration.criteria for v in c.verdicts):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -15,10 +15,12 @@ from pydantic import BaseModel, field_serializer
 
 from collectors import git_history
 from collectors.git import GitSource
+from daemon.alerting.evaluate import rescore
 from daemon.changes import Blame, SnapshotDiff, diff
 from daemon.config.durations import parse_duration
 from daemon.config.model import Config, Project
 from daemon.errors import InputError, NotFound
+from daemon.scoring import calibrate as trust
 from daemon.scoring.snapshot import CriterionScore, Snapshot, rfc3339
 from daemon.store import Store
 
@@ -197,6 +199,96 @@ def _of_project(found: Snapshot, project: Project) -> Snapshot:
     if found.project != project.id:
         raise NotFound(f"snapshot {found.id} is not of project {project.id!r} (it is of {found.project!r})")
     return found
+
+
+# --- how far to trust the rules ----------------------------------------------------------
+
+
+class Calibration(BaseModel):
+    """``pillarwatch calibrate``: each rule's verdicts over the stored history."""
+
+    project: str
+    rules_hash: str
+    timeline: str | None  # the git source whose commits the points are keyed by
+    tolerance: float
+    limit: int | None = None  # only the latest snapshots were read
+    criteria: list[trust.CriterionTrust]
+
+
+def calibration(store: Store, project: Project, *, tolerance: float = trust.TOLERANCE,
+                limit: int | None = None) -> Calibration:
+    """Every rule's scores over the stored history (one point per commit, under the current rules: a
+    snapshot under other rules is re-scored from its evidence) against the team's scores, analysed.
+
+    ``limit``: only the latest snapshots (and every imported one), for a page that must stay quick.
+    """
+    return Calibration(project=project.id, rules_hash=project.rules_hash(), timeline=timeline_source(project),
+                       tolerance=tolerance, limit=limit,
+                       criteria=[trust.assess(h, tolerance=tolerance) for h in calibration_points(store, project, limit=limit)])
+
+
+def timeline_source(project: Project) -> str | None:
+    """The git source whose commits key the points (the one backfill follows by default)."""
+    return next((s.id for s in project.sources if s.kind == "git"), None)
+
+
+def calibration_points(store: Store, project: Project, *, limit: int | None = None) -> list[trust.CriterionHistory]:
+    """Each criterion with checks, with its rule's score at each stored commit and the team's scores."""
+    timeline, current = timeline_source(project), project.rules_hash()
+    rows = store.criterion_points(project.id, limit=limit)
+    snapshots: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        snapshots.setdefault(row["snapshot"], []).append(row)
+    chosen: dict[str, list[dict[str, Any]]] = {}  # commit -> the rows of the latest snapshot there, current rules first
+    for group in snapshots.values():
+        head = group[0]
+        commit = next((s.get("fingerprint") for s in head["sources"] if s.get("id") == timeline), None)
+        if head["origin"] == "imported" or not commit:
+            continue
+        known = chosen.get(commit)
+        if known is None or head["rules_hash"] == current or known[0]["rules_hash"] != current:
+            chosen[commit] = group
+    rules: dict[tuple[str, str], list[trust.RulePoint]] = {}
+    for commit, group in chosen.items():
+        head = group[0]
+        if head["rules_hash"] != current:
+            group = _rescored(store, project, head["snapshot"])
+        for row in group:
+            if row["status"] == "ok" and row["score"] is not None:
+                rules.setdefault((row["pillar"], row["criterion"]), []).append(trust.RulePoint(
+                    commit=commit, taken_at=head["taken_at"], origin=head["origin"], score=row["score"],
+                    checks=[trust.CheckValue(value=c.get("value"), score=c.get("score"), weight=c.get("weight", 1.0))
+                            for c in row["checks"]]))
+    judged: dict[tuple[str, str], list[trust.JudgedPoint]] = {}
+    for row in rows:
+        if row["status"] != "manual" or row["score"] is None:
+            continue
+        imported = row["origin"] == "imported"
+        commit = row["document_commit"] if imported else next(
+            (s.get("fingerprint") for s in row["sources"] if s.get("id") == timeline), None)
+        judged.setdefault((row["pillar"], row["criterion"]), []).append(trust.JudgedPoint(
+            commit=commit, taken_at=row["taken_at"], score=row["score"], by=row["document"] or "manual"))
+    return [
+        trust.CriterionHistory(
+            pillar=p.id, criterion=c.id, title=c.title, combine=c.combine,
+            checks=[trust.CheckInfo(what=_check_words(k), transform=k.transform_json) for k in c.checks],
+            rules=sorted(rules.get((p.id, c.id), []), key=lambda r: r.taken_at), judged=judged.get((p.id, c.id), []),
+        )
+        for p in project.expanded_pillars for c in p.criteria if c.checks
+    ]
+
+
+def _rescored(store: Store, project: Project, snapshot_id: int) -> list[dict[str, Any]]:
+    """A snapshot scored under other rules, re-scored under the current ones, as criterion rows."""
+    snap = store.get(snapshot_id)
+    again = rescore(project, snap, now=snap.taken_at)
+    return [{"pillar": p.id, "criterion": c.id, "score": c.score, "status": c.status,
+             "checks": [k.model_dump(mode="json") for k in c.checks]} for p in again.pillars for c in p.criteria]
+
+
+def _check_words(check: Any) -> str:
+    params = ", ".join(f"{k}={v}" for k, v in check.request().params.items())
+    return f"{check.source}: {check.signal}({params}).{check.value_field}"
 
 
 # --- alerts and projects ---------------------------------------------------------------

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from collectors.evidence import Evidence, evidence_key
 from daemon.changes import SnapshotDiff
-from daemon.queries import History
+from daemon.queries import Calibration, History
 from daemon.run.progress_doc import Verification
 from daemon.scoring.arithmetic import display, display_change
 from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot
@@ -145,7 +145,21 @@ def explanation(pillar: PillarScore, criterion: CriterionScore, snapshot: Snapsh
             f"{check.score:.2f}" if check.score is not None else "–",
             _esc(provenance(found)) if found else "",
         )
-    return Group(head, table)
+    return Group(head, table, *_listed_cases(criterion))
+
+
+def _listed_cases(criterion: CriterionScore) -> list[str]:
+    """Each test case a `test_cases` evidence lists (a bounded list), as ``path:line name``."""
+    lines = []
+    for found in criterion.evidence:
+        cases = (found.value or {}).get("cases") if found.signal == "test_cases" else None
+        if cases:
+            more = (found.value or {}).get("count", len(cases)) - len(cases)
+            asked = ", ".join(f"{k}={v}" for k, v in found.params.items())
+            lines.append(f"test cases of {_esc(found.source)}" + (f" ({_esc(asked)})" if asked else "")
+                         + (f": the first {len(cases)}, {more} more" if more > 0 else ""))
+            lines += [f"  {_esc(c['path'])}:{c['line']} {_esc(c['name'])}" for c in cases]
+    return lines
 
 
 def _value(value: object) -> str:
@@ -252,3 +266,35 @@ def diff_view(d: SnapshotDiff, decimals: int) -> RenderableType:
         for e in d.evidence:
             lines.append(_esc(f"  {e.source}: {e.description}" + (f" {e.url}" if e.url else "")))
     return Group(*lines)
+
+
+_VERDICT_STYLE = {"dead": "red", "saturated": "yellow", "constant": "yellow", "disagrees": "red", "agrees": "green",
+                  "unjudged": "dim", "no-data": "dim"}
+
+
+def calibration_view(found: Calibration, patch: str = "", *, written: bool = False) -> RenderableType:
+    """One row per rule (its verdict, how often at 1.0, its error against the team), then each in words."""
+    table = Table(title=f"{_esc(found.project)}: how far to trust these scores (rules {found.rules_hash})", title_justify="left")
+    table.add_column("criterion", overflow="fold")
+    table.add_column("verdict", min_width=9)
+    for name in ("commits", "at 1.0", "judged", "mean err", "max err"):
+        table.add_column(name, justify="right")
+    table.add_column("worst at", min_width=7)
+    words: list[RenderableType] = []
+    for c in found.criteria:
+        a = c.agreement
+        table.add_row(
+            f"{_esc(c.pillar)}/{_esc(c.criterion)}", f"[{_VERDICT_STYLE[c.verdict]}]{c.verdict}[/]",
+            str(c.commits), str(c.at_one), str(a.compared),
+            f"{a.mean_error:.2f}" if a.mean_error is not None else "–",
+            f"{a.max_error:.2f}" if a.max_error is not None else "–",
+            a.worst_commit[:7] if a.worst_commit else "–",
+        )
+        said = c.findings + ([f"suggested: {c.suggestion.words}"] if c.suggestion else [])
+        words.append(f"[bold]{_esc(c.pillar)}/{_esc(c.criterion)}[/] {_esc(c.title)}: " + _esc("; ".join(said)))
+    parts: list[RenderableType] = [table, *words]
+    if patch:
+        parts.append("written: the rules changed (a new rules hash; alerting re-scores its baselines, no regression)"
+                     if written else "suggested change (apply with --write):")
+        parts.append(Text(patch.rstrip("\n")))
+    return Group(*parts)

@@ -34,6 +34,8 @@ def deleted_in_b(tmp_path: Path):
              "checks": [{"source": "repo", "signal": "file_exists", "path": "tests/test_restart.py"}]},
             {"id": "tests", "title": "Tests", "checks": [
                 {"source": "repo", "signal": "file_count", "glob": "tests/test_*.py", "transform": {"scale": [0, 2]}}]},
+            {"id": "cases", "title": "Test cases", "checks": [
+                {"source": "repo", "signal": "test_cases", "transform": {"scale": [0, 2]}}]},
         ]}],
     }]}
     (tmp_path / "pw.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -64,6 +66,7 @@ def test_diff_names_the_commit_that_deleted_the_file(deleted_in_b):
     assert f"tests/test_restart.py deleted in {b}" in found, list(found)
     assert found[f"tests/test_restart.py deleted in {b}"]["commit"] == shas["B"]
     assert f"tests/test_*.py: 2 → 1 files in {b}" in found, list(found)
+    assert f"test cases: 2 → 1 test cases in {b}" in found, list(found)  # through the @tests preset
 
 
 def test_alert_evidence_names_the_commit_that_deleted_the_file(deleted_in_b):

@@ -22,6 +22,7 @@ from collectors.git import (
     FileExists,
     GitSource,
     Head,
+    TestCases,
     collect,
     read_text,
 )
@@ -103,9 +104,10 @@ def cache(tmp_path: Path) -> Path:
 
 def test_signal_registry_and_defaults() -> None:
     assert {
-        "file_exists": FileExists, "file_count": FileCount, "content_match": ContentMatch,
+        "file_exists": FileExists, "file_count": FileCount, "content_match": ContentMatch, "test_cases": TestCases,
         "file_age": FileAge, "commits_since": CommitsSince, "head": Head,
     } == SIGNALS
+    assert (TestCases.default_field, TestCases.default_transform) == ("count", "bool")
     assert (FileExists.default_field, FileExists.default_transform) == ("exists", "bool")
     assert (FileCount.default_field, FileCount.default_transform) == ("count", "bool")
     assert (ContentMatch.default_field, ContentMatch.default_transform) == ("matches", "bool")

@@ -53,6 +53,10 @@ projects:
             title: Number
             checks:
               - {source: cmd, signal: stdout_number, regex: "%(regex)s", transform: {scale: [0, 1]}}
+          - id: cases
+            title: Test cases
+            checks:
+              - {source: repo, signal: test_cases, match: "%(regex)s"}
 """
 
 
@@ -63,6 +67,7 @@ def evil(tmp_path: Path) -> Path:
     repo.write("STATUS.md", f"# Status\n\n{EVIL_LINE}\naaaa\n")
     repo.write("reports/r.xml", f'<testsuite name="s"><testcase classname="c" name="{EVIL_LINE}"/>'
                                 '<testcase classname="c" name="aaaa"/></testsuite>')
+    repo.write("test_evil.py", f"def test_{EVIL_LINE}():\n    pass\n\n\ndef test_aaaa():\n    pass\n")
     repo.commit("evil", when=datetime(2026, 11, 1, tzinfo=timezone.utc))
     (tmp_path / "pw.yaml").write_text(CONFIG % {"regex": CATASTROPHIC})
     return tmp_path
@@ -76,6 +81,7 @@ def test_a_catastrophic_regex_does_not_hang_collect_and_still_matches(evil):
     assert evidence["code"]["value"]["matches"] == 1
     assert evidence["doc"]["value"]["count"] == 1
     assert evidence["tests"]["value"]["tests"] == 1  # only "aaaa" ends in a's
+    assert evidence["cases"]["value"]["names"] == ["test_evil.py::test_aaaa"]
     # stdout_number of "aaaa" is not a number: malformed, but answered without hanging.
     assert evidence["number"]["error"]["kind"] == "malformed"
 
@@ -100,7 +106,8 @@ def test_check_names_syntax_re2_lacks_in_one_line(evil, pattern, what):
     lambda rx: junit.Tests(name=rx),
     lambda rx: junit.Tests(suite=rx),
     lambda rx: command.StdoutNumber(regex=rx),
-], ids=["content_match", "mentions", "junit-name", "junit-suite", "stdout_number"])
+    lambda rx: git.TestCases(match=rx),
+], ids=["content_match", "mentions", "junit-name", "junit-suite", "stdout_number", "test_cases"])
 def test_every_regex_parameter_is_validated_as_re2(model):
     model("a+b")
     with pytest.raises(ValidationError, match="RE2"):

@@ -39,10 +39,15 @@ _TAGS = set(SIGNAL_KINDS) | set(KINDS) | {"template", "pillar", "webhook", "slac
 
 
 def _strip_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Drop the union members pydantic inserts into error locations."""
+    """Drop the union members pydantic inserts into error locations.
+
+    A tag follows a list index (``sources, 0, junit``); after a key it is a field
+    of the same name (a junit source's ``git`` or ``github``) and stays.
+    """
     out: list[Any] = []
-    for part in loc:
-        if isinstance(part, str) and (part in _TAGS or part in _UNION_NAMES or part.startswith(("function-", "tuple["))):
+    for i, part in enumerate(loc):
+        tag = part in _TAGS and i > 0 and isinstance(loc[i - 1], int)
+        if isinstance(part, str) and (tag or part in _UNION_NAMES or part.startswith(("function-", "tuple["))):
             continue
         out.append(part)
     return tuple(out)

@@ -52,13 +52,30 @@ def backfill(
     """Store one backfilled snapshot per past commit not backfilled yet."""
     if since is None and commits is None:
         raise InputError("say how far back: --since DATE or --commits N")
-    timeline = _timeline_source(project, source_id)
+    timeline = timeline_source(project, source_id)
     try:
         history = git_history.first_parent_log(timeline, cache_dir=config.cache_path, since=since, max_count=commits)
     except SourceFault as fault:
         raise InputError(f"cannot read the history of {project.id}/{timeline.id}: {fault.error.message}") from None
     done = store.backfilled_commits(project.id, timeline.id)
     todo = [(sha, when) for sha, when in history if sha not in done]
+    added = backfill_commits(store, config, project, todo, source_id=timeline.id, progress=progress)
+    return BackfillReport(
+        project=project.id, source=timeline.id, commits=len(history), added=added, skipped=len(history) - len(todo),
+        first=history[0][1] if history else None, last=history[-1][1] if history else None,
+    )
+
+
+def backfill_commits(
+    store: Store, config: Config, project: Project, todo: list[tuple[str, datetime]], *,
+    source_id: str | None = None, progress: Progress | None = None,
+) -> int:
+    """Store one backfilled snapshot at each ``(commit, commit time)`` of the timeline source; the number stored.
+
+    The caller chooses the commits (``backfill``: the history not backfilled yet;
+    ``calibrate``: those the team judged).
+    """
+    timeline = timeline_source(project, source_id)
     wanted = requests_by_source(project)
     executor = LocalExecutor(config)
     added = 0
@@ -77,13 +94,10 @@ def backfill(
         added += 1
         if progress:
             progress(f"{sha[:7]} {when:%Y-%m-%d}", n, len(todo))
-    return BackfillReport(
-        project=project.id, source=timeline.id, commits=len(history), added=added, skipped=len(history) - len(todo),
-        first=history[0][1] if history else None, last=history[-1][1] if history else None,
-    )
+    return added
 
 
-def _timeline_source(project: Project, source_id: str | None) -> git.GitSource:
+def timeline_source(project: Project, source_id: str | None) -> git.GitSource:
     sources = [s for s in project.sources if s.kind == "git"]
     if source_id is not None:
         sources = [s for s in sources if s.id == source_id]

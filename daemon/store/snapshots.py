@@ -201,6 +201,25 @@ class SnapshotQueries:
             " WHERE d.project = ? ORDER BY s.taken_at, d.snapshot_id", [project])
         return [{**row, "verification": json.loads(row["verification"])} for row in rows]
 
+    def criterion_points(self, project: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """Every stored criterion score of a project, oldest snapshot first, beside its snapshot's time,
+        origin, rules hash and sources, and the document an imported one came from.
+
+        With ``limit``, only the latest ``limit`` snapshots, and every imported one.
+        """
+        where, params = "s.project = :p", {"p": project, "n": limit}
+        if limit is not None:
+            where += (" AND (s.origin = 'imported' OR s.id IN"
+                      " (SELECT id FROM snapshots WHERE project = :p ORDER BY taken_at DESC, id DESC LIMIT :n))")
+        rows = self.db.query(
+            "SELECT s.id AS snapshot, s.taken_at, s.origin, s.rules_hash, s.sources, c.pillar, c.criterion, c.score,"
+            " c.status, c.checks, d.path AS document, d.git_commit AS document_commit"
+            " FROM snapshots s JOIN criterion_scores c ON c.snapshot_id = s.id"
+            " LEFT JOIN imported_documents d ON d.snapshot_id = s.id"
+            f" WHERE {where} ORDER BY s.taken_at, s.id, c.pillar, c.position", params)
+        return [{**row, "taken_at": _time(row["taken_at"]), "sources": json.loads(row["sources"]),
+                 "checks": json.loads(row["checks"])} for row in rows]
+
     def backfilled_commits(self, project: str, source: str) -> set[str]:
         """The commits of a git source that backfilled snapshots of a project were scored at (kept or pruned)."""
         rows = self.db.query(

@@ -31,7 +31,7 @@ from daemon.scoring.arithmetic import display
 from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot
 from daemon.store import Store
 from daemon.web.charts import Point, trend_svg
-from daemon.web.report import main_gaps, missing_next
+from daemon.web.report import TRUST_COLUMNS, TRUST_LIMIT, TRUST_TITLE, main_gaps, missing_next, trust_intro, trust_rows
 
 __all__ = ["HISTORY_LIMIT", "content_security_policy", "docs", "index", "page"]
 
@@ -195,6 +195,7 @@ def page(store: Store, config: Config, project_id: str, *, standalone: bool = Fa
         pillars=[_pillar(project, snapshot, p, history, decimals, standalone) for p in snapshot.pillars],
         alerts=_open_alerts(store, project, snapshot, decimals),
         missing=_missing(snapshot),
+        trust=_trust(store, project),
     )
 
 
@@ -335,6 +336,12 @@ def _missing(snapshot: Snapshot) -> list[GainView]:
         )
         for g in missing_next(snapshot)
     ]
+
+
+def _trust(store: Store, project: Project) -> dict[str, Any]:
+    """The section "How far to trust these scores": the report's rows, from the same query."""
+    found = queries.calibration(store, project, limit=TRUST_LIMIT)
+    return {"title": TRUST_TITLE, "intro": trust_intro(found), "columns": TRUST_COLUMNS, "rows": trust_rows(found)}
 
 
 def _when(moment: datetime) -> str:

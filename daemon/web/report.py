@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from daemon.queries import Calibration
 from daemon.scoring.arithmetic import display, weighted_mean
 from daemon.scoring.score import overall_of
 from daemon.scoring.snapshot import PillarScore, Snapshot
@@ -33,6 +34,7 @@ class Report(BaseModel):
     decimals: int
     gaps: dict[str, list[str]]  # pillar id -> ids of its weakest criteria, weakest first
     missing_next: list[Gain]
+    trust: Calibration | None = None  # how far to trust each rule (queries.calibration)
 
 
 def _pillar_with(pillar: PillarScore, criterion_id: str) -> PillarScore:
@@ -67,13 +69,44 @@ def main_gaps(pillar: PillarScore, limit: int = 2) -> list[str]:
     return [c.id for c in open_[:limit]]
 
 
-def build_report(snapshot: Snapshot, *, decimals: int = 0) -> Report:
+def build_report(snapshot: Snapshot, *, decimals: int = 0, trust: Calibration | None = None) -> Report:
     return Report(
         snapshot=snapshot,
         decimals=decimals,
         gaps={p.id: main_gaps(p) for p in snapshot.pillars},
         missing_next=missing_next(snapshot),
+        trust=trust,
     )
+
+
+TRUST_TITLE = "How far to trust these scores"
+# The report and the dashboard read the latest this many snapshots (and every imported one): quick on any history.
+TRUST_LIMIT = 500
+TRUST_COLUMNS = ("Criterion", "Verdict", "Commits", "At 1.0", "Judged", "Mean error", "Max error", "Worst at", "In words")
+
+
+def trust_intro(found: Calibration) -> str:
+    scope = f"the latest {found.limit} snapshots and every imported document" if found.limit else "the stored history"
+    return (f"Each rule over {scope}, one point per commit of {found.timeline or 'no git source'}, under the current"
+            f" rules ({found.rules_hash}), against the team's own scores (imported documents, manual scores) at the"
+            f" same commits. Dead: never above 0; saturated: at 1.0 in 90% of the commits or more; constant: one"
+            f" value across 20 commits or more; a rule agrees when its mean error is within {found.tolerance:g}."
+            " `pillarwatch calibrate` backfills the commits the team judged and suggests fitted transforms.")
+
+
+def trust_rows(found: Calibration) -> list[dict[str, str]]:
+    """One row per rule, every figure formatted: the Markdown table and the dashboard's section."""
+    rows = []
+    for c in found.criteria:
+        a = c.agreement
+        said = c.findings + ([f"suggested: {c.suggestion.words}"] if c.suggestion else [])
+        rows.append(dict(zip(TRUST_COLUMNS, (
+            c.title, c.verdict, str(c.commits), str(c.at_one), str(a.compared),
+            f"{a.mean_error:.2f}" if a.mean_error is not None else "–",
+            f"{a.max_error:.2f}" if a.max_error is not None else "–",
+            a.worst_commit[:7] if a.worst_commit else "–", "; ".join(said),
+        ))) | {"id": f"{c.pillar}/{c.criterion}"})
+    return rows
 
 
 def report_json(report: Report) -> dict[str, Any]:
@@ -131,4 +164,8 @@ def render_markdown(report: Report, *, title: str | None = None) -> str:
     for i, g in enumerate(report.missing_next, 1):
         now = f"{g.score:.2f}" if g.score is not None else g.status
         out.append(f"| {i} | {g.title} | {pillar_titles[g.pillar]} | {now} | +{g.gain:.2f} |")
+    if report.trust is not None:
+        out += ["", f"## {TRUST_TITLE}", "", trust_intro(report.trust), "",
+                "| " + " | ".join(TRUST_COLUMNS) + " |", "|" + "---|" * len(TRUST_COLUMNS)]
+        out += ["| " + " | ".join(row[k].replace("|", "\\|") for k in TRUST_COLUMNS) + " |" for row in trust_rows(report.trust)]
     return "\n".join(out) + "\n"
