@@ -45,11 +45,16 @@ def test_init_drafts_the_documents_pillars_and_criteria_and_passes_check(tmp_pat
     assert all(lines[i - 1].strip().startswith("# ") for i in checks), "a check without its reason above it"
     text = "\n".join(lines)
     test_file = LAYOUTS[name].test_file
-    # (a) the test file the document names under the first criterion, counted, with the document's line
-    assert f"# document line 7 names {test_file}: " in text
-    assert f"glob: {test_file}" in text
-    if LAYOUTS[name].test_name:
-        assert f"# document line 7 names test {LAYOUTS[name].test_name}, defined in " in text
+    # (a) the test file the document names under the first criterion, its test cases counted, with the document's line
+    assert f"# document line 7 names {test_file}: 2 test case(s) there at HEAD (starts at 0.50)" in text
+    assert f"{{source: repo, signal: test_cases, glob: {test_file}, transform: {{scale: [0, 4]}}}}" in text
+    if test_name := LAYOUTS[name].test_name:
+        assert f"# document line 7 names test {test_name}: 1 test case(s) of that name at HEAD" in text
+        assert f"{{source: repo, signal: test_cases, match: ^{test_name}$, transform: {{scale: [0, 2]}}}}" in text
+    # (b) test cases whose names share significant words with the title, wherever the language keeps them
+    assert "# 1 test case(s) share the words backoff, retry with the title (" in text
+    assert "{source: repo, signal: test_cases, match: '(?i)backoff|retry', transform: {scale: [0, 2]}}" in text
+    assert "{source: repo, signal: test_cases, match: '(?i)isolation|tenant', transform: {scale: [0, 2]}}" in text
     # (c) the status document's lines, matched to criteria by their words
     assert "# docs/STATUS.md:3 reads Restart stress suite: 4/4: all pass" in text
     assert "{source: status, signal: ratio, label: Restart stress suite, field: numerator, transform: {scale: [0, 8]}}" in text

@@ -97,3 +97,15 @@ def test_mentions_are_files_and_test_names_that_exist_at_head():
     assert checks[0].check["transform"] == {"scale": [0, 4]}
     assert checks[0].reason == "document line 4 names pkg/test_a.py: 2 test definition(s) there at HEAD"
     assert checks[1].check["regex"] == r"\btest_quote\b"
+
+
+def test_with_the_test_cases_signal_a_mentioned_file_and_name_count_test_cases():
+    tests = [FoundTest(path="t/test_x.py", line=1, name="test_quote"),
+             FoundTest(path="t/test_x.py", line=4, name="test_other")]
+    view = _view(files=["t/test_x.py"], tests=tests, tests_signal=True)
+    checks = criterion_checks("Quoting", [(2, "t/test_x.py and test_quote")], [], view, {"test_x.py": ["t/test_x.py"]})
+    assert [c.check for c in checks[:2]] == [
+        {"source": "repo", "signal": "test_cases", "glob": "t/test_x.py", "transform": {"scale": [0, 4]}},
+        {"source": "repo", "signal": "test_cases", "match": "^test_quote$", "transform": {"scale": [0, 2]}},
+    ]
+    assert checks[1].reason == "document line 2 names test test_quote: 1 test case(s) of that name at HEAD, in t/test_x.py"

@@ -32,20 +32,17 @@ from typing import Any
 from pydantic import BaseModel, Field
 from wcmatch import glob
 
-from collectors.gitrepo import GLOB_FLAGS
 from collectors.markdown import RATIO_VALUE, label_value, without_list_marker
 from collectors.regex import compile_regex
+from collectors.testcases import language_of
 from daemon.run.progress_doc import ClaimedPillar, ProgressDocument
 from daemon.run.words import match_regex, overlap, stems, words_of
 
 __all__ = ["TESTS_GLOB", "Draft", "DraftCheck", "DraftCriterion", "DraftPillar", "RepoView", "StatusDoc", "FoundTest",
            "draft_criteria", "draft_from_document", "slug"]
 
-# Where each language keeps its tests by convention (the `tests` preset of the test_cases signal says the same).
-TESTS_GLOB = ("{**/test_*.py,**/*_test.py,**/tests/**/*.py,**/*_test.go,**/*.{test,spec}.{js,jsx,ts,tsx,mjs,cjs},"
-              "**/__tests__/**/*.{js,jsx,ts,tsx,mjs,cjs},**/src/test/**/*.{java,kt},**/*Test.{java,kt},"
-              "**/*Tests.{java,kt},**/tests/**/*.rs}")
-_TESTS = glob.compile(TESTS_GLOB, flags=GLOB_FLAGS)
+# Where each language keeps its tests by convention: the `@tests` preset of the git signals.
+TESTS_GLOB = "@tests"
 # A test definition, by file extension: what a mentioned test file counts (RE2, multiline).
 _DEFINITIONS = {
     ".py": r"^\s*(?:async\s+)?def test\w*\s*\(",
@@ -140,7 +137,8 @@ def _start(count: int) -> float:
 
 
 def is_test_file(path: str) -> bool:
-    return bool(_TESTS.match(path))
+    """A test file by its language's convention (what `@tests` and the test_cases signal read)."""
+    return language_of(path) is not None
 
 
 # --- (a) what the document names -----------------------------------------------------------
@@ -168,31 +166,54 @@ def _mentions(lines: list[tuple[int, str]], view: RepoView, by_name: dict[str, l
                 seen.add(path)
                 checks.append(_file_check(path, number, view))
             elif path is None and _TEST_NAME.match(token) and token not in seen:
-                found = _test_definition(token, view)
+                found = _named_test(token, number, view)
                 if found is not None:
                     seen.add(token)
-                    where, count = found
-                    checks.append(DraftCheck(
-                        check={"source": "repo", "signal": "content_match", "glob": where, "regex": rf"\b{token}\b",
-                               "field": "matches", "transform": _scaled(count)},
-                        reason=f"document line {number} names test {token}, defined in {where} at HEAD "
-                               f"({count} mention(s) there now)",
-                        start=_start(count)))
+                    checks.append(found)
     return checks
 
 
 def _file_check(path: str, number: int, view: RepoView) -> DraftCheck:
+    """A test file counts its test cases (or its test definitions); another file is there or not."""
+    where = glob.escape(path)  # the path as a glob that matches it alone
+    cases = sum(1 for t in view.tests if t.path == path)
+    if view.tests_signal and cases:
+        return DraftCheck(check={"source": "repo", "signal": "test_cases", "glob": where, "transform": _scaled(cases)},
+                          reason=f"document line {number} names {path}: {cases} test case(s) there at HEAD",
+                          start=_start(cases))
     definition = _DEFINITIONS.get(posixpath.splitext(path)[1])
     if is_test_file(path) and definition and path in view.texts:
         count = sum(1 for _ in compile_regex(definition, multiline=True).finditer(view.texts[path]))
         if count:
             return DraftCheck(
-                check={"source": "repo", "signal": "content_match", "glob": path, "regex": definition,
+                check={"source": "repo", "signal": "content_match", "glob": where, "regex": definition,
                        "field": "matches", "transform": _scaled(count)},
                 reason=f"document line {number} names {path}: {count} test definition(s) there at HEAD",
                 start=_start(count))
     return DraftCheck(check={"source": "repo", "signal": "file_exists", "path": path},
                       reason=f"document line {number} names {path}, present at HEAD", start=1.0)
+
+
+def _named_test(name: str, number: int, view: RepoView) -> DraftCheck | None:
+    """A test the document names: the test cases of that name, or else its definition in a test file."""
+    pattern = f"^{re.escape(name)}$"
+    exact = compile_regex(pattern)
+    cases = [t for t in view.tests if any(exact.search(s) for s in (t.name, t.scope or "", t.path))]
+    if view.tests_signal and cases:
+        files = sorted({t.path for t in cases})
+        return DraftCheck(check={"source": "repo", "signal": "test_cases", "match": pattern,
+                                 "transform": _scaled(len(cases))},
+                          reason=f"document line {number} names test {name}: {len(cases)} test case(s) of that name "
+                                 f"at HEAD, in {', '.join(files[:3])}", start=_start(len(cases)))
+    found = _test_definition(name, view)
+    if found is None:
+        return None
+    where, count = found
+    return DraftCheck(
+        check={"source": "repo", "signal": "content_match", "glob": glob.escape(where), "regex": rf"\b{name}\b",
+               "field": "matches", "transform": _scaled(count)},
+        reason=f"document line {number} names test {name}, defined in {where} at HEAD ({count} mention(s) there now)",
+        start=_start(count))
 
 
 def _test_definition(name: str, view: RepoView) -> tuple[str, int] | None:

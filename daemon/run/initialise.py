@@ -22,9 +22,10 @@ from collectors import git_history
 from collectors.evidence import SourceFault
 from collectors.gitrepo import BINARY_PROBE, LINK_MODE, GitSource, Repository, Tree
 from collectors.markdown import MAX_DOCUMENT_BYTES, read_document
+from collectors.testcases import find_test_cases
 from daemon.config.loading import load_config
 from daemon.errors import ConfigError, InputError
-from daemon.run.draft import DraftPillar, RepoView, StatusDoc, draft_from_document, is_test_file
+from daemon.run.draft import DraftPillar, FoundTest, RepoView, StatusDoc, draft_from_document, is_test_file
 from daemon.run.draft_default import draft_default
 from daemon.run.draft_yaml import render
 from daemon.run.importer import ImportOutcome, import_text
@@ -80,10 +81,12 @@ def read_repository(path: Path, *, progress: Progress | None = None) -> tuple[Re
             repo.close()
     except SourceFault as fault:
         raise InputError(f"--repo {path}: {fault.error.message}") from None
+    tests = [FoundTest(path=c.path, line=c.line, name=c.name, scope=c.scope)
+             for path, text in texts.items() if is_test_file(path) for c in find_test_cases(path, text)]
     status = [StatusDoc(path=p, text=t) for p, t in texts.items()
               if p.lower().endswith(".md") and "pass" in t.lower()][:_MAX_STATUS_DOCS]
     name = path.resolve().name or "project"
-    return RepoView(name=name, commit=sha, files=files, texts=texts), status
+    return RepoView(name=name, commit=sha, files=files, texts=texts, tests=tests, tests_signal=True), status
 
 
 def initialise(repo: Path, output: Path, *, document: Path | None, force: bool, now: datetime,
