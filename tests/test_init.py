@@ -175,3 +175,18 @@ def test_file_names_that_are_not_plain_text_are_left_out(tmp_path: Path):
     assert [s.path for s in status] == ["docs/STATUS.md"]
     _init(tmp_path, "--repo", "svc", "--from-doc", "svc/docs/PROGRESS.md", "-o", "pw.yaml")
     run_cli("check", "--config", "pw.yaml", cwd=tmp_path)
+
+
+def test_from_init_to_calibrate_the_rules_meet_the_imported_judgment(tmp_path: Path):
+    repo = layout_repo(tmp_path / "svc", "python-beside")
+    _init(tmp_path, "--repo", "svc", "--from-doc", "svc/docs/PROGRESS.md", "-o", "pw.yaml")
+    run_cli("check", "--config", "pw.yaml", cwd=tmp_path)
+    run_cli("collect", "--config", "pw.yaml", cwd=tmp_path)
+    run_cli("backfill", "--config", "pw.yaml", "--commits", "5", cwd=tmp_path)
+    done = json.loads(run_cli("calibrate", "--config", "pw.yaml", "--json", cwd=tmp_path).stdout)
+    claimed = {c: s for _, _, cs in PILLARS for c, s in cs}
+    pairs = {c["title"]: c["agreement"]["pairs"] for c in done["calibration"]["criteria"]}
+    assert set(pairs) == set(claimed)
+    for title, (pair,) in pairs.items():  # one judged commit each: the document's, against the drafted rule
+        assert pair["commit"] == repo.git("rev-parse", "HEAD") and pair["team"] == claimed[title]
+        assert pair["by"] == "docs/PROGRESS.md" and pair["rule"] < 1.0
