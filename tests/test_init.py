@@ -177,8 +177,9 @@ def test_file_names_that_are_not_plain_text_are_left_out(tmp_path: Path):
     run_cli("check", "--config", "pw.yaml", cwd=tmp_path)
 
 
-def test_from_init_to_calibrate_the_rules_meet_the_imported_judgment(tmp_path: Path):
-    repo = layout_repo(tmp_path / "svc", "python-beside")
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_from_init_to_calibrate_the_rules_meet_the_imported_judgment(tmp_path: Path, layout: str):
+    repo = layout_repo(tmp_path / "svc", layout)
     _init(tmp_path, "--repo", "svc", "--from-doc", "svc/docs/PROGRESS.md", "-o", "pw.yaml")
     run_cli("check", "--config", "pw.yaml", cwd=tmp_path)
     run_cli("collect", "--config", "pw.yaml", cwd=tmp_path)
