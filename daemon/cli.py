@@ -25,11 +25,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import Progress as RichProgress
-from rich.progress import TextColumn
 
 from collectors.evidence import SourceFault
 from collectors.secrets import one_line
@@ -37,14 +35,13 @@ from daemon import __version__, changes, queries, terminal
 from daemon.config.loading import load_config, load_worker_settings
 from daemon.config.model import Config, Project
 from daemon.errors import ConfigError, InputError, PillarwatchError, StoreError
-from daemon.run.executor import Progress
-from daemon.run.progress_doc import parse_progress_document, verify
-from daemon.run.record import deliver_pending
-from daemon.run.runner import run_projects
 from daemon.scoring.arithmetic import display
 from daemon.scoring.snapshot import Snapshot
 from daemon.store import DatabaseError, Store
 from daemon.web.report import TRUST_LIMIT, build_report, render_markdown, report_json
+
+if TYPE_CHECKING:
+    from daemon.run.executor import Progress
 
 app = typer.Typer(
     name="pillarwatch",
@@ -116,6 +113,9 @@ def collect(
     as_json: JsonOption = False,
 ) -> None:
     """Collect every source once, score, store a snapshot and print the summary."""
+    from daemon.run.record import deliver_pending  # collecting loads only for the commands that collect: start-up time
+    from daemon.run.runner import run_projects
+
     cfg = _config(config)
     projects = _projects(cfg, project)
     if dry_run:
@@ -155,6 +155,9 @@ def _progress(total: int | None, *, quiet: bool, label: str = "collecting") -> I
     if quiet or not err.is_terminal or (total is not None and total < 5):
         yield None
         return
+    from rich.progress import Progress as RichProgress  # the progress bar loads only when one is drawn: start-up time
+    from rich.progress import TextColumn
+
     with RichProgress(*RichProgress.get_default_columns(), TextColumn("{task.fields[last]}"), console=err, transient=True) as bar:
         task = bar.add_task(label, total=total, last="")
         # TextColumn reads markup without the console's render_str: escape here.
@@ -462,6 +465,8 @@ def verify_doc(
     as_json: JsonOption = False,
 ) -> None:
     """Recompute a hand-written progress document; exit 1 if any figure disagrees."""
+    from daemon.run.progress_doc import parse_progress_document, verify  # loaded only by this command: start-up time
+
     text = _read_document(file)
     try:
         result = verify(parse_progress_document(text))
