@@ -19,9 +19,11 @@ import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from collectors.evidence import ErrorKind, Provenance, SourceFault
@@ -169,6 +171,8 @@ def _gitlab(spec: GitLabArtifact, client: ApiClient, cache: EtagCache | None, to
 
 
 def _origin(url: str | httpx.URL) -> tuple[str, str, int | None]:
+    import httpx  # httpx loads only when a source is fetched: start-up time
+
     parsed = httpx.URL(str(url))
     return parsed.scheme, parsed.host, parsed.port
 
@@ -176,6 +180,8 @@ def _origin(url: str | httpx.URL) -> tuple[str, str, int | None]:
 def _fetch_zip(client: ApiClient, cache: EtagCache | None, url: str, *, auth: dict[str, str],
                spec: _Artifact, what: str, token: str | None, timeout: float) -> bytes:
     """Follow the download's redirects hop by hop (`auth` only on the API's origin) and return the zip."""
+    import httpx  # httpx loads only when a source is fetched: start-up time
+
     home, scope = _origin(url), client.rate_scope(url)
     if cache is not None and (until := cache.blocked_until(scope)) > time.time():
         raise SourceFault("rate_limited", f"{what}: rate limited until {utc_text(until)}; not asking again before then",
@@ -219,6 +225,8 @@ def _fetch_zip(client: ApiClient, cache: EtagCache | None, url: str, *, auth: di
 
 def _shown(url: str, home: tuple[str, str, int | None]) -> str:
     """The URL for a message: the API's with secrets masked; of a storage host only its origin (its URL is signed)."""
+    import httpx  # httpx loads only when a source is fetched: start-up time
+
     if _origin(url) == home:
         return redact_url(url)
     parsed = httpx.URL(url)

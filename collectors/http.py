@@ -7,6 +7,9 @@ revalidation (:mod:`collectors.httpcache`), one-line :class:`SourceFault`
 errors naming the URL (never the token), and rate limits waited out once
 when short and otherwise deferred to the next scheduled run, remembered on
 disk so that no run asks again before the reset.
+
+Over 400 lines: each function that touches httpx imports it itself, so that
+loading the configuration never loads httpx (start-up time).
 """
 
 from __future__ import annotations
@@ -20,14 +23,16 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
-
-import httpx
 
 from collectors.evidence import SourceFault
 from collectors.httpcache import MAX_BLOCK_SECONDS, EtagCache, note_exhausted, rate_limit_reset, utc_text
 from collectors.secrets import SecretMissing, one_line, read_secret, scrub, shown_url, strip_credentials
+
+if TYPE_CHECKING:
+    import httpx
+
 
 __all__ = ["ApiClient", "Fetched", "JsonPage", "check_api_url", "fetch", "get_json", "http_url", "iter_pages",
            "open_client", "redirect_allowed", "resolve_token", "ssl_context"]
@@ -115,7 +120,7 @@ class Fetched(NamedTuple):
     body: bytes  # at most max_bytes
     oversize: bool  # the body went on past max_bytes and was not read further
     ms: float  # from sending the request to the end of the (possibly cut) body
-    headers: httpx.Headers = httpx.Headers()  # the last answer's
+    headers: httpx.Headers  # the last answer's
 
 
 def fetch(
@@ -135,6 +140,7 @@ def fetch(
     otherwise the redirect itself is the answer. `secret` (a token sent in
     `headers`) is masked in any message, belt and braces.
     """
+    import httpx  # httpx loads only when a source is fetched: start-up time
     shown = shown_url(url)
     # Identity encoding by default: a compressed body can inflate far past max_bytes in one chunk.
     sent = {"User-Agent": "pillarwatch", "Accept-Encoding": "identity", **(headers or {})}
@@ -168,6 +174,7 @@ def fetch(
 
 def _stream(client: httpx.Client, request: httpx.Request, deadline: float, max_bytes: int) -> tuple[int, httpx.Headers, bytes, bool]:
     """One request without redirects: (status, headers, body up to max_bytes, cut short)."""
+    import httpx  # httpx loads only when a source is fetched: start-up time
     response = client.send(_bounded(request, deadline), stream=True)
     try:
         body, oversize = bytearray(), False
@@ -186,6 +193,7 @@ def _stream(client: httpx.Client, request: httpx.Request, deadline: float, max_b
 
 def _bounded(request: httpx.Request, deadline: float, cap: float | None = None) -> httpx.Request:
     """`request` with no single wait past `deadline`: httpx times each read, not a whole exchange."""
+    import httpx  # httpx loads only when a source is fetched: start-up time
     left = deadline - time.monotonic()
     if left <= 0:
         raise httpx.ReadTimeout("deadline passed", request=request)
@@ -220,6 +228,7 @@ def ssl_context() -> ssl.SSLContext:
     than a whole API collection otherwise. Made as httpx makes its default
     (certifi, or $SSL_CERT_FILE / $SSL_CERT_DIR).
     """
+    import httpx  # httpx loads only when a source is fetched: start-up time
     return httpx.create_ssl_context()
 
 
@@ -230,6 +239,7 @@ def open_client(*, timeout: float, token: str | None, user_agent: str = "pillarw
     An `auth_scheme` containing a hyphen is a header name instead (GitLab's
     ``PRIVATE-TOKEN``): the token is then that header's whole value.
     """
+    import httpx  # httpx loads only when a source is fetched: start-up time
     sent = {"User-Agent": user_agent, "Accept": "application/json", **(headers or {})}
     if token:
         if "-" in auth_scheme:
@@ -257,6 +267,7 @@ class JsonPage:
 
 
 def _origin(url: httpx.URL | str) -> tuple[str, str, int | None]:
+    import httpx  # httpx loads only when a source is fetched: start-up time
     parsed = httpx.URL(str(url))
     return parsed.scheme, parsed.host, parsed.port
 
@@ -338,6 +349,7 @@ def _fetch(
 def _send(
     client: ApiClient, request: httpx.Request, shown: str, max_bytes: int, deadline: float
 ) -> tuple[httpx.Response, bytes]:
+    import httpx  # httpx loads only when a source is fetched: start-up time
     try:
         response = client.http.send(_bounded(request, deadline, client.timeout), stream=True)
         try:
