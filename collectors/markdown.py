@@ -12,11 +12,13 @@ import re
 import stat
 from dataclasses import dataclass
 from functools import lru_cache
-
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
+from typing import TYPE_CHECKING
 
 from collectors.evidence import SourceFault
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
 
 __all__ = ["MAX_DOCUMENT_BYTES", "RATIO_VALUE", "SCORE_VALUE", "Heading", "Markdown", "decimal", "find_heading",
            "label_value", "normalise_title", "parse", "plain_text", "read_document", "without_list_marker"]
@@ -26,6 +28,8 @@ MAX_DOCUMENT_BYTES = 1_000_000  # the size limit of a document, here and in veri
 
 @lru_cache(maxsize=1)
 def _markdown() -> MarkdownIt:
+    from markdown_it import MarkdownIt  # markdown-it loads only when a document is read: start-up time
+
     return MarkdownIt("commonmark")
 
 

@@ -9,7 +9,7 @@ terminal through :class:`TerminalConsole`, which shows control characters
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
@@ -19,9 +19,11 @@ from rich.text import Text
 from collectors.evidence import Evidence, evidence_key
 from daemon.changes import SnapshotDiff
 from daemon.queries import Calibration, History
-from daemon.run.progress_doc import Verification
 from daemon.scoring.arithmetic import display, display_change
 from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot
+
+if TYPE_CHECKING:  # verify-doc's parser (markdown-it) loads only for that command: start-up time
+    from daemon.run.progress_doc import Verification
 
 # C0 controls, DEL and C1 controls (0x9b is CSI to some terminals).
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
