@@ -56,7 +56,7 @@ _PRESET_NAME = compile_regex(r"^@[A-Za-z][\w-]*$")
 
 def glob_param(value: str) -> str:
     """A pydantic validator: `value` unchanged, unless it names a glob preset that does not exist (a ValueError)."""
-    if _PRESET_NAME.search(value) and value[1:] not in GLOB_PRESETS:
+    if value.startswith("@") and _PRESET_NAME.search(value) and value[1:] not in GLOB_PRESETS:
         known = ", ".join("@" + name for name in GLOB_PRESETS)
         raise ValueError(f"unknown glob preset {value!r} (known: {known})")
     return value

@@ -189,3 +189,25 @@ def test_every_signal_parameter_reaches_the_request(tmp_path):
     ratio, mentions = cfg.projects[0].expanded_pillars[1].criteria[0].checks
     assert ratio.request().model_dump() == {"signal": "ratio", "params": {"label": "Scheduler stress tests"}}
     assert mentions.request().params == {"regex": "TODO", "heading": "Gaps"}
+
+
+def test_yaml_1_2_reading_and_merge_keys_refused_with_their_line(tmp_path):
+    # YAML 1.2: `yes` and `no` are words, so a title may be one; a merge key (YAML 1.1 only) is refused, not ignored.
+    config = load_config(write(tmp_path, GOOD.replace("title: Own pillar", "title: no"), "words.yaml"))
+    assert config.projects[0].pillars[1].title == "no"
+    merged = GOOD.replace("      - id: own\n", "      - &own\n        id: own\n").replace(
+        "      - {template: shared, id: renamed, title: Renamed, weight: 2}",
+        "      - {<<: *own, id: renamed}")
+    problems = problems_of(write(tmp_path, merged, "merge.yaml"))
+    assert [p.split("/")[-1] for p in problems] == [f"merge.yaml:{merged.splitlines().index('      - {<<: *own, id: renamed}') + 1}: projects[1].pillars[0].<<: merge keys (<<) are not supported: repeat the keys, or use a template"]
+
+
+def test_a_field_is_placed_on_its_line_in_a_large_file(tmp_path):
+    # Lines are found only when a message needs one; they must still be right far down a file.
+    criteria = "".join(f"          - id: c{n}\n            title: Criterion {n}\n            not_applicable: later\n"
+                       for n in range(500))
+    text = GOOD.replace("        criteria:\n          - id: declared\n", "        criteria:\n" + criteria + "          - id: declared\n")
+    bad = text.replace("          - id: c321\n            title: Criterion 321\n", "          - id: c321\n            title: ''\n")
+    line = bad.splitlines().index("            title: ''") + 1
+    assert [p.split("/")[-1] for p in problems_of(write(tmp_path, bad, "big.yaml"))] == [
+        f"big.yaml:{line}: projects[0].pillars[1].criteria[321].title: string should have at least 1 character"]

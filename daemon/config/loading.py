@@ -18,15 +18,17 @@ from daemon.config.model import SIGNAL_KINDS, Config, Pillar, PillarFromTemplate
 from daemon.config.settings import CelerySettings
 from daemon.config.yamlsource import YamlDocument
 from daemon.errors import ConfigError
+from daemon.gcpause import no_cycle_collection
 
 
 def load_config(path: Path | str) -> Config:
     """Read, interpolate, validate and cross-check one configuration file."""
-    doc = YamlDocument.load(Path(path))
-    try:
-        config = Config.model_validate(doc.data)
-    except ValidationError as exc:
-        raise ConfigError([doc.problem(_strip_tags(e["loc"]), _message(e)) for e in exc.errors()]) from None
+    with no_cycle_collection():  # 10,000 criteria are a few hundred thousand acyclic objects
+        doc = YamlDocument.load(Path(path))
+        try:
+            config = Config.model_validate(doc.data)
+        except ValidationError as exc:
+            raise ConfigError([doc.problem(_strip_tags(e["loc"]), _message(e)) for e in exc.errors()]) from None
     config.path = doc.path
     problems = [doc.problem(loc, msg) for loc, msg in _cross_check(config)]
     if problems:

@@ -9,15 +9,14 @@ is ``unknown``. Pillar % and overall % follow DESIGN.md's arithmetic.
 
 from __future__ import annotations
 
-import gc
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from collectors.evidence import CollectResult, Evidence, EvidenceError, EvidenceRequest
 from daemon.config.model import CheckFields, Criterion, FreshWithinDays, Pillar, Project, Scale, Thresholds, Transform
+from daemon.gcpause import no_cycle_collection
 from daemon.scoring.arithmetic import weighted_mean
 from daemon.scoring.snapshot import CheckResult, CriterionScore, PillarScore, Snapshot, SourceState
 
@@ -171,26 +170,6 @@ def overall_of(pillars: Sequence[PillarScore]) -> float | None:
     return weighted_mean([(p.score, p.weight) for p in pillars if p.score is not None])
 
 
-@contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """Hold off Python's cycle collector while a snapshot is built.
-
-    Scoring allocates a dozen small objects per criterion, none in a cycle;
-    the collector, triggered by the count of allocations, would traverse the
-    whole heap (configuration, evidence, the previous snapshot) once or twice
-    in the middle of it: half the time of scoring 10,000 criteria
-    (docs/BENCHMARKS.md). Afterwards one young collection finds them instead.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 def score_project(
     project: Project,
     results: Sequence[CollectResult],
@@ -199,7 +178,7 @@ def score_project(
     now: datetime,
 ) -> Snapshot:
     """Score one project from the results of collecting its sources."""
-    with _no_cycle_collection():
+    with no_cycle_collection():
         return _score_project(project, results, previous=previous, now=now)
 
 
