@@ -15,7 +15,7 @@ history) import it in their own body, so that every other command starts fast.
 
 from __future__ import annotations
 
-import json
+import gc
 import logging
 import os
 import signal
@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import pydantic_core
 import typer
 
 from collectors.evidence import SourceFault
@@ -71,7 +72,12 @@ ProjectOption = Annotated[str | None, typer.Option("--project", "-p", help="Only
 
 
 def _config(path: Path) -> Config:
-    return load_config(path)
+    config = load_config(path)
+    # A command is one short process: what it loaded first (imports, the configuration) lives until it exits.
+    # Out of the cycle collector's sight, it is not traversed again at each full collection (10,000 criteria are
+    # a few hundred thousand objects: seconds of `report` went to traversing them).
+    gc.freeze()
+    return config
 
 
 def _projects(config: Config, project: str | None) -> list[Project]:
@@ -79,7 +85,16 @@ def _projects(config: Config, project: str | None) -> list[Project]:
 
 
 def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(_json_text(value))
+
+
+def _json_text(value: Any) -> str:
+    """Indented JSON of plain values or models, by pydantic's serialiser in Rust.
+
+    The standard library's encoder runs in Python as soon as it indents: 3.4 s
+    for the 14 MB of a 10,000-criteria snapshot, against 0.1 s here.
+    """
+    return pydantic_core.to_json(value, indent=2).decode() + "\n"
 
 
 def _latest(config: Config, project: str | None) -> tuple[Snapshot, Project]:
@@ -171,7 +186,7 @@ def status(config: ConfigOption = Path(DEFAULT_CONFIG), project: ProjectOption =
     cfg = _config(config)
     snapshot, _ = _latest(cfg, project)
     if as_json:
-        _print_json(snapshot.to_json())
+        _print_json(snapshot)
     else:
         out.print(terminal.snapshot_detail(snapshot, cfg.display.decimals))
 
@@ -192,13 +207,13 @@ def report(
         from daemon.web import dashboard  # Jinja2 is loaded only by the commands that render HTML
 
         with Store.open(cfg.store_path, readonly=True) as store:
-            text = dashboard.page(store, cfg, chosen.id, standalone=True)
+            text = dashboard.page(store, cfg, chosen.id, standalone=True, snapshot=snapshot)
     else:
         with Store.open(cfg.store_path, readonly=True) as store:
             trust = queries.calibration(store, chosen, limit=TRUST_LIMIT)
         built = build_report(snapshot, decimals=cfg.display.decimals, trust=trust)
         text = (
-            json.dumps(report_json(built), indent=2, ensure_ascii=False) + "\n"
+            _json_text(report_json(built))
             if format == "json"
             else render_markdown(built, title=chosen.title)
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -243,12 +242,16 @@ class SnapshotQueries:
         last_seen = self.db.execute("SELECT max(seen_at) FROM snapshot_repeats WHERE snapshot_id = ?", [sid]).fetchone()[0]
         criteria: dict[str, list[CriterionScore]] = {}
         if with_criteria:
-            for c in self.db.query("SELECT * FROM criterion_scores WHERE snapshot_id = ? ORDER BY pillar, position", [sid]):
-                criteria.setdefault(c["pillar"], []).append(
+            rows = self.db.execute(
+                "SELECT pillar, criterion, title, weight, score, status, reason, scored_at, checks, evidence"
+                " FROM criterion_scores WHERE snapshot_id = ? ORDER BY pillar, position", [sid]).fetchall()
+            evidence = self._snapshot_evidence(sid)
+            for pillar, criterion, title, weight, score, status, reason, scored_at, checks, hashes in rows:
+                criteria.setdefault(pillar, []).append(
                     CriterionScore(
-                        id=c["criterion"], title=c["title"], weight=c["weight"], score=c["score"], status=c["status"],
-                        reason=c["reason"], scored_at=_time(c["scored_at"]) if c["scored_at"] else None,
-                        checks=json.loads(c["checks"]), evidence=list(self._evidence(json.loads(c["evidence"]))),
+                        id=criterion, title=title, weight=weight, score=score, status=status, reason=reason,
+                        scored_at=_time(scored_at) if scored_at else None, checks=json.loads(checks),
+                        evidence=[evidence[h] for h in json.loads(hashes) if h in evidence],
                     )
                 )
         pillars = [
@@ -271,19 +274,18 @@ class SnapshotQueries:
             origin=row["origin"],
         )
 
-    def _evidence(self, hashes: list[str]) -> Iterator[Evidence]:
-        if not hashes:
-            return
-        marks = ",".join("?" * len(hashes))
-        found = {r["hash"]: r for r in self.db.query(f"SELECT * FROM evidence WHERE hash IN ({marks})", hashes)}
-        for digest in hashes:
-            r = found.get(digest)
-            if r is None:
-                continue
-            yield Evidence(
-                source=r["source"], signal=r["signal"], params=json.loads(r["params"]),
-                value=json.loads(r["value"]) if r["value"] else None,
-                error=json.loads(r["error"]) if r["error"] else None,
-                provenance=json.loads(r["provenance"]), observed_at=_time(r["observed_at"]),
+    def _snapshot_evidence(self, snapshot_id: int) -> dict[str, Evidence]:
+        """Every fact the snapshot's criteria name, by hash: one query, however many criteria."""
+        found: dict[str, Evidence] = {}
+        for digest, source, signal, params, value, error, provenance, observed_at in self.db.execute(
+            "SELECT hash, source, signal, params, value, error, provenance, observed_at FROM evidence"
+            " WHERE hash IN (SELECT j.value FROM criterion_scores AS c, json_each(c.evidence) AS j"
+            " WHERE c.snapshot_id = ?)", [snapshot_id]):
+            found[digest] = Evidence(
+                source=source, signal=signal, params=json.loads(params),
+                value=json.loads(value) if value else None,
+                error=json.loads(error) if error else None,
+                provenance=json.loads(provenance), observed_at=_time(observed_at),
             )
+        return found
 
