@@ -145,7 +145,7 @@ def collect(
         if store is not None:
             store.close()
     if as_json:
-        _print_json([s.to_json() for s in snapshots] if len(snapshots) > 1 else snapshots[0].to_json())
+        _print_json(snapshots if len(snapshots) > 1 else snapshots[0])
     else:
         for s in snapshots:
             out.print(terminal.snapshot_summary(s, cfg.display.decimals))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 from typing import Any
 
 import sqlite_utils
 
-from collectors.evidence import Evidence
+from collectors.evidence import Evidence, canonical_json
 from daemon.errors import NotFound
 from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot, SourceState, clock_derived, rfc3339
 from daemon.store._util import dumps as _dumps
@@ -55,22 +56,22 @@ class SnapshotQueries:
             ],
         )
         snapshot_id = int(cursor.lastrowid or 0)
-        for position, pillar in enumerate(snapshot.pillars):
-            self.db.execute(
-                "INSERT INTO pillar_scores VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [snapshot_id, pillar.id, position, pillar.title, pillar.weight, pillar.score, pillar.coverage],
-            )
+        self.db.conn.executemany(
+            "INSERT INTO pillar_scores VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [[snapshot_id, p.id, position, p.title, p.weight, p.score, p.coverage]
+             for position, p in enumerate(snapshot.pillars)])
+        saved: dict[int, str] = {}  # id(evidence) -> its hash: a fact several criteria read is written once
+        rows = []
+        for pillar in snapshot.pillars:
             for cpos, c in enumerate(pillar.criteria):
-                hashes = [self._save_evidence(e) for e in c.evidence]
-                self.db.execute(
-                    "INSERT INTO criterion_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        snapshot_id, pillar.id, c.id, cpos, c.title, c.weight, c.score, c.status, c.reason,
-                        rfc3339(c.scored_at) if c.scored_at else None,
-                        _dumps([k.model_dump(mode="json") for k in c.checks]),
-                        _dumps(hashes),
-                    ],
-                )
+                hashes = [saved.get(id(e)) or saved.setdefault(id(e), self._save_evidence(e)) for e in c.evidence]
+                rows.append([
+                    snapshot_id, pillar.id, c.id, cpos, c.title, c.weight, c.score, c.status, c.reason,
+                    rfc3339(c.scored_at) if c.scored_at else None,
+                    _dumps([k.model_dump(mode="json") for k in c.checks]),
+                    _dumps(hashes),
+                ])
+        self.db.conn.executemany("INSERT INTO criterion_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         return snapshot_id
 
     def _refresh_clock_values(self, snapshot_id: int, seen: Snapshot) -> None:
@@ -101,8 +102,9 @@ class SnapshotQueries:
             self._collect_evidence(sorted(set(replaced)))  # type: ignore[attr-defined]
 
     def _save_evidence(self, evidence: Evidence) -> str:
-        digest = evidence.content_hash()
         body = evidence.model_dump(mode="json")
+        # Evidence.content_hash(), from the one dump: the body without the time it was observed.
+        digest = hashlib.sha256(canonical_json({k: v for k, v in body.items() if k != "observed_at"}).encode()).hexdigest()[:32]
         self.db.execute(
             "INSERT OR IGNORE INTO evidence VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
