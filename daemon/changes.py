@@ -62,8 +62,11 @@ def criterion_changes(baseline: Snapshot | None, current: Snapshot, pillar_id: s
     for pillar in current.pillars:
         if pillar_id is not None and pillar.id != pillar_id:
             continue
+        # The baseline's criteria of this pillar by id: one lookup each, not a walk of the snapshot.
+        earlier = baseline.pillar(pillar.id) if baseline else None
+        before_by_id = {c.id: c for c in reversed(earlier.criteria)} if earlier else {}
         for after in pillar.criteria:
-            before = baseline.criterion(pillar.id, after.id) if baseline else None
+            before = before_by_id.get(after.id)
             if before is not None and (before.score, before.status) == (after.score, after.status):
                 continue
             if before is None and baseline is None:
