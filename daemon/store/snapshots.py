@@ -218,8 +218,14 @@ class SnapshotQueries:
             " FROM snapshots s JOIN criterion_scores c ON c.snapshot_id = s.id"
             " LEFT JOIN imported_documents d ON d.snapshot_id = s.id"
             f" WHERE {where} ORDER BY s.taken_at, s.id, c.pillar, c.position", params)
-        return [{**row, "taken_at": _time(row["taken_at"]), "sources": json.loads(row["sources"]),
-                 "checks": json.loads(row["checks"])} for row in rows]
+        # A snapshot's time and sources are the same on each of its rows: parsed once per snapshot.
+        shared: dict[int, tuple[datetime, Any]] = {}
+        points = []
+        for row in rows:
+            taken_at, sources = shared.get(row["snapshot"]) or shared.setdefault(
+                row["snapshot"], (_time(row["taken_at"]), json.loads(row["sources"])))
+            points.append({**row, "taken_at": taken_at, "sources": sources, "checks": json.loads(row["checks"])})
+        return points
 
     def backfilled_commits(self, project: str, source: str) -> set[str]:
         """The commits of a git source that backfilled snapshots of a project were scored at (kept or pruned)."""
