@@ -8,7 +8,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collectors.evidence import signal_table
-from collectors.http import check_api_url
 from collectors.models import ci
 
 __all__ = ["SIGNALS", "GitLabSource"]
@@ -41,6 +40,9 @@ class GitLabSource(BaseModel):
     @field_validator("api_url")
     @classmethod
     def _api_url(cls, value: str) -> str:
+        # The HTTP module (ssl) loads when a source is validated, not with the models: start-up time.
+        from collectors.http import check_api_url
+
         return check_api_url(value)
 
 

@@ -8,7 +8,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collectors.evidence import SignalParams, signal_table
-from collectors.http import http_url
 
 __all__ = ["SIGNALS", "HttpSource", "JsonValue", "Latency", "Status"]
 
@@ -44,6 +43,9 @@ class HttpSource(BaseModel):
     @field_validator("url")
     @classmethod
     def _http(cls, value: str) -> str:
+        # The HTTP module (ssl) loads when a source is validated, not with the models: start-up time.
+        from collectors.http import http_url
+
         return http_url(value)
 
     @field_validator("headers")
