@@ -10,9 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Literal
-
-from pydantic import Field
+from typing import Any
 
 from collectors.evidence import (
     CollectResult,
@@ -25,6 +23,7 @@ from collectors.evidence import (
     failed,
     signal_params,
 )
+from collectors.models.ci import LatestRun, SuccessRate, TestReport
 
 __all__ = [
     "LatestRun",
@@ -41,29 +40,6 @@ __all__ = [
 # skipped, neutral or action_required runs, which are neither success nor failure.
 _FAILURES = frozenset({"failure", "timed_out", "startup_failure"})
 _SPELLINGS = {"failed": "failure", "canceled": "cancelled"}  # GitLab's words -> GitHub's
-
-
-class LatestRun(SignalParams):
-    """The newest completed run: did it succeed?"""
-
-    signal: Literal["latest_run"] = "latest_run"
-    default_field, default_transform = "success", "bool"
-
-
-class SuccessRate(SignalParams):
-    """The share of the last `runs` completed runs that succeeded."""
-
-    signal: Literal["success_rate"] = "success_rate"
-    runs: int = Field(default=10, ge=1, le=100)
-    default_field, default_transform = "rate", "ratio"
-
-
-class TestReport(SignalParams):
-    """The test summary of the newest completed run (GitLab's pipeline test report)."""
-
-    __test__: ClassVar[bool] = False  # not a pytest test class, despite its name
-    signal: Literal["test_report"] = "test_report"
-    default_field, default_transform = "pass_ratio", "ratio"
 
 
 @dataclass(frozen=True)

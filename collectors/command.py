@@ -17,69 +17,27 @@ import subprocess
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Any
 
 from collectors.evidence import (
     CollectResult,
     EvidenceError,
     EvidenceRequest,
     Provenance,
-    SignalParams,
     SourceFault,
     answer,
     failed,
     signal_params,
-    signal_table,
 )
 from collectors.gitrepo import GitSource
-from collectors.regex import compile_regex, regex_param
+from collectors.models.command import SIGNALS, CommandSource, ExitStatus, StdoutNumber
+from collectors.regex import compile_regex
 
 __all__ = ["SIGNALS", "CommandSource", "ExitStatus", "StdoutNumber", "collect"]
 
 _CHUNK = 64 * 1024
 _TICK = 0.05  # how often a silent command is checked for having exited
 _DISABLED = "commands are disabled; set allow_commands: true"
-
-
-class CommandSource(BaseModel):
-    """A local command, run without a shell."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["command"] = "command"
-    id: str
-    argv: list[str] = Field(min_length=1)
-    cwd: str | None = None
-    timeout_seconds: float = Field(default=60, gt=0)
-    max_output_bytes: int = Field(default=1_000_000, gt=0)
-    env: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("argv")
-    @classmethod
-    def _program(cls, value: list[str]) -> list[str]:
-        if not value[0]:
-            raise ValueError("argv[0] (the program) is empty")
-        if any("\0" in arg for arg in value):
-            raise ValueError("arguments cannot contain NUL characters")
-        return value
-
-
-class ExitStatus(SignalParams):
-    signal: Literal["exit_status"] = "exit_status"
-    default_field, default_transform = "success", "bool"
-
-
-class StdoutNumber(SignalParams):
-    signal: Literal["stdout_number"] = "stdout_number"
-    regex: str  # the first group, or the whole match, is the number
-    default_field, default_transform = "value", None
-
-    _re2 = field_validator("regex")(lambda cls, v: regex_param(v))
-
-
-SIGNALS = signal_table(ExitStatus, StdoutNumber)
 
 
 def _start(source: CommandSource) -> subprocess.Popen[bytes]:

@@ -226,7 +226,8 @@ class SignalParams(BaseModel):
     the transform it applies when the rule names neither.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    # Built on first validation, not at import: a configuration validates few of the signals.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     default_field: ClassVar[str]
     default_transform: ClassVar[str | None]
 

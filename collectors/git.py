@@ -14,9 +14,7 @@ import math
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
-
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from typing import Any
 
 from collectors.evidence import (
     CollectResult,
@@ -24,29 +22,17 @@ from collectors.evidence import (
     EvidenceError,
     EvidenceRequest,
     Provenance,
-    SignalParams,
     SourceFault,
     evidence_key,
     failed,
     path_from_text,
     path_text,
     signal_params,
-    signal_table,
 )
-from collectors.gitrepo import (
-    BINARY_PROBE,
-    FAULTS,
-    LINK_MODE,
-    Entry,
-    GitSource,
-    Repository,
-    Tree,
-    as_fault,
-    read_text,
-    repo_path,
-)
-from collectors.regex import compile_regex, regex_param
-from collectors.testcases import Language, TestCase, find_test_cases, glob_param, language_of
+from collectors.gitrepo import BINARY_PROBE, FAULTS, LINK_MODE, Entry, GitSource, Repository, Tree, as_fault, read_text
+from collectors.models.git import SIGNALS, CommitsSince, ContentMatch, FileAge, FileCount, FileExists, Head, TestCases
+from collectors.regex import compile_regex
+from collectors.testcases import TestCase, find_test_cases, language_of
 
 __all__ = ["SIGNALS", "CommitsSince", "ContentMatch", "FileAge", "FileCount", "FileExists", "GitSource", "Head",
            "TestCases", "collect", "read_text"]
@@ -56,70 +42,6 @@ _CASE_LIMIT = 50  # test cases listed (each with its file and line) in a `test_c
 _NAME_CHARS = 200  # a test's name as listed (a JavaScript title can be a whole line)
 # Signals answered from the commit's tree and blobs alone: at the same commit, the same answer.
 _FROM_TREE = frozenset({"file_exists", "file_count", "content_match", "test_cases"})
-_RepoPath = Annotated[str, AfterValidator(repo_path)]
-# A glob, or a named preset such as `@tests` (collectors.testcases.GLOB_PRESETS).
-_Glob = Annotated[str, Field(min_length=1), AfterValidator(glob_param)]
-
-
-class FileExists(SignalParams):
-    signal: Literal["file_exists"] = "file_exists"
-    path: _RepoPath | None = None
-    glob: _Glob | None = None
-    default_field, default_transform = "exists", "bool"
-
-    @model_validator(mode="after")
-    def _path_or_glob(self) -> FileExists:
-        if (self.path is None) == (self.glob is None):
-            raise ValueError("give exactly one of path or glob")
-        return self
-
-
-class FileCount(SignalParams):
-    signal: Literal["file_count"] = "file_count"
-    glob: _Glob
-    default_field, default_transform = "count", "bool"
-
-
-class ContentMatch(SignalParams):
-    signal: Literal["content_match"] = "content_match"
-    glob: _Glob
-    regex: str
-    default_field, default_transform = "matches", "bool"
-
-    _re2 = field_validator("regex")(lambda cls, v: regex_param(v))
-
-
-class TestCases(SignalParams):
-    __test__: ClassVar[bool] = False  # a parameter model, not a pytest test class
-
-    signal: Literal["test_cases"] = "test_cases"
-    glob: _Glob = "@tests"
-    match: str | None = None
-    language: Language | None = None
-    default_field, default_transform = "count", "bool"
-
-    _re2 = field_validator("match")(lambda cls, v: v if v is None else regex_param(v))
-
-
-class FileAge(SignalParams):
-    signal: Literal["file_age"] = "file_age"
-    path: _RepoPath
-    default_field, default_transform = "days", None
-
-
-class CommitsSince(SignalParams):
-    signal: Literal["commits_since"] = "commits_since"
-    days: float = Field(gt=0)
-    path: _RepoPath | None = None
-    default_field, default_transform = "count", "bool"
-
-
-class Head(SignalParams):
-    signal: Literal["head"] = "head"
-    default_field, default_transform = "age_days", None
-
-
-SIGNALS = signal_table(FileExists, FileCount, ContentMatch, TestCases, FileAge, CommitsSince, Head)
 
 
 def _shown(value: dict[str, Any], path: str | None,

@@ -18,45 +18,16 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from git import Git
 from git.exc import UnsafeProtocolError
 
 from collectors.evidence import ErrorKind, SourceFault
+from collectors.models.git import SCHEMES, url_problem
 from collectors.secrets import strip_credentials
 
 __all__ = ["SCHEMES", "command", "decode", "environment", "fault", "mirror", "read_ref", "records", "run", "run_status",
            "unreadable", "url_problem"]
-
-SCHEMES = ("https", "http", "ssh", "git", "file")
-_HELPER = re.compile(r"^([A-Za-z0-9][A-Za-z0-9+.-]*)?::")  # <transport>::<address>
-_SCP = re.compile(r"^[A-Za-z0-9._~+-]+@[A-Za-z0-9][A-Za-z0-9.-]*:.+$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def url_problem(url: str) -> str | None:
-    """Why `url` must not be handed to git, or None when it is safe."""
-    shown = f"unsafe git URL '{_CONTROL.sub('?', strip_credentials(url))}'"  # messages stay one line
-    if url.startswith("-"):
-        return f"{shown}: looks like a command-line option"
-    helper = _HELPER.match(url)
-    if helper:
-        return f"{shown}: remote helpers ({helper.group(0)}) are refused"
-    if _CONTROL.search(url):
-        return f"{shown}: contains control characters"
-    if "://" in url:
-        parts = urlsplit(url)
-        if parts.scheme.lower() not in SCHEMES:
-            return f"{shown}: scheme '{parts.scheme}' is not one of {', '.join(SCHEMES)}"
-        host = parts.hostname or ""
-        if parts.scheme.lower() != "file" and (not host or host.startswith("-")):
-            return f"{shown}: missing or invalid host"
-        return None
-    if _SCP.match(url):
-        return None
-    return f"{shown}: not a {', '.join(SCHEMES)} or user@host:path URL"
-
 
 def environment() -> dict[str, str]:
     """The environment git runs in."""

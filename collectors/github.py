@@ -8,65 +8,22 @@ the rate limit.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
 from collectors import ci
-from collectors.evidence import CollectResult, EvidenceRequest, SourceFault, failed, signal_table
+from collectors.evidence import CollectResult, EvidenceRequest, SourceFault, failed
 from collectors.gitrepo import GitSource
-from collectors.http import ApiClient, check_api_url, iter_pages, open_client, resolve_token
+from collectors.http import ApiClient, iter_pages, open_client, resolve_token
 from collectors.httpcache import EtagCache
+from collectors.models.github import SIGNALS, GitHubSource
 
 __all__ = ["API_HEADERS", "SIGNALS", "GitHubSource", "collect", "completed_runs"]
 
-_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-_WORKFLOW = re.compile(r"^[^/\\\s\x00-\x1f\x7f]+$")
 _MAX_PAGES = 10
 API_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
-
-
-class GitHubSource(BaseModel):
-    """One GitHub Actions workflow of one repository (github.com or GitHub Enterprise)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["github"] = "github"
-    id: str
-    repo: str
-    workflow: str
-    branch: str | None = None
-    api_url: str = "https://api.github.com"  # GitHub Enterprise: https://host/api/v3
-    token_env: str | None = "GITHUB_TOKEN"  # an unset variable means no token
-    token_file: str | None = None
-    timeout_seconds: float = Field(default=30, gt=0)
-    max_bytes: int = Field(default=5_000_000, gt=0)
-
-    @field_validator("repo")
-    @classmethod
-    def _repo_shape(cls, value: str) -> str:
-        if not _REPO.match(value) or any(part in (".", "..") for part in value.split("/")):
-            raise ValueError(f"repo '{value}' is not of the form owner/name")
-        return value
-
-    @field_validator("workflow")
-    @classmethod
-    def _workflow_shape(cls, value: str) -> str:
-        if not _WORKFLOW.match(value) or value in (".", ".."):
-            raise ValueError(f"workflow '{value}' is not a workflow file name (ci.yml) or numeric id")
-        return value
-
-    @field_validator("api_url")
-    @classmethod
-    def _api_url(cls, value: str) -> str:
-        return check_api_url(value)
-
-
-SIGNALS = signal_table(ci.LatestRun, ci.SuccessRate)
 
 
 def collect(

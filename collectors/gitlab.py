@@ -15,59 +15,25 @@ there), not a failure.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
 from collectors import ci
-from collectors.evidence import CollectResult, EvidenceRequest, Provenance, SourceFault, failed, signal_table
+from collectors.evidence import CollectResult, EvidenceRequest, Provenance, SourceFault, failed
 from collectors.gitrepo import GitSource
-from collectors.http import ApiClient, check_api_url, get_json, iter_pages, open_client, resolve_token
+from collectors.http import ApiClient, get_json, iter_pages, open_client, resolve_token
 from collectors.httpcache import EtagCache
+from collectors.models.gitlab import SIGNALS, GitLabSource
 
 __all__ = ["SIGNALS", "GitLabSource", "collect"]
 
-_PROJECT = re.compile(r"^(\d+|[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+)$")
 _COMPLETED = frozenset({"success", "failed", "canceled", "skipped"})
 _COUNTS = ("success", "failed", "skipped", "error")
 _MAX_PAGES = 10
 _MIN_PAGE = 20  # running and pending pipelines sit on top: ask for a few more than needed
-
-
-class GitLabSource(BaseModel):
-    """One GitLab project (gitlab.com or self-managed)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["gitlab"] = "gitlab"
-    id: str
-    project: str  # numeric id or "group/project" path
-    ref: str | None = None
-    api_url: str = "https://gitlab.com/api/v4"  # self-managed: https://host/api/v4
-    token_env: str | None = "GITLAB_TOKEN"  # sent as PRIVATE-TOKEN
-    token_file: str | None = None
-    timeout_seconds: float = Field(default=30, gt=0)
-    max_bytes: int = Field(default=5_000_000, gt=0)
-
-    @field_validator("project")
-    @classmethod
-    def _project_shape(cls, value: str) -> str:
-        if not _PROJECT.match(value) or any(part in (".", "..") for part in value.split("/")):
-            raise ValueError(f"project '{value}' is not a numeric id or a group/project path")
-        return value
-
-    @field_validator("api_url")
-    @classmethod
-    def _api_url(cls, value: str) -> str:
-        return check_api_url(value)
-
-
-SIGNALS = signal_table(ci.LatestRun, ci.SuccessRate, ci.TestReport)
 
 
 def collect(

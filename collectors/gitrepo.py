@@ -17,16 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 from git import Repo
 from git.exc import GitCommandError, GitError, InvalidGitRepositoryError, NoSuchPathError, ODBError
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from wcmatch import glob
 
 from collectors import gitcommand
 from collectors.evidence import SourceFault
-from collectors.gitcommand import url_problem
+from collectors.models.git import GitSource, repo_path, url_problem
 from collectors.secrets import strip_credentials
 from collectors.testcases import expand_glob
 
@@ -39,41 +38,6 @@ BINARY_PROBE = 8000  # git's own heuristic: a NUL byte in the first 8000 bytes
 _LINK_HOPS = 8
 # The bytes a tree listing may take per allowed entry: long names cannot lift the memory bound.
 _ENTRY_BYTES = 512
-
-
-class GitSource(BaseModel):
-    """A git repository: a local path or a remote URL, read at one branch."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["git"] = "git"
-    id: str
-    url: str | None = None
-    path: str | None = None
-    branch: str = "HEAD"
-    max_file_bytes: int = Field(default=1_000_000, gt=0)
-    # Bounds the memory of a tree listing: a few hundred bytes an entry.
-    max_tree_entries: int = Field(default=500_000, gt=0)
-    timeout_seconds: float = Field(default=120, gt=0)
-
-    @model_validator(mode="after")
-    def _one_location(self) -> GitSource:
-        if self.url and self.path:
-            raise ValueError("give either url or path, not both")
-        if not self.url and not self.path:
-            raise ValueError("give url or path")
-        problem = url_problem(self.url) if self.url else None
-        if problem:
-            raise ValueError(problem)
-        return self
-
-
-def repo_path(value: str) -> str:
-    """Normalise a path relative to the repository root; refuse ones leaving it."""
-    norm = posixpath.normpath(value.lstrip("/"))
-    if norm in (".", "") or norm == ".." or norm.startswith("../"):
-        raise ValueError(f"path '{value}' does not name a file inside the repository")
-    return norm
 
 
 def location(source: GitSource) -> str:

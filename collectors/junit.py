@@ -35,17 +35,16 @@ from collectors.evidence import (
     Evidence,
     EvidenceRequest,
     Provenance,
-    SignalParams,
     SourceFault,
     answer,
     failed,
     path_text,
     signal_params,
-    signal_table,
 )
 from collectors.gitrepo import GLOB_FLAGS, Deadline, GitSource, list_files, read_bytes
 from collectors.http import fetch, http_url
-from collectors.regex import compile_regex, regex_param
+from collectors.models.junit import SIGNALS, Tests
+from collectors.regex import compile_regex
 from collectors.secrets import shown_url
 from collectors.zipread import zip_entries
 
@@ -88,25 +87,6 @@ class JUnitSource(BaseModel):
         if given[0] in ("git", "path") and self.glob is None:
             raise ValueError(f"give glob with {given[0]}: which report files to read")
         return self
-
-
-def _regex(value: str | None) -> str | None:
-    return None if value is None else regex_param(value)
-
-
-class Tests(SignalParams):
-    """Test outcomes, optionally only of the test cases matching regexes."""
-
-    default_field, default_transform = "pass_ratio", "ratio"
-    signal: Literal["tests"] = "tests"
-    suite: str | None = None  # searched in the nearest enclosing <testsuite> name
-    classname: str | None = None
-    name: str | None = None
-
-    _compiles = field_validator("suite", "classname", "name")(_regex)
-
-
-SIGNALS = signal_table(Tests)
 
 
 class _Case(NamedTuple):

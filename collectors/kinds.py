@@ -2,23 +2,33 @@
 
 Every collector module exposes the same ``collect`` (:class:`Collector`), so
 :func:`collect` dispatches on ``source.kind`` alone; a collector ignores the
-keywords it does not use. Adding a kind is one line in :data:`KINDS`.
+keywords it does not use. Adding a kind is one line in :data:`_KINDS`.
+
+Nothing is imported here until it is used: a kind's models (its source model
+and its signals' parameter models, in :mod:`collectors.models`) when a source
+or a check of that kind is validated, its collector module (GitPython, httpx,
+markdown-it...) when one is collected. Loading a configuration thus never
+imports a collector, and `pillarwatch status` starts fast.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from datetime import datetime
+from functools import cache
+from importlib import import_module
 from pathlib import Path
 from types import ModuleType
-from typing import Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from pydantic import BaseModel
 
-from collectors import command, docs, git, github, gitlab, junit, probe
-from collectors.evidence import CollectResult, EvidenceRequest
-from collectors.gitrepo import GitSource
+from collectors.evidence import CollectResult, EvidenceRequest, SignalParams
 
-__all__ = ["KINDS", "Collector", "collect", "kinds_of_signal", "signal_models"]
+if TYPE_CHECKING:
+    from collectors.models.git import GitSource
+
+__all__ = ["KINDS", "Collector", "collect", "kinds_of_signal", "signal_model", "signal_models", "source_model"]
 
 
 class Collector(Protocol):
@@ -29,16 +39,56 @@ class Collector(Protocol):
                  previous: CollectResult | None = None, allow_commands: bool = False) -> CollectResult: ...
 
 
-# kind -> (source model, collector module)
-KINDS: dict[str, tuple[type[BaseModel], ModuleType]] = {
-    "git": (git.GitSource, git),
-    "doc": (docs.DocSource, docs),
-    "github": (github.GitHubSource, github),
-    "gitlab": (gitlab.GitLabSource, gitlab),
-    "junit": (junit.JUnitSource, junit),
-    "http": (probe.HttpSource, probe),
-    "command": (command.CommandSource, command),
+class _Kind(NamedTuple):
+    models: str  # the module of its signals' SIGNALS (and of its source model, unless `source` names another)
+    source: str  # "module:Class" of its source model
+    collector: str  # the module whose `collect` reads it
+
+
+# The junit source model names CI artifacts (collectors.artifacts, which reads them): it stays with its collector.
+_KINDS: dict[str, _Kind] = {
+    "git": _Kind("collectors.models.git", "collectors.models.git:GitSource", "collectors.git"),
+    "doc": _Kind("collectors.models.docs", "collectors.models.docs:DocSource", "collectors.docs"),
+    "github": _Kind("collectors.models.github", "collectors.models.github:GitHubSource", "collectors.github"),
+    "gitlab": _Kind("collectors.models.gitlab", "collectors.models.gitlab:GitLabSource", "collectors.gitlab"),
+    "junit": _Kind("collectors.models.junit", "collectors.junit:JUnitSource", "collectors.junit"),
+    "http": _Kind("collectors.models.probe", "collectors.models.probe:HttpSource", "collectors.probe"),
+    "command": _Kind("collectors.models.command", "collectors.models.command:CommandSource", "collectors.command"),
 }
+
+
+def source_model(kind: str) -> type[BaseModel]:
+    """The source model of `kind` (KeyError for an unknown kind); imports no collector but junit's."""
+    module, _, name = _KINDS[kind].source.partition(":")
+    model: type[BaseModel] = getattr(import_module(module), name)
+    return model
+
+
+def _signals_of(kind: str) -> dict[str, type[SignalParams]]:
+    signals: dict[str, type[SignalParams]] = import_module(_KINDS[kind].models).SIGNALS
+    return signals
+
+
+class _Registry(Mapping[str, tuple[type[BaseModel], ModuleType]]):
+    """kind -> (source model, collector module), each imported when it is looked up.
+
+    Its keys cost nothing; ``KINDS[kind]`` imports that kind's collector.
+    """
+
+    def __getitem__(self, kind: str) -> tuple[type[BaseModel], ModuleType]:
+        return source_model(kind), import_module(_KINDS[kind].collector)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_KINDS)
+
+    def __len__(self) -> int:
+        return len(_KINDS)
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in _KINDS
+
+
+KINDS = _Registry()
 
 
 def collect(
@@ -59,25 +109,32 @@ def collect(
     `previous` is this source's latest result; `allow_commands` lets a
     command source run.
     """
-    collector: Collector = KINDS[source.kind][1].collect  # looked up at each call, as tests patch it
+    collector: Collector = import_module(_KINDS[source.kind].collector).collect  # looked up at each call, as tests patch it
     return collector(source, requests, now=now, cache_dir=cache_dir, repo=repo, commit=commit, previous=previous,
                      allow_commands=allow_commands)
 
 
-def signal_models() -> dict[str, type[BaseModel]]:
-    """Every signal's parameter model; kinds sharing a signal share its model."""
-    models: dict[str, type[BaseModel]] = {}
-    for _, module in KINDS.values():
-        for name, model in module.SIGNALS.items():
+@cache
+def signal_models() -> dict[str, type[SignalParams]]:
+    """Every signal's parameter model; kinds sharing a signal share its model (no collector is imported)."""
+    models: dict[str, type[SignalParams]] = {}
+    for kind in _KINDS:
+        for name, model in _signals_of(kind).items():
             if models.setdefault(name, model) is not model:
                 raise RuntimeError(f"signal {name!r} has two different parameter models")
     return models
 
 
+def signal_model(signal: str) -> type[SignalParams]:
+    """The parameter model of `signal` (KeyError for an unknown one)."""
+    return signal_models()[signal]
+
+
+@cache
 def kinds_of_signal() -> dict[str, tuple[str, ...]]:
     """Signal name -> the source kinds that answer it."""
     found: dict[str, list[str]] = {}
-    for kind, (_, module) in KINDS.items():
-        for name in module.SIGNALS:
+    for kind in _KINDS:
+        for name in _signals_of(kind):
             found.setdefault(name, []).append(kind)
     return {name: tuple(kinds) for name, kinds in found.items()}

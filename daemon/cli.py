@@ -10,7 +10,9 @@ Over 400 lines: the whole command line is here, as in sqlite-utils' cli.py;
 each command is a few lines of options and one library call, and reads best
 beside the others. What a command computes lives in the library.
 Commands that need a heavy part (the web server, Celery, the daemon, git
-history) import it in their own body, so that every other command starts fast.
+history, collecting, rich's tables, the report) import it in their own body, so
+that every other command starts fast: `status --json` loads the configuration's
+models, the store and the snapshot, and little else (see bench/bench_startup.py).
 """
 
 from __future__ import annotations
@@ -32,17 +34,17 @@ import typer
 
 from collectors.evidence import SourceFault
 from collectors.secrets import one_line
-from daemon import __version__, changes, queries, terminal
+from daemon import __version__, queries
 from daemon.config.loading import load_config, load_worker_settings
 from daemon.config.model import Config, Project
 from daemon.errors import ConfigError, InputError, PillarwatchError, StoreError
 from daemon.scoring.arithmetic import display
-from daemon.scoring.snapshot import Snapshot
 from daemon.store import DatabaseError, Store
-from daemon.web.report import TRUST_LIMIT, build_report, render_markdown, report_json
 
 if TYPE_CHECKING:
     from daemon.run.executor import Progress
+    from daemon.scoring.snapshot import Snapshot
+    from daemon.terminal import TerminalConsole
 
 app = typer.Typer(
     name="pillarwatch",
@@ -52,8 +54,24 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-out = terminal.TerminalConsole(highlight=False, soft_wrap=True)
-err = terminal.TerminalConsole(stderr=True, highlight=False)
+
+
+class _Console:
+    """A :class:`~daemon.terminal.TerminalConsole` made on first use: a command that prints JSON never loads rich."""
+
+    def __init__(self, **options: Any):
+        self._options, self._console = options, None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from daemon.terminal import TerminalConsole  # rich loads with the first line drawn: start-up time
+
+            self._console: TerminalConsole | None = TerminalConsole(**self._options)
+        return getattr(self._console, name)
+
+
+out = _Console(highlight=False, soft_wrap=True)
+err = _Console(stderr=True, highlight=False)
 
 DEFAULT_CONFIG = "config/pillarwatch.yaml"
 
@@ -139,6 +157,7 @@ def collect(
     as_json: JsonOption = False,
 ) -> None:
     """Collect every source once, score, store a snapshot and print the summary."""
+    from daemon import terminal  # rich and the views load only in the commands that draw them: start-up time
     from daemon.run.record import deliver_pending  # collecting loads only for the commands that collect: start-up time
     from daemon.run.runner import run_projects
 
@@ -178,6 +197,8 @@ def collect(
 @contextmanager
 def _progress(total: int | None, *, quiet: bool, label: str = "collecting") -> Iterator[Progress | None]:
     """A progress bar on a terminal for long work (a handful of steps or more; None: not known yet)."""
+    from daemon import terminal  # rich and the views load only in the commands that draw them: start-up time
+
     if quiet or not err.is_terminal or (total is not None and total < 5):
         yield None
         return
@@ -199,6 +220,8 @@ def status(config: ConfigOption = Path(DEFAULT_CONFIG), project: ProjectOption =
     if as_json:
         _print_json(snapshot)
     else:
+        from daemon import terminal  # rich and the views load only when a table is drawn: start-up time
+
         out.print(terminal.snapshot_detail(snapshot, cfg.display.decimals))
 
 
@@ -210,8 +233,12 @@ def report(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
 ) -> None:
     """The full progress snapshot document, with what is missing next."""
+    from daemon import terminal  # rich and the views load only in the commands that draw them: start-up time
+
     if format not in ("markdown", "json", "html"):
         raise InputError(f"--format {format!r}: use markdown, json or html")
+    from daemon.web.report import TRUST_LIMIT, build_report, render_markdown, report_json  # only here: start-up time
+
     cfg = _config(config)
     snapshot, chosen = _latest(cfg, project)
     if format == "html":
@@ -244,6 +271,8 @@ def explain(
     as_json: JsonOption = False,
 ) -> None:
     """The evidence behind one criterion's score."""
+    from daemon import terminal  # rich and the views load only in the commands that draw them: start-up time
+
     cfg = _config(config)
     snapshot, _ = _latest(cfg, project)
     found = queries.explain(snapshot, criterion)
@@ -269,6 +298,8 @@ def history(
     as_json: JsonOption = False,
 ) -> None:
     """The series of snapshots: a sparkline per pillar, first and last figures, low and high."""
+    from daemon import terminal  # rich and the views load only in the commands that draw them: start-up time
+
     cfg = _config(config)
     chosen = queries.choose_project(cfg, project)
     with Store.open(cfg.store_path, readonly=True) as store:
@@ -289,14 +320,18 @@ def diff(
     as_json: JsonOption = False,
 ) -> None:
     """What changed between two snapshots: pillars and criteria that moved, and the evidence behind them."""
+    from daemon import terminal  # rich and the views load only in the commands that draw them: start-up time
+
     cfg = _config(config)
     with Store.open(cfg.store_path, readonly=True) as store:
         # With both ids given, the snapshots say which project they belong to.
         chosen = None if a is not None and b is not None else queries.choose_project(cfg, project)
         if chosen is None:
+            from daemon.changes import diff as diff_of  # the wording of changes loads only for diff: start-up time
+
             first, second = store.get(a), store.get(b)  # type: ignore[arg-type]
             known = {p.id: p for p in cfg.projects}.get(second.project)
-            found = changes.diff(first, second, blame=queries.commit_blame(cfg, known) if known else None)
+            found = diff_of(first, second, blame=queries.commit_blame(cfg, known) if known else None)
         else:
             found = queries.diff_latest(store, chosen, a, b, blame=queries.commit_blame(cfg, chosen))
     if as_json:
@@ -435,6 +470,7 @@ def calibrate(
     as_json: JsonOption = False,
 ) -> None:
     """How far to trust each rule: dead, saturated or constant, and its error against the team's own scores."""
+    from daemon import terminal  # rich and the views load only in the commands that draw them: start-up time
     from daemon.run.calibrate import calibrate as run_calibrate  # git history reading loads only here
     from daemon.scoring.calibrate import VERDICTS
 
@@ -491,6 +527,7 @@ def verify_doc(
     as_json: JsonOption = False,
 ) -> None:
     """Recompute a hand-written progress document; exit 1 if any figure disagrees."""
+    from daemon import terminal  # rich and the views load only in the commands that draw them: start-up time
     from daemon.run.progress_doc import parse_progress_document, verify  # loaded only by this command: start-up time
 
     text = _read_document(file)
@@ -627,6 +664,8 @@ def alerts(
     as_json: JsonOption = False,
 ) -> None:
     """Alerts and the delivery state of each of their messages, and the channels a 410 switched off."""
+    from daemon import terminal  # rich and the views load only in the commands that draw them: start-up time
+
     if ctx.invoked_subcommand is not None:
         return
     cfg = _config(config)

@@ -9,20 +9,20 @@ here writes, and nothing here formats for a terminal or a page.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, field_serializer
 
-from collectors import git_history
-from collectors.git import GitSource
-from daemon.alerting.evaluate import rescore
-from daemon.changes import Blame, SnapshotDiff, diff
+from collectors.models.git import GitSource
 from daemon.config.durations import parse_duration
 from daemon.config.model import Config, Project
 from daemon.errors import InputError, NotFound
 from daemon.scoring import calibrate as trust
 from daemon.scoring.snapshot import CriterionScore, Snapshot, rfc3339
 from daemon.store import Store
+
+if TYPE_CHECKING:
+    from daemon.changes import Blame, SnapshotDiff
 
 
 def choose_project(config: Config, project_id: str | None) -> Project:
@@ -187,11 +187,15 @@ def diff_latest(store: Store, project: Project, a: int | None = None, b: int | N
         if before is None:
             raise NotFound(f"snapshot {second.id} is the first of project {second.project!r}: nothing to compare with")
         first = before
+    from daemon.changes import diff  # loaded only by diff: start-up time
+
     return diff(first, second, blame=blame)
 
 
 def commit_blame(config: Config, project: Project) -> Blame:
     """Finds, in the project's git sources, the commit that made a change (within each source's timeout)."""
+    from collectors import git_history  # GitPython loads only when git history is read: start-up time
+
     return git_history.blamer([s for s in project.sources if isinstance(s, GitSource)], cache_dir=config.cache_path)
 
 
@@ -280,6 +284,8 @@ def calibration_points(store: Store, project: Project, *, limit: int | None = No
 
 def _rescored(store: Store, project: Project, snapshot_id: int) -> list[dict[str, Any]]:
     """A snapshot scored under other rules, re-scored under the current ones, as criterion rows."""
+    from daemon.alerting.evaluate import rescore  # alert evaluation loads only for re-scoring: start-up time
+
     snap = store.get(snapshot_id)
     again = rescore(project, snap, now=snap.taken_at)
     return [{"pillar": p.id, "criterion": c.id, "score": c.score, "status": c.status,

@@ -1,8 +1,11 @@
 """The configuration model: projects, their sources, pillars, criteria, checks.
 
 The YAML is validated by the pydantic models below; the models of sources and
-of signal parameters belong to the collectors, and a check is one signal's
-parameters plus the few fields that say how to score it. The settings blocks
+of signal parameters belong to the collectors (:mod:`collectors.models`), and a
+check is one signal's parameters plus the few fields that say how to score it.
+A check's model, and a source's, is built when the first check of its signal
+(source of its kind) is validated (:class:`~daemon.config.lazyunion.LazyUnion`):
+a configuration builds only what it uses, and loading it imports no collector. The settings blocks
 are in :mod:`daemon.config.settings`; :func:`daemon.config.loading.load_config`
 reads a file into a :class:`Config` and cross-checks it.
 
@@ -17,14 +20,15 @@ import hashlib
 from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Discriminator, Field, Tag, TypeAdapter, create_model, field_validator, model_validator
 
 from collectors.evidence import EvidenceRequest, canonical_json, evidence_key
-from collectors.kinds import KINDS, kinds_of_signal, signal_models
+from collectors.kinds import KINDS, kinds_of_signal, signal_model, source_model
 from daemon.config.alerts import AlertRules, Channel, Route
 from daemon.config.durations import Duration, parse_duration
+from daemon.config.lazyunion import LazyUnion
 from daemon.config.retention import RetentionPolicy
 from daemon.config.schedule import Schedule
 from daemon.config.settings import ID_PATTERN, ApiSettings, CelerySettings, DaemonSettings, Display, Strict
@@ -125,8 +129,8 @@ SIGNAL_KINDS: dict[str, tuple[str, ...]] = kinds_of_signal()
 _FILLED_FROM_CRITERION: dict[str, dict[str, Any]] = {"declared_score": {"title": (str | None, None)}}
 
 
-def _check_model(params_model: type[BaseModel]) -> type[CheckFields]:
-    signal = params_model.model_fields["signal"].default
+def _check_model(signal: str) -> type[CheckFields]:
+    params_model = signal_model(signal)
     return create_model(  # type: ignore[call-overload, no-any-return]
         "Check_" + params_model.__name__,
         __base__=(CheckFields, params_model),
@@ -135,8 +139,9 @@ def _check_model(params_model: type[BaseModel]) -> type[CheckFields]:
     )
 
 
-_CHECK_MODELS = [_check_model(m) for m in signal_models().values()]
-Check = Annotated[Union[tuple(_CHECK_MODELS)], Field(discriminator="signal")]  # type: ignore[valid-type]  # noqa: UP007 (built at run time)
+# One model per signal, built when a check of that signal is first validated.
+CHECKS = LazyUnion("signal", lambda: SIGNAL_KINDS, _check_model)
+Check = Annotated[CheckFields, CHECKS]
 
 
 # --- criteria and pillars --------------------------------------------------------------
@@ -197,7 +202,9 @@ def _scheduled(model: type[BaseModel]) -> type[BaseModel]:
                         queue=(Annotated[str, Field(pattern=ID_PATTERN)] | None, None))
 
 
-Source = Annotated[Union[tuple(_scheduled(model) for model, _ in KINDS.values())], Field(discriminator="kind")]  # type: ignore[valid-type]  # noqa: UP007
+# One model per kind, built when a source of that kind is first validated.
+SOURCES = LazyUnion("kind", lambda: KINDS, lambda kind: _scheduled(source_model(kind)))
+Source = Annotated[BaseModel, SOURCES]
 
 # A pillar entry is a template reference exactly when it has a `template` key;
 # deciding up front keeps errors about one shape, not both.

@@ -8,15 +8,15 @@ be claimed in the database and never collected twice, even across restarts.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from daemon.config.durations import parse_duration, parse_optional_duration
+
+if TYPE_CHECKING:
+    from apscheduler.triggers.base import BaseTrigger
 
 # Intervals count from here, so that every process computes the same due times.
 ANCHOR = datetime(2000, 1, 3, tzinfo=timezone.utc)  # a Monday, midnight UTC
@@ -80,12 +80,15 @@ class Schedule(BaseModel):
 
     def trigger(self, *, jitter: bool = True) -> BaseTrigger:
         """The APScheduler trigger for this schedule."""
+        # APScheduler loads when a trigger is made (the daemon, a cron schedule's validation), not with the
+        # configuration's models: start-up time of the commands that only read.
+        from daemon.config.triggers import anchored_interval, cron
+
         seconds = int(self.jitter.total_seconds()) if jitter and self.jitter else None
         zone = ZoneInfo(self.timezone)
         if self.every is not None:
-            grid = IntervalTrigger(seconds=self.every.total_seconds(), start_date=ANCHOR, timezone=zone)
-            return _AnchoredInterval(grid, self.every, seconds)
-        return CronTrigger(**_cron_fields(str(self.cron)), timezone=zone, jitter=seconds)
+            return anchored_interval(ANCHOR, self.every, zone, seconds)
+        return cron(_cron_fields(str(self.cron)), zone, seconds)
 
     def latest_due(self, now: datetime) -> datetime:
         """The latest due time not after ``now`` (jitter aside)."""
@@ -111,30 +114,6 @@ class Schedule(BaseModel):
         fire = self.trigger(jitter=False).get_next_fire_time(None, now + timedelta(microseconds=1))
         assert fire is not None
         return fire.astimezone(timezone.utc)
-
-
-class _AnchoredInterval(BaseTrigger):
-    """An anchored interval whose runs stay on the grid, with jitter that never carries over.
-
-    APScheduler 3's IntervalTrigger counts the next run from the previous
-    one, wherever that was: delays of a jittered run add up until due times
-    are skipped, and after the daemon's catch-up run at start (at "now", off
-    the grid) every later run fired that far after its due time, so a run
-    late by the rest of the interval claimed the next due time and the next
-    run found it collected.
-    """
-
-    def __init__(self, grid: IntervalTrigger, every: timedelta, jitter: int | None):
-        self.grid, self.every, self.jitter = grid, every, jitter
-
-    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        due = None
-        if previous_fire_time is not None:  # back to the grid (jitter is shorter than the interval)
-            due = ANCHOR + ((previous_fire_time - ANCHOR) // self.every) * self.every
-        return self._apply_jitter(self.grid.get_next_fire_time(due, now), self.jitter, now)
-
-    def __str__(self) -> str:
-        return f"{self.grid} with jitter {self.jitter}s" if self.jitter else str(self.grid)
 
 
 _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
