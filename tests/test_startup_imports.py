@@ -21,8 +21,9 @@ from tests.support.cli import run_cli
 from tests.support.git import GitRepo
 
 # Modules a configuration's loading, and `status --json`, must not import. (A URL given to an http or github
-# source is checked by collectors.http, which loads then, without httpx; a cron schedule loads APScheduler.)
-HEAVY = ("git", "httpx", "markdown_it", "apscheduler", "rich", "jinja2", "fastapi", "celery",
+# source is checked by collectors.http, which loads then, without httpx; a cron schedule loads APScheduler;
+# PyYAML only when a message needs a line: the data is read by yaml-rs.)
+HEAVY = ("git", "yaml", "httpx", "markdown_it", "apscheduler", "rich", "jinja2", "fastapi", "celery",
          "collectors.git", "collectors.gitrepo", "collectors.gitcommand", "collectors.git_history", "collectors.docs",
          "collectors.probe", "collectors.github", "collectors.gitlab", "collectors.command",
          "collectors.artifacts", "daemon.alerting.evaluate", "daemon.run", "daemon.web", "daemon.service",
