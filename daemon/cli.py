@@ -38,6 +38,7 @@ from daemon import __version__, queries
 from daemon.config.loading import load_config, load_worker_settings
 from daemon.config.model import Config, Project
 from daemon.errors import ConfigError, InputError, PillarwatchError, StoreError
+from daemon.gcpause import kept_for_the_process
 from daemon.scoring.arithmetic import display
 from daemon.store import DatabaseError, Store
 
@@ -102,11 +103,8 @@ def _long_running() -> None:
 
 
 def _config(path: Path) -> Config:
-    config = load_config(path)
-    # What a command loaded first (imports, the configuration) lives until it exits: out of the
-    # collector's sight, it is not traversed again at each full collection.
-    gc.freeze()
-    return config
+    with kept_for_the_process():  # a command's configuration lives until it exits
+        return load_config(path)
 
 
 def _projects(config: Config, project: str | None) -> list[Project]:
@@ -128,7 +126,7 @@ def _json_text(value: Any) -> str:
 
 def _latest(config: Config, project: str | None) -> tuple[Snapshot, Project]:
     chosen = queries.choose_project(config, project)
-    with Store.open(config.store_path, readonly=True) as store:
+    with Store.open(config.store_path, readonly=True) as store, kept_for_the_process():  # read once, kept
         return queries.latest(store, chosen), chosen
 
 

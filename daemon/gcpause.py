@@ -26,3 +26,19 @@ def no_cycle_collection() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+@contextmanager
+def kept_for_the_process() -> Iterator[None]:
+    """Build inside the block what the process keeps until it exits, out of the collector's sight.
+
+    The collector stays off while the block runs, and what exists afterwards is
+    frozen (``gc.freeze``): a short command's configuration and snapshot are
+    never traversed, not even by the one young collection that
+    :func:`no_cycle_collection` leaves for afterwards (0.18 s for a
+    configuration of 10,000 criteria). Only for one-shot processes: anything
+    frozen is never collected as a cycle.
+    """
+    with no_cycle_collection():
+        yield
+        gc.freeze()
