@@ -57,7 +57,7 @@ from collectors.history_walk import Blobs, ChainCommit, Change, TreeState, chain
 from collectors.regex import compile_regex
 from collectors.testcases import TestCase, find_test_cases, language_of
 
-__all__ = ["collect_history"]
+__all__ = ["Walker", "collect_history"]
 
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _TREE_SIGNALS = {"file_exists", "file_count", "content_match", "test_cases"}
@@ -77,7 +77,7 @@ def collect_history(source: GitSource, requests: list[EvidenceRequest], commits:
         return
     try:
         try:
-            walker = _Walker(repo, source, requests, commits)
+            walker = Walker(repo, source, requests, commits)
         except FAULTS:
             yield from (plain(sha, now) for sha, now in commits)
             return
@@ -93,7 +93,7 @@ def collect_history(source: GitSource, requests: list[EvidenceRequest], commits:
         repo.close()
 
 
-class _Walker:
+class Walker:
     """The tree state along the commits, and every answer's last value with what it depended on."""
 
     def __init__(self, repo: Repository, source: GitSource, requests: list[EvidenceRequest],
@@ -108,6 +108,10 @@ class _Walker:
         self._ages: dict[str, tuple[str, int] | None] = {}  # path -> its last change at the current commit
         self._regexes: dict[str, Any] = {}
         self._verdicts: dict[str, dict[str, bool]] = {}
+        self._tallies: dict[Any, dict[str, Any]] = {}  # per content request: path -> what its file adds
+        self._changes: list[Change] | None = None  # the current commit's changes (None: its tree listed afresh)
+        self._fetched = False
+        self._content_globs = {p.glob for p in (self._params(r) for r in requests) if isinstance(p, ContentMatch | TestCases)}
         windows = [p.days for p in (self._params(r) for r in requests) if isinstance(p, CommitsSince) and p.path is None]
         self.graph: dict[str, tuple[int, list[str]]] = {}
         if windows and self.shas:
@@ -126,6 +130,7 @@ class _Walker:
             raise SourceFault("not_found", "not a full commit id: read by the collector")
         self.repo.deadline = Deadline.after(self.source.timeout_seconds)  # each commit its own time, as collected alone
         changes, merge = self._move(sha)
+        self._changes = changes
         state = self.state
         assert state is not None
         if len(state.raw) > self.source.max_tree_entries:
@@ -173,6 +178,12 @@ class _Walker:
         self.times[full] = stamp
         self.state = TreeState(full, self.repo.ls_tree(full), self.blobs.link, self._verdicts)
         self._ages.clear()
+        if not self._fetched:  # the first tree: read ahead every blob of the history a content check will read
+            self._fetched = True
+            entries = [*self.state.raw.items(), *((c.path, c.entry) for commit in self.chain.values()
+                                                  for c in commit.changes if c.entry is not None)]
+            self.blobs.fetch(e for path, e in entries if e.size <= self.source.max_file_bytes and e.mode != LINK_MODE
+                             and any(self.state.matches(g, path) for g in self._content_globs))
         return None, False
 
     def _touched(self, params: Any, changes: list[Change] | None) -> bool:
@@ -217,6 +228,33 @@ class _Walker:
                       else "too_large" if entry.size > limit else None)
             yield path, entry, reason
 
+    def _tally(self, key: Any, pattern: str, one: Any) -> dict[str, Any]:
+        """Path -> what `one(path, entry, reason)` says of each file `pattern` matches, where it says something.
+
+        Kept from commit to commit: only the changed paths are asked again, unless
+        the tree holds links (a link's file can change without the link changing).
+        """
+        state, changes = self.state, self._changes
+        assert state is not None
+        tally = self._tallies.get(key)
+        if tally is None or changes is None or state.has_links:
+            tally = self._tallies[key] = {}
+            for path, entry, reason in self._readable(pattern):
+                said = one(path, entry, reason)
+                if said is not None:
+                    tally[path] = said
+            return tally
+        for change in changes:
+            if change.gitlink or not state.matches(pattern, change.path):
+                continue
+            tally.pop(change.path, None)
+            entry = change.entry  # no links in this tree: the entry is the file
+            if entry is not None:
+                said = one(change.path, entry, "too_large" if entry.size > self.source.max_file_bytes else None)
+                if said is not None:
+                    tally[change.path] = said
+        return tally
+
     def _content_match(self, p: ContentMatch) -> tuple[dict[str, Any], str | None, int | None]:
         if p.regex not in self._regexes:
             self._regexes[p.regex] = compile_regex(p.regex, multiline=True)
@@ -231,40 +269,54 @@ class _Walker:
                 n += 1
             return n, None if first is None else text.count("\n", 0, first) + 1
 
+        def one(path: str, entry: Entry | None, reason: str | None) -> tuple[Any, ...] | None:
+            found = None if entry is None or reason else self.blobs.answer(("match", p.regex), entry.sha, path, count)
+            if found is None:
+                return ("skip", reason or "binary")
+            return ("hit", *found) if found[0] else None
+
+        tally = self._tally(("match", p.glob, p.regex), p.glob, one)
         matched: list[str] = []
         skipped: list[dict[str, str]] = []
         total, line = 0, None
-        for path, entry, reason in self._readable(p.glob):
-            found = None if entry is None or reason else self.blobs.answer(("match", p.regex), entry.sha, path, count)
-            if found is None:
-                skipped.append({"path": path, "reason": reason or "binary"})
+        for path in sorted(tally):
+            said = tally[path]
+            if said[0] == "skip":
+                skipped.append({"path": path, "reason": said[1]})
                 continue
-            if found[0]:
-                if not matched:
-                    line = found[1]
-                matched.append(path)
-                total += found[0]
+            if not matched:
+                line = said[2]
+            matched.append(path)
+            total += said[1]
         value = {"files": len(matched), "matches": total, "paths": matched[:_LIST_LIMIT], "skipped": skipped[:_LIST_LIMIT]}
         return _shown(value, matched[0] if matched else None, line)
 
     def _test_cases(self, p: TestCases) -> tuple[dict[str, Any], str | None, int | None]:
         regex = compile_regex(p.match) if p.match is not None else None
-        found: list[TestCase] = []
-        skipped: list[dict[str, str]] = []
-        for path, entry, reason in self._readable(p.glob):
+
+        def one(path: str, entry: Entry | None, reason: str | None) -> tuple[Any, ...] | None:
             language = language_of(path)
             if language is None or (p.language is not None and language != p.language):
-                continue
+                return None
             if entry is None or reason:
-                skipped.append({"path": path, "reason": reason or "binary"})
-                continue
+                return ("skip", reason or "binary")
             cases = self.blobs.answer(("cases", path), entry.sha, path,
-                                      lambda text, path=path: None if text is None else find_test_cases(path, text))
+                                      lambda text: None if text is None else find_test_cases(path, text))
             if cases is None:
-                skipped.append({"path": path, "reason": "binary"})
-                continue
-            found += [c for c in cases if regex is None or regex.search(c.name) or regex.search(c.path)
-                      or (c.scope is not None and regex.search(c.scope))]
+                return ("skip", "binary")
+            kept = [c for c in cases if regex is None or regex.search(c.name) or regex.search(c.path)
+                    or (c.scope is not None and regex.search(c.scope))]
+            return ("cases", kept) if kept else None
+
+        tally = self._tally(("cases", p.glob, p.match, p.language), p.glob, one)
+        found: list[TestCase] = []
+        skipped: list[dict[str, str]] = []
+        for path in sorted(tally):
+            said = tally[path]
+            if said[0] == "skip":
+                skipped.append({"path": path, "reason": said[1]})
+            else:
+                found += said[1]
         names = sorted("::".join(filter(None, (path_text(c.path), c.scope, c.name[:_NAME_CHARS]))) for c in found)
         value = {"count": len(found), "files": len({c.path for c in found}), "names": names[:_CASE_LIMIT],
                  "cases": [{"path": path_text(c.path), "line": c.line, "name": c.name[:_NAME_CHARS]}

@@ -10,7 +10,8 @@ import pytest
 from collectors import git_history
 from collectors.evidence import EvidenceRequest
 from collectors.git import GitSource, collect
-from collectors.history_reader import collect_history
+from collectors.gitrepo import Repository
+from collectors.history_reader import Walker, collect_history
 from tests.support.git import GitRepo
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)
@@ -80,6 +81,8 @@ def history(git_repo: GitRepo) -> GitRepo:
         r.write(f"src/gen/f{i:02d}.py", f"# TODO {i}\n")
     commit("no links, many files")
     r.write("src/gen/f03.py", "x\n")
+    r.write("src/gen/f04.py", b"# TODO\0 now binary")
+    r.write("src/gen/f05.py", "# TODO\n" * 60)  # now too large
     r.write("tests/unit/test_a.py", "def test_restart():\n    pass\n\ndef test_retry():\n    pass\n")
     commit("dated before its parent", -3)
     r.remove("README.md")
@@ -134,13 +137,13 @@ def test_a_commit_that_cannot_be_read_fails_as_the_collector_fails_it(history: G
     assert dumped(along) == dumped(fresh(src, commits, tmp_path))
 
 
-def test_each_blob_is_read_once_along_the_history(history: GitRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from collectors import history_walk
-
+def test_each_blob_is_read_once_along_the_history(history: GitRepo, tmp_path: Path):
     src = source(history)
     log = git_history.first_parent_log(src, cache_dir=tmp_path)
-    reads: list[str] = []
-    original = history_walk.Blobs.read
-    monkeypatch.setattr(history_walk.Blobs, "read", lambda self, sha, path: reads.append(sha) or original(self, sha, path))
-    list(collect_history(src, REQUESTS, log, cache_dir=tmp_path))
-    assert reads and len(reads) == len(set(reads))
+    walker = Walker(Repository(src, tmp_path, sync=False), src, REQUESTS, log)
+    try:
+        for sha, when in log:
+            walker.result(sha, when)
+    finally:
+        walker.repo.close()
+    assert walker.blobs.reads and set(walker.blobs.reads.values()) == {1}

@@ -27,7 +27,10 @@ from daemon.errors import InputError
 from daemon.run.executor import Executor, LocalExecutor, Progress
 from daemon.run.jobs import build_job, requests_by_source, run_job, source_json, source_model
 from daemon.scoring.score import score_project
+from daemon.scoring.snapshot import Snapshot
 from daemon.store import Store
+
+_BATCH = 50  # snapshots saved per transaction
 
 
 class BackfillReport(BaseModel):
@@ -84,22 +87,35 @@ def backfill_commits(
     collector_model = source_model(source_json(timeline))
     along = collect_history(collector_model, wanted[timeline.id], todo, cache_dir=config.cache_path)
     last: dict[str, CollectResult] = {}
-    added = 0
-    for n, (sha, when) in enumerate(todo, 1):
-        results = _collect_at(config, project, timeline, sha, when, wanted, executor, next(along), last)
-        snapshot = score_project(project, results, previous=None, now=when)
-        answered = {r.source for r in results if r.answered}
-        backfillable = [s.id for s in project.sources if s.kind == "git" or project.upstream(s) is not None]
-        snapshot = snapshot.model_copy(update={
-            "origin": "backfilled",
-            # Complete when every source the past can answer did.
-            "complete": all(s in answered for s in backfillable),
-        })
+    backfillable = [s.id for s in project.sources if s.kind == "git" or project.upstream(s) is not None]
+    pending: list[Snapshot] = []
+
+    def save() -> None:
+        # A few snapshots a transaction: one commit (an fsync) per snapshot cost more than reading the commit.
+        # Each is whole; a backfill cut short keeps what was saved and carries on from there when run again.
         with store.transaction():
-            store.save_snapshot(snapshot)
-        added += 1
-        if progress:
-            progress(f"{sha[:7]} {when:%Y-%m-%d}", n, len(todo))
+            for snapshot in pending:
+                store.save_snapshot(snapshot)
+        pending.clear()
+
+    added = 0
+    try:
+        for n, (sha, when) in enumerate(todo, 1):
+            results = _collect_at(config, project, timeline, sha, when, wanted, executor, next(along), last)
+            snapshot = score_project(project, results, previous=None, now=when)
+            answered = {r.source for r in results if r.answered}
+            pending.append(snapshot.model_copy(update={
+                "origin": "backfilled",
+                # Complete when every source the past can answer did.
+                "complete": all(s in answered for s in backfillable),
+            }))
+            added += 1
+            if len(pending) == _BATCH:
+                save()
+            if progress:
+                progress(f"{sha[:7]} {when:%Y-%m-%d}", n, len(todo))
+    finally:
+        save()
     return added
 
 
