@@ -100,6 +100,7 @@ class Walker:
                  commits: list[tuple[str, datetime]]):
         self.repo, self.source, self.requests = repo, source, requests
         self.blobs = Blobs(repo)
+        self._parsed = [(r, evidence_key(source.id, r.signal, r.params), self._params(r)) for r in requests]
         self.state: TreeState | None = None
         self.shas = [sha for sha, _ in commits if _SHA.fullmatch(sha)]
         self.chain: dict[str, ChainCommit] = chain(repo, self.shas[0], self.shas[-1]) if len(self.shas) > 1 else {}
@@ -111,19 +112,21 @@ class Walker:
         self._tallies: dict[Any, dict[str, Any]] = {}  # per content request: path -> what its file adds
         self._changes: list[Change] | None = None  # the current commit's changes (None: its tree listed afresh)
         self._fetched = False
-        self._content_globs = {p.glob for p in (self._params(r) for r in requests) if isinstance(p, ContentMatch | TestCases)}
-        windows = [p.days for p in (self._params(r) for r in requests) if isinstance(p, CommitsSince) and p.path is None]
+        self._content_globs = {p.glob for _, _, p in self._parsed if isinstance(p, ContentMatch | TestCases)}
+        windows = [p.days for _, _, p in self._parsed if isinstance(p, CommitsSince) and p.path is None]
         self.graph: dict[str, tuple[int, list[str]]] = {}
         if windows and self.shas:
             oldest = min(math.floor(now.timestamp() - max(windows) * 86400) + 1 for _, now in commits)
             tips = {self.shas[-1], *(s for s in self.shas if s not in self.chain)}
             self.graph = commit_graph(repo, tips, oldest)
 
-    def _params(self, request: EvidenceRequest) -> Any:
+    @staticmethod
+    def _params(request: EvidenceRequest) -> Any:
+        """The request's parameters, or the fault that refused them (the same for every commit)."""
         try:
             return signal_params("git", git.SIGNALS, request)
-        except SourceFault:
-            return None
+        except SourceFault as fault:
+            return fault
 
     def result(self, sha: str, now: datetime) -> CollectResult:
         if not _SHA.fullmatch(sha):
@@ -137,12 +140,9 @@ class Walker:
             raise SourceFault("too_large", "too many entries: read by the collector")
         evidence: list[Evidence] = []
         holds: dict[str, datetime | None] = {}
-        for request in self.requests:
-            key = evidence_key(self.source.id, request.signal, request.params)
-            try:
-                params = signal_params("git", git.SIGNALS, request)
-            except SourceFault as fault:
-                evidence.append(self._item(request, sha, now, None, error=fault.error))
+        for request, key, params in self._parsed:
+            if isinstance(params, SourceFault):
+                evidence.append(self._item(request, sha, now, None, error=params.error))
                 continue
             if isinstance(params, CommitsSince):
                 value, path, holds[key] = self._commits_since(params, sha, now)
