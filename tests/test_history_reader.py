@@ -6,12 +6,18 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import yaml
 
 from collectors import git_history
 from collectors.evidence import EvidenceRequest
 from collectors.git import GitSource, collect
 from collectors.gitrepo import Repository
 from collectors.history_reader import Walker, collect_history
+from daemon.config.loading import load_config
+from daemon.run.backfill import backfill
+from daemon.run.jobs import requests_by_source
+from daemon.scoring.score import score_project
+from daemon.store import Store
 from tests.support.git import GitRepo
 
 T0 = datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)
@@ -147,3 +153,33 @@ def test_each_blob_is_read_once_along_the_history(history: GitRepo, tmp_path: Pa
     finally:
         walker.repo.close()
     assert walker.blobs.reads and set(walker.blobs.reads.values()) == {1}
+
+
+def test_backfilled_snapshots_hold_what_a_fresh_collection_at_each_commit_scores(history: GitRepo, tmp_path: Path):
+    fresh_within = {"transform": {"fresh_within_days": [1, 30]}}
+    checks = [{"source": "repo", **r.params, "signal": r.signal, **(fresh_within if r.signal in ("file_age", "head") else {})}
+              for r in REQUESTS[:-1]]
+    body = {"store": str(tmp_path / "pw.db"), "projects": [{
+        "id": "svc", "sources": [{"id": "repo", "kind": "git", "path": str(history.path), "branch": "main",
+                                  "max_file_bytes": 300}],
+        "pillars": [{"id": "all", "title": "All", "criteria": [
+            {"id": f"c{i}", "title": f"check {i}", "checks": [check]} for i, check in enumerate(checks)]}]}]}
+    (tmp_path / "pw.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
+    config = load_config(tmp_path / "pw.yaml")
+    project = config.projects[0]
+    store = Store.open(tmp_path / "pw.db")
+    try:
+        assert backfill(store, config, project, commits=100).added == 10
+        stored = [store.get(s.id) for s in store.history("svc")]  # type: ignore[arg-type]
+    finally:
+        store.close()
+    requests = requests_by_source(project)["repo"]
+    src = source(history).model_copy(update={"id": "repo"})
+    for snapshot in stored:
+        sha = snapshot.sources[0].fingerprint
+        assert sha is not None
+        fresh = collect(src, requests, now=snapshot.taken_at, cache_dir=tmp_path, commit=sha)
+        expected = score_project(project, [fresh], previous=None, now=snapshot.taken_at)
+        got = [c.model_dump(mode="json") for c in snapshot.pillars[0].criteria]
+        want = [c.model_dump(mode="json") for c in expected.pillars[0].criteria]
+        assert got == want
