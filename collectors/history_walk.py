@@ -21,6 +21,7 @@ from typing import Any
 from wcmatch import glob as wcglob
 
 from collectors import gitcommand
+from collectors.evidence import SourceFault
 from collectors.gitrepo import BINARY_PROBE, GLOB_FLAGS, LINK_MODE, Entry, Repository, follow
 from collectors.testcases import expand_glob
 
@@ -84,14 +85,22 @@ def sizes(repo: Repository, ids: Iterable[str]) -> dict[str, int]:
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    proc = subprocess.run(gitcommand.command(repo.git_dir, "cat-file", "--batch-check=%(objectname) %(objectsize)"),
-                          cwd=repo.cwd, env=gitcommand.environment(), input="\n".join(wanted).encode() + b"\n",
-                          capture_output=True, timeout=repo.remaining(), start_new_session=True, check=False)
+    out = _batch(repo, "--batch-check=%(objectname) %(objectsize)", wanted)
     found = {}
-    for line in proc.stdout.decode().splitlines():
+    for line in out.decode().splitlines():
         sha, _, size = line.partition(" ")
         found[sha] = int(size) if size.isdigit() else -1
     return {sha: found.get(sha, -1) for sha in wanted}
+
+
+def _batch(repo: Repository, mode: str, ids: list[str]) -> bytes:
+    """What ``git cat-file <mode>`` prints for these object ids, within the repository's deadline."""
+    try:
+        return subprocess.run(gitcommand.command(repo.git_dir, "cat-file", mode), cwd=repo.cwd,
+                              env=gitcommand.environment(), input="\n".join(ids).encode() + b"\n", capture_output=True,
+                              timeout=repo.remaining(), start_new_session=True, check=False).stdout
+    except subprocess.TimeoutExpired:
+        raise SourceFault("timeout", f"{repo.where}: timed out after {repo.timeout:g}s", retryable=True) from None
 
 
 def commit_graph(repo: Repository, tips: Iterable[str], oldest: int) -> dict[str, tuple[int, list[str]]]:
@@ -133,19 +142,20 @@ class Blobs:
                 total += entry.size
         if not wanted:
             return
-        proc = subprocess.run(gitcommand.command(self.repo.git_dir, "cat-file", "--batch"), cwd=self.repo.cwd,
-                              env=gitcommand.environment(), input="\n".join(wanted).encode() + b"\n",
-                              capture_output=True, timeout=self.repo.remaining(), start_new_session=True, check=False)
-        out, at = proc.stdout, 0
-        while at < len(out):
-            end = out.index(b"\n", at)
-            sha, kind, *size = out[at:end].decode().split(" ")
+        out, at = _batch(self.repo, "--batch", wanted), 0
+        while at < len(out):  # "<id> blob <size>\n<content>\n", or "<id> missing\n" (read later, and failed then)
+            end = out.find(b"\n", at)
+            sha, kind, *size = out[at:end if end >= 0 else len(out)].decode(errors="replace").split(" ")
+            if end < 0 or kind != "blob" or not size or not size[0].isdigit():
+                if kind == "missing":
+                    at = end + 1
+                    continue
+                return  # not what git prints: what is left is read one blob at a time
             at = end + 1
-            if kind == "blob" and size:
-                length = int(size[0])
-                self._fetched[sha] = out[at:at + length]
-                self.reads[sha] += 1
-                at += length + 1
+            length = int(size[0])
+            self._fetched[sha] = out[at:at + length]
+            self.reads[sha] += 1
+            at += length + 1
 
     def link(self, sha: str, path: str) -> bytes:
         """A symlink's target (a small blob), read once."""
