@@ -35,7 +35,8 @@ from bench._support import ROOT, BenchResult, Context, machine
 from bench.report import render
 
 # Run in this order: the cheap ones first, the ones sharing generated repositories together.
-MODULES = ["bench_startup", "bench_scoring", "bench_scale", "bench_storage", "bench_status", "bench_collect", "bench_recollect", "bench_memory", "bench_workers"]
+MODULES = ["bench_startup", "bench_scoring", "bench_scale", "bench_storage", "bench_status", "bench_collect", "bench_recollect",
+           "bench_backfill", "bench_memory", "bench_workers"]
 
 
 def benchmarks() -> dict[str, ModuleType]:

@@ -27,7 +27,8 @@ def test_quick_run_of_every_benchmark(tmp_path: Path) -> None:
 
     body = json.loads(results.read_text())
     assert body["quick"] is True and body["failed"] == []
-    assert set(body["benchmarks"]) == {"collect_cold", "collect_warm", "scale", "scoring", "startup", "status", "storage", "memory"}
+    assert set(body["benchmarks"]) == {"collect_cold", "collect_warm", "backfill", "scale", "scoring", "startup", "status",
+                                      "storage", "memory"}
     for name, bench in body["benchmarks"].items():
         assert bench["rows"], name
         for row in bench["rows"]:

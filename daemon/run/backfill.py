@@ -21,12 +21,16 @@ from pydantic import BaseModel
 
 from collectors import git, git_history
 from collectors.evidence import CollectResult, EvidenceError, EvidenceRequest, SourceFault, failed
+from collectors.history_reader import collect_history
 from daemon.config.model import Config, Project
 from daemon.errors import InputError
 from daemon.run.executor import Executor, LocalExecutor, Progress
-from daemon.run.jobs import build_job, requests_by_source
+from daemon.run.jobs import build_job, requests_by_source, run_job, source_json, source_model
 from daemon.scoring.score import score_project
+from daemon.scoring.snapshot import Snapshot
 from daemon.store import Store
+
+_BATCH = 50  # snapshots saved per transaction
 
 
 class BackfillReport(BaseModel):
@@ -78,22 +82,40 @@ def backfill_commits(
     timeline = timeline_source(project, source_id)
     wanted = requests_by_source(project)
     executor = LocalExecutor(config)
-    added = 0
-    for n, (sha, when) in enumerate(todo, 1):
-        results = _collect_at(config, project, timeline, sha, when, wanted, executor)
-        snapshot = score_project(project, results, previous=None, now=when)
-        answered = {r.source for r in results if r.answered}
-        backfillable = [s.id for s in project.sources if s.kind == "git" or project.upstream(s) is not None]
-        snapshot = snapshot.model_copy(update={
-            "origin": "backfilled",
-            # Complete when every source the past can answer did.
-            "complete": all(s in answered for s in backfillable),
-        })
+    # The timeline source read along its history at once (each commit's result as a collection there gives it);
+    # the other git sources at their commit of the time, reusing their last answers while it does not move.
+    collector_model = source_model(source_json(timeline))
+    along = collect_history(collector_model, wanted[timeline.id], todo, cache_dir=config.cache_path)
+    last: dict[str, CollectResult] = {}
+    backfillable = [s.id for s in project.sources if s.kind == "git" or project.upstream(s) is not None]
+    pending: list[Snapshot] = []
+
+    def save() -> None:
+        # A few snapshots a transaction: one commit (an fsync) per snapshot cost more than reading the commit.
+        # Each is whole; a backfill cut short keeps what was saved and carries on from there when run again.
         with store.transaction():
-            store.save_snapshot(snapshot)
-        added += 1
-        if progress:
-            progress(f"{sha[:7]} {when:%Y-%m-%d}", n, len(todo))
+            for snapshot in pending:
+                store.save_snapshot(snapshot)
+        pending.clear()
+
+    added = 0
+    try:
+        for n, (sha, when) in enumerate(todo, 1):
+            results = _collect_at(config, project, timeline, sha, when, wanted, executor, next(along), last)
+            snapshot = score_project(project, results, previous=None, now=when)
+            answered = {r.source for r in results if r.answered}
+            pending.append(snapshot.model_copy(update={
+                "origin": "backfilled",
+                # Complete when every source the past can answer did.
+                "complete": all(s in answered for s in backfillable),
+            }))
+            added += 1
+            if len(pending) == _BATCH:
+                save()
+            if progress:
+                progress(f"{sha[:7]} {when:%Y-%m-%d}", n, len(todo))
+    finally:
+        save()
     return added
 
 
@@ -110,21 +132,26 @@ def timeline_source(project: Project, source_id: str | None) -> git.GitSource:
 
 def _collect_at(
     config: Config, project: Project, timeline: git.GitSource, sha: str, when: datetime,
-    wanted: dict[str, list[EvidenceRequest]], executor: Executor,
+    wanted: dict[str, list[EvidenceRequest]], executor: Executor, read: CollectResult, last: dict[str, CollectResult],
 ) -> list[CollectResult]:
     """Every source's result as it was at `when`: each git source (and what is read through it) at its
-    commit then, the rest unsupported."""
+    commit then, the rest unsupported. `read` is the timeline source's result at `sha`; `last` the other
+    git sources' results at the commit before (updated)."""
     results: dict[str, CollectResult] = {}
     for source in project.sources:
         if source.kind != "git":
             continue
         commit = sha if source.id == timeline.id else _commit_before(source, when, config)
-        job = build_job(config, project, source, wanted, due=when, now=when, upstream=None, commit=commit)
+        job = build_job(config, project, source, wanted, due=when, now=when, upstream=None, commit=commit,
+                        previous=last.get(source.id) if source.id != timeline.id else None)
         if commit is None:
             error = EvidenceError(kind="not_found", message=f"{source.id} had no commit before {when:%Y-%m-%d %H:%M}Z")
             collected = job.failed(error)
+        elif source.id == timeline.id:
+            collected = run_job(job, cache_dir=config.cache_path, allow_commands=job.allow_commands, result=read)
         else:
             collected = executor.collect(job)
+            last[source.id] = collected.result
         results.update((r.source, r) for r in collected.results)
     return [results[s.id] if s.id in results else _unsupported(s, wanted[s.id], when) for s in project.sources]
 

@@ -141,21 +141,23 @@ def build_job(config: Config, project: Project, source: Any, wanted: dict[str, l
     )
 
 
-def run_job(job: CollectJob, *, cache_dir: Path, allow_commands: bool) -> Collected:
+def run_job(job: CollectJob, *, cache_dir: Path, allow_commands: bool, result: CollectResult | None = None) -> Collected:
     """Collect a job's source, then the sources read through it at the commit just seen, all at ``job.now``.
 
     ``allow_commands`` is the runner's own permission; a command runs only
     when the job's configuration allows it too. A collector that raises (a
     bug) raises here; the caller records that its own way (`collect` as a
     ``malformed`` result, the daemon as a run ``error``, a worker as a failed task).
+    ``result`` is the target's result when it was read already (backfill reads a
+    git source along its whole history at once): only the dependents are read.
     """
     source = job.target.model()
     repo = source_model(job.repo) if job.repo else None
     allowed = allow_commands and job.allow_commands
-    if job.commit is not None:
+    if result is None and job.commit is not None:
         result = git.collect(source, job.target.requests, now=job.now, cache_dir=cache_dir, commit=job.commit,
                              previous=job.previous)
-    else:
+    elif result is None:
         result = run_collector(source, job.target.requests, now=job.now, cache_dir=cache_dir, allow_commands=allowed,
                                repo=repo, upstream=job.upstream, previous=job.previous)
     follow = [run_collector(d.model(), d.requests, now=job.now, cache_dir=cache_dir, allow_commands=allowed,
