@@ -16,7 +16,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,8 +26,8 @@ from git.exc import UnsafeProtocolError
 from collectors.evidence import ErrorKind, SourceFault
 from collectors.secrets import strip_credentials
 
-__all__ = ["SCHEMES", "command", "decode", "environment", "fault", "mirror", "read_ref", "records", "run", "run_status",
-           "unreadable", "url_problem"]
+__all__ = ["SCHEMES", "blobs", "command", "decode", "environment", "fault", "mirror", "read_ref", "records", "run",
+           "run_status", "unreadable", "url_problem"]
 
 SCHEMES = ("https", "http", "ssh", "git", "file")
 _HELPER = re.compile(r"^([A-Za-z0-9][A-Za-z0-9+.-]*)?::")  # <transport>::<address>
@@ -155,6 +155,72 @@ def records(cwd: str, *args: str, cap: int, max_bytes: int, remaining: Callable[
     if status != 0:
         raise fault(status, decode(err), what, limit)
     return records
+
+
+def blobs(cwd: str, *args: str, ids: Sequence[str], remaining: Callable[[], float]) -> Iterator[bytes | None]:
+    """The content of each object in `ids`, in their order (None: git has no such object), from one
+    ``git args... cat-file --batch --buffer``: every id written at once, the answers read in bulk.
+
+    `remaining()` gives the seconds left (and raises past the deadline). When
+    git stops before answering every id (a corrupt object), the iterator ends
+    early: the caller names the first id left unanswered. Closing the iterator
+    early ends git.
+    """
+    if not ids:
+        return
+    payload = memoryview("".join(f"{i}\n" for i in ids).encode())
+    with subprocess.Popen(command(*args, "cat-file", "--batch", "--buffer"), cwd=cwd, env=environment(),
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          start_new_session=True) as proc, selectors.DefaultSelector() as selector:
+        assert proc.stdin is not None and proc.stdout is not None
+        out, sent = proc.stdout.fileno(), 0
+        os.set_blocking(proc.stdin.fileno(), False)
+        selector.register(proc.stdin, selectors.EVENT_WRITE)
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        pending, start, answered = bytearray(), 0, 0
+        try:
+            while answered < len(ids):
+                # Answers already read come first: git is not waited for while they are.
+                line_end = pending.find(b"\n", start)
+                if line_end >= 0:
+                    header = bytes(pending[start:line_end]).split()
+                    if len(header) != 3:  # "<id> missing"
+                        start, answered = line_end + 1, answered + 1
+                        yield None
+                        continue
+                    end = line_end + 1 + int(header[2])
+                    if len(pending) > end:  # the content and its closing newline are here
+                        data = bytes(pending[line_end + 1:end])
+                        start, answered = end + 1, answered + 1
+                        yield data
+                        continue
+                if start:  # drop what was answered before reading more
+                    del pending[:start]
+                    start = 0
+                events = selector.select(remaining())
+                if not events:
+                    remaining()  # raises once the deadline has passed
+                for key, _ in events:
+                    if key.fileobj is proc.stdin:
+                        try:
+                            sent += os.write(proc.stdin.fileno(), payload[sent:sent + (1 << 16)])
+                        except BrokenPipeError:  # git stopped (a corrupt object): what it printed is read below
+                            sent = len(payload)
+                        if sent == len(payload):
+                            selector.unregister(proc.stdin)
+                            proc.stdin.close()
+                    else:
+                        chunk = os.read(out, 1 << 20)
+                        if not chunk:
+                            return  # git stopped before answering every id
+                        pending += chunk
+        finally:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            proc.wait()
 
 
 # Where git looks for a ref named by a short name, in its order (`git help revisions`).
