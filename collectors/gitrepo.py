@@ -277,14 +277,17 @@ class Tree:
     @functools.cached_property
     def _read(self) -> tuple[dict[str, Entry], frozenset[str]]:
         raw = self.repo.ls_tree(self.sha)
-        files: dict[str, Entry] = {}
+        files = dict(raw)
         outside: set[str] = set()
         for path, entry in raw.items():
+            if entry.mode != LINK_MODE:  # only links are followed
+                continue
             state, final = follow(path, raw.get, self.repo.blob)
             if state == "outside":
                 outside.add(path)
-            else:  # a broken link stays a link entry: content reads skip it
-                files[path] = raw[final] if state == "ok" else entry
+                del files[path]
+            elif state == "ok":  # a broken link stays a link entry: content reads skip it
+                files[path] = raw[final]
         return files, frozenset(outside)
 
     @property
