@@ -203,8 +203,8 @@ class _Reader:
                       else "too_large" if entry.size > self.repo.source.max_file_bytes else None)
             yield path, entry, reason
 
-    def _texts(self, wanted: list[tuple[str, str]]) -> Iterator[str | None]:
-        """Each (blob id, path)'s text (bytes that are not UTF-8 as U+FFFD), or None for a binary file, in order.
+    def _texts(self, wanted: list[tuple[Entry, str]]) -> Iterator[str | None]:
+        """Each (blob, path)'s text (bytes that are not UTF-8 as U+FFFD), or None for a binary file, in order.
 
         The blobs are read in one batch (:meth:`Repository.blobs`), as they are consumed.
         """
@@ -217,7 +217,7 @@ class _Reader:
         skipped: list[dict[str, str]] = []
         total, line = 0, None
         files = list(self._readable(p.glob))
-        texts = self._texts([(entry.sha, path) for path, entry, reason in files if entry is not None and not reason])
+        texts = self._texts([(entry, path) for path, entry, reason in files if entry is not None and not reason])
         for path, entry, reason in files:
             text = None if entry is None or reason else next(texts)
             if text is None:
@@ -239,10 +239,10 @@ class _Reader:
         skipped: list[dict[str, str]] = []
         files = [(path, entry, reason) for path, entry, reason in self._readable(p.glob)
                  if (language := language_of(path)) is not None and (p.language is None or language == p.language)]
-        unread = list(dict.fromkeys((entry.sha, path) for path, entry, reason in files
+        unread = list(dict.fromkeys((entry, path) for path, entry, reason in files
                                     if entry is not None and not reason and (path, entry.sha) not in self._cases))
-        for (sha, path), text in zip(unread, self._texts(unread)):
-            self._cases[(path, sha)] = None if text is None else find_test_cases(path, text)
+        for (entry, path), text in zip(unread, self._texts(unread)):
+            self._cases[(path, entry.sha)] = None if text is None else find_test_cases(path, text)
         for path, entry, reason in files:
             if entry is None or reason:
                 skipped.append({"path": path, "reason": reason or "binary"})

@@ -42,6 +42,8 @@ BINARY_PROBE = 8000  # git's own heuristic: a NUL byte in the first 8000 bytes
 _LINK_HOPS = 8
 # The bytes a tree listing may take per allowed entry: long names cannot lift the memory bound.
 _ENTRY_BYTES = 512
+# The blob bytes one `cat-file --batch` reads at most (its answers wait in a temporary file), unless one blob is larger.
+_BATCH_BYTES = 64 << 20
 
 
 class GitSource(BaseModel):
@@ -211,18 +213,28 @@ class Repository:
         return gitcommand.records(self.cwd, self.git_dir, *args, cap=cap, max_bytes=cap * _ENTRY_BYTES,
                                   remaining=self.remaining, what=self.where, limit=self.timeout)
 
-    def blobs(self, wanted: Sequence[tuple[str, str]]) -> Iterator[bytes]:
-        """The content of each (blob id, path) in `wanted`, in order, all read through one ``git cat-file --batch``.
+    def blobs(self, wanted: Sequence[tuple[Entry, str]]) -> Iterator[bytes]:
+        """The content of each (blob, path) in `wanted`, in order, read through ``git cat-file --batch``.
 
-        A blob git cannot read fails like :meth:`blob`; so does the deadline.
+        One git process reads every blob, or a few when they add up to more than
+        ``_BATCH_BYTES`` (git's answers wait in a temporary file). A blob git
+        cannot read fails like :meth:`blob`; so does the deadline.
         """
-        self.remaining()
-        answers = gitcommand.blobs(self.cwd, self.git_dir, ids=[sha for sha, _ in wanted], remaining=self.remaining)
-        with contextlib.closing(answers):
-            for (sha, path), data in itertools.zip_longest(wanted, answers):
-                if data is None:  # git has no such object, or stopped at a corrupt one
-                    raise SourceFault("malformed", f"{self.where}: cannot read {path}: object {sha[:12]} is corrupt")
-                yield data
+        start = 0
+        while start < len(wanted):
+            end, size = start, 0
+            while end < len(wanted) and (end == start or size + max(wanted[end][0].size, 0) <= _BATCH_BYTES):
+                size += max(wanted[end][0].size, 0)
+                end += 1
+            batch, start = wanted[start:end], end
+            self.remaining()
+            answers = gitcommand.blobs(self.cwd, self.git_dir, ids=[e.sha for e, _ in batch], remaining=self.remaining)
+            with contextlib.closing(answers):
+                for (entry, path), data in itertools.zip_longest(batch, answers):
+                    if data is None:  # git has no such object, or stopped at a corrupt one
+                        raise SourceFault("malformed",
+                                          f"{self.where}: cannot read {path}: object {entry.sha[:12]} is corrupt")
+                    yield data
 
     def blob(self, sha: str, path: str) -> bytes:
         self.remaining()

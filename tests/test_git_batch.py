@@ -16,9 +16,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from wcmatch import glob
 
+from collectors import gitrepo
 from collectors.evidence import EvidenceRequest, SourceFault
 from collectors.git import collect
-from collectors.gitrepo import BINARY_PROBE, GLOB_FLAGS, LINK_MODE, Deadline, GitSource, Repository, Tree, glob_matcher
+from collectors.gitrepo import (
+    BINARY_PROBE,
+    GLOB_FLAGS,
+    LINK_MODE,
+    Deadline,
+    Entry,
+    GitSource,
+    Repository,
+    Tree,
+    glob_matcher,
+)
 from collectors.regex import compile_regex
 from collectors.testcases import expand_glob
 from tests.support.git import GitRepo
@@ -163,8 +174,8 @@ def test_blobs_equal_blob_for_every_file(git_repo: GitRepo, tmp_path: Path) -> N
     opened = Repository(_source(repo), None, sync=False)
     try:
         raw = opened.ls_tree(first)
-        wanted = [(e.sha, path) for path, e in sorted(raw.items())] * 2  # every blob, each asked twice
-        assert list(opened.blobs(wanted)) == [opened.blob(sha, path) for sha, path in wanted]
+        wanted = [(e, path) for path, e in sorted(raw.items())] * 2  # every blob, each asked twice
+        assert list(opened.blobs(wanted)) == [opened.blob(e.sha, path) for e, path in wanted]
         assert list(opened.blobs([])) == []
     finally:
         opened.close()
@@ -178,7 +189,7 @@ def test_blobs_more_than_a_pipe_holds(git_repo: GitRepo) -> None:
     opened = Repository(_source(git_repo), None, sync=False)
     try:
         raw = opened.ls_tree(git_repo.git("rev-parse", "HEAD"))
-        wanted = [(e.sha, path) for path, e in sorted(raw.items())]
+        wanted = [(e, path) for path, e in sorted(raw.items())]
         assert [data.split(b"\n")[0] for data in opened.blobs(wanted)] == [str(i).encode() for i in range(3000)]
         reader = opened.blobs(wanted)
         assert next(reader).startswith(b"0\n")
@@ -194,12 +205,26 @@ def test_blobs_missing_object_and_deadline(git_repo: GitRepo) -> None:
     opened = Repository(_source(git_repo), None, sync=False)
     try:
         with pytest.raises(SourceFault) as info:
-            list(opened.blobs([(sha, "a.txt"), ("0" * 40, "gone.txt")]))
+            list(opened.blobs([(Entry("100644", sha, 2), "a.txt"), (Entry("100644", "0" * 40, 2), "gone.txt")]))
         assert info.value.error.kind == "malformed"
         assert info.value.error.message == f"{git_repo.path}: cannot read gone.txt: object {'0' * 12} is corrupt"
         opened.deadline = Deadline(time.monotonic() - 1, 5)
         with pytest.raises(SourceFault) as late:
-            list(opened.blobs([(sha, "a.txt")]))
+            list(opened.blobs([(Entry("100644", sha, 2), "a.txt")]))
         assert late.value.error.kind == "timeout"
+    finally:
+        opened.close()
+
+
+def test_blobs_split_into_batches_by_size(git_repo: GitRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(50):
+        git_repo.write(f"f/{i:02d}.txt", f"{i}\n" + "y" * (100 * i))  # one of them larger than a whole batch
+    git_repo.commit("sizes", when=NOW)
+    monkeypatch.setattr(gitrepo, "_BATCH_BYTES", 2500)
+    opened = Repository(_source(git_repo), None, sync=False)
+    try:
+        raw = opened.ls_tree(git_repo.git("rev-parse", "HEAD"))
+        wanted = [(e, path) for path, e in sorted(raw.items())]
+        assert list(opened.blobs(wanted)) == [opened.blob(e.sha, path) for e, path in wanted]
     finally:
         opened.close()
