@@ -11,11 +11,13 @@ import contextlib
 import hashlib
 import os
 import re
+import select
 import selectors
 import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -81,16 +83,53 @@ def run_status(cwd: str | os.PathLike[str], *args: str, timeout: float) -> tuple
     # subprocess, not GitPython's execute: its watchdog thread per command cost
     # more than the command itself for most calls (see docs/BENCHMARKS.md). In a
     # session of its own, git and its helpers (ssh, upload-pack) die together on a timeout.
+    deadline = time.monotonic() + timeout
     with subprocess.Popen(command(*args), cwd=cwd, env=environment(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, start_new_session=True) as proc:
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        assert proc.stdout is not None and proc.stderr is not None
+        # Not communicate(timeout=...): its wait for the exit sleeps 1, 2, 4... ms between looks, which cost an
+        # unchanged source's re-collection as much as everything else beyond its fetch (docs/BENCHMARKS.md).
+        output: dict[int, list[bytes]] = {proc.stdout.fileno(): [], proc.stderr.fileno(): []}
+        with selectors.DefaultSelector() as selector:
+            for pipe in (proc.stdout, proc.stderr):
+                selector.register(pipe, selectors.EVENT_READ)
+            while selector.get_map() and (left := deadline - time.monotonic()) > 0:
+                for key, _ in selector.select(left):
+                    chunk = os.read(key.fd, 1 << 16)
+                    if chunk:
+                        output[key.fd].append(chunk)
+                    else:
+                        selector.unregister(key.fileobj)
+        if selector.get_map() or not _exited(proc, deadline - time.monotonic()):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+            proc.wait()
             return -signal.SIGKILL, "", f"Timeout: git {args[-1] if args else ''} did not complete in {timeout:g} secs."
+        out, err = b"".join(output[proc.stdout.fileno()]), b"".join(output[proc.stderr.fileno()])
     return proc.returncode, decode(out), decode(err)
+
+
+def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Whether `proc` ended (and was reaped) within `timeout` seconds, told by a pidfd rather than by polling."""
+    if proc.returncode is not None:
+        return True
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # not Linux 5.3 or later: Popen's own wait, which polls
+        try:
+            proc.wait(max(timeout, 0))
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(max(timeout, 0) * 1000):
+            return False
+    finally:
+        os.close(pidfd)
+    proc.wait()
+    return True
 
 
 def decode(data: bytes) -> str:
