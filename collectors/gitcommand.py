@@ -36,6 +36,7 @@ _HELPER = re.compile(r"^([A-Za-z0-9][A-Za-z0-9+.-]*)?::")  # <transport>::<addre
 _SCP = re.compile(r"^[A-Za-z0-9._~+-]+@[A-Za-z0-9][A-Za-z0-9.-]*:.+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _READ_CHUNK = 1 << 20  # bytes read at a time from git's answers to `cat-file --batch`
+_BATCH_BYTES = 64 << 20  # blob bytes one `cat-file --batch` answers at most (unless one blob is larger): its file's size
 
 
 def url_problem(url: str) -> str | None:
@@ -182,7 +183,9 @@ def records(cwd: str, *args: str, cap: int, max_bytes: int, remaining: Callable[
                     break
                 size += len(chunk)
                 *done, pending = (pending + chunk).split(b"\0")
-                records += (decode(r) for r in done)
+                if done:  # decoded at once, each record then as decode() leaves it
+                    records += (r[:-1] if r.endswith("\n") else r
+                                for r in b"\0".join(done).decode("utf-8", errors="surrogateescape").split("\0"))
                 if len(records) > cap or size > max_bytes:
                     raise SourceFault("too_large", f"{what}: the tree has more than {cap} entries"
                                       f" or {max_bytes} bytes of names (max_tree_entries)")
@@ -197,9 +200,10 @@ def records(cwd: str, *args: str, cap: int, max_bytes: int, remaining: Callable[
     return records
 
 
-def blobs(cwd: str, *args: str, ids: Sequence[str], remaining: Callable[[], float]) -> Iterator[bytes | None]:
-    """The content of each object in `ids`, in their order (None: git has no such object), from one
-    ``git args... cat-file --batch --buffer``.
+def blobs(cwd: str, *args: str, ids: Sequence[str], sizes: Sequence[int],
+          remaining: Callable[[], float]) -> Iterator[bytes | None]:
+    """The content of each object in `ids` (of the given `sizes`, -1 when unknown), in their order (None: git has
+    no such object), from ``git args... cat-file --batch --buffer``: one process, or one per ``_BATCH_BYTES``.
 
     git reads the ids from a file and writes its answers to another, which is
     then read in large chunks: through pipes, the kernel's wake-ups and small
@@ -209,8 +213,23 @@ def blobs(cwd: str, *args: str, ids: Sequence[str], remaining: Callable[[], floa
     answering every id (a corrupt object), the iterator ends early: the caller
     names the first id left unanswered.
     """
-    if not ids:
-        return
+    start = 0
+    while start < len(ids):
+        end, size = start + 1, max(sizes[start], 0)
+        while end < len(ids) and size + max(sizes[end], 0) <= _BATCH_BYTES:
+            size += max(sizes[end], 0)
+            end += 1
+        answered = 0
+        for data in _batch(cwd, args, ids[start:end], remaining):
+            answered += 1
+            yield data
+        if answered < end - start:
+            return  # git stopped early
+        start = end
+
+
+def _batch(cwd: str, args: tuple[str, ...], ids: Sequence[str], remaining: Callable[[], float]) -> Iterator[bytes | None]:
+    """One ``cat-file --batch`` over `ids` (see :func:`blobs`)."""
     with tempfile.TemporaryFile() as asked, tempfile.TemporaryFile(buffering=_READ_CHUNK) as answers:
         asked.write("".join(f"{i}\n" for i in ids).encode())
         asked.seek(0)

@@ -15,7 +15,6 @@ import functools
 import itertools
 import os
 import posixpath
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,25 +24,21 @@ from typing import Literal, NamedTuple
 from git import Repo
 from git.exc import GitCommandError, GitError, InvalidGitRepositoryError, NoSuchPathError, ODBError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from wcmatch import glob
 
 from collectors import gitcommand
 from collectors.evidence import SourceFault
 from collectors.gitcommand import url_problem
+from collectors.globs import GLOB_FLAGS, glob_matcher
 from collectors.secrets import strip_credentials
-from collectors.testcases import expand_glob
 
 __all__ = ["BINARY_PROBE", "FAULTS", "GLOB_FLAGS", "LINK_MODE", "Deadline", "Entry", "GitSource", "Repository", "Tree",
-           "as_fault", "glob_matcher", "list_files", "location", "open_at", "read_bytes", "read_text", "repo_path"]
+           "as_fault", "list_files", "location", "open_at", "read_bytes", "read_text", "repo_path"]
 
-GLOB_FLAGS = glob.GLOBSTAR | glob.BRACE | glob.DOTGLOB  # the one glob dialect of every reader of files
 LINK_MODE = "120000"
 BINARY_PROBE = 8000  # git's own heuristic: a NUL byte in the first 8000 bytes
 _LINK_HOPS = 8
 # The bytes a tree listing may take per allowed entry: long names cannot lift the memory bound.
 _ENTRY_BYTES = 512
-# The blob bytes one `cat-file --batch` reads at most (its answers wait in a temporary file), unless one blob is larger.
-_BATCH_BYTES = 64 << 20
 
 
 class GitSource(BaseModel):
@@ -197,44 +192,27 @@ class Repository:
         A tree of more than ``max_tree_entries`` entries is ``too_large``: a small
         repository can hold a tree of 10**10 files (a "git bomb").
         """
-        flags = () if paths else ("-r",)
-        entries: dict[str, Entry] = {}
-        for record in self._records("ls-tree", *flags, "-l", "-z", "--full-tree", sha, "--", *paths):
-            if record:
-                meta, path = record.split("\t", 1)
-                mode, kind, obj, size = meta.split()
-                if kind == "blob":  # trees and submodule commits are not files
-                    entries[path] = Entry(mode, obj, int(size) if size.isdigit() else -1)
+        cap, entries = self.source.max_tree_entries, {}
+        for record in gitcommand.records(self.cwd, self.git_dir, "ls-tree", *(() if paths else ("-r",)), "-l", "-z",
+                                         "--full-tree", sha, "--", *paths, cap=cap, max_bytes=cap * _ENTRY_BYTES,
+                                         remaining=self.remaining, what=self.where, limit=self.timeout):
+            meta, _, path = record.partition("\t")
+            fields = meta.split()  # mode, kind, object id, size
+            if len(fields) == 4 and fields[1] == "blob":  # trees and submodule commits are not files
+                entries[path] = Entry(fields[0], fields[2], int(fields[3]) if fields[3].isdigit() else -1)
         return entries
 
-    def _records(self, *args: str) -> list[str]:
-        """The NUL-terminated records git prints, at most ``max_tree_entries`` of them (a few hundred bytes each)."""
-        cap = self.source.max_tree_entries
-        return gitcommand.records(self.cwd, self.git_dir, *args, cap=cap, max_bytes=cap * _ENTRY_BYTES,
-                                  remaining=self.remaining, what=self.where, limit=self.timeout)
-
     def blobs(self, wanted: Sequence[tuple[Entry, str]]) -> Iterator[bytes]:
-        """The content of each (blob, path) in `wanted`, in order, read through ``git cat-file --batch``.
-
-        One git process reads every blob, or a few when they add up to more than
-        ``_BATCH_BYTES`` (git's answers wait in a temporary file). A blob git
-        cannot read fails like :meth:`blob`; so does the deadline.
-        """
-        start = 0
-        while start < len(wanted):
-            end, size = start, 0
-            while end < len(wanted) and (end == start or size + max(wanted[end][0].size, 0) <= _BATCH_BYTES):
-                size += max(wanted[end][0].size, 0)
-                end += 1
-            batch, start = wanted[start:end], end
-            self.remaining()
-            answers = gitcommand.blobs(self.cwd, self.git_dir, ids=[e.sha for e, _ in batch], remaining=self.remaining)
-            with contextlib.closing(answers):
-                for (entry, path), data in itertools.zip_longest(batch, answers):
-                    if data is None:  # git has no such object, or stopped at a corrupt one
-                        raise SourceFault("malformed",
-                                          f"{self.where}: cannot read {path}: object {entry.sha[:12]} is corrupt")
-                    yield data
+        """The content of each (blob, path) in `wanted`, in order, read through ``git cat-file --batch``
+        (:func:`gitcommand.blobs`). A blob git cannot read fails like :meth:`blob`; so does the deadline."""
+        self.remaining()
+        answers = gitcommand.blobs(self.cwd, self.git_dir, ids=[e.sha for e, _ in wanted],
+                                   sizes=[e.size for e, _ in wanted], remaining=self.remaining)
+        with contextlib.closing(answers):
+            for (entry, path), data in itertools.zip_longest(wanted, answers):
+                if data is None:  # git has no such object, or stopped at a corrupt one
+                    raise SourceFault("malformed", f"{self.where}: cannot read {path}: object {entry.sha[:12]} is corrupt")
+                yield data
 
     def blob(self, sha: str, path: str) -> bytes:
         self.remaining()
@@ -317,28 +295,9 @@ class Tree:
         return sorted(self.files)
 
     def glob(self, pattern: str, names: list[str] | None = None) -> list[str]:
-        """The paths (default: every file's, sorted) matching the glob `pattern` or the preset it names (`@tests`)."""
-        matches = glob_matcher(pattern)
-        return [name for name in (self._sorted if names is None else names) if matches(name)]
-
-
-@functools.lru_cache(maxsize=256)
-def glob_matcher(pattern: str) -> Callable[[str], bool]:
-    """Whether a path matches the glob `pattern` (or the preset it names, `@tests`), in the dialect of ``GLOB_FLAGS``.
-
-    The same answer as ``wcmatch.glob.globmatch(path, pattern, flags=GLOB_FLAGS)``,
-    from one regular expression compiled once: wcmatch's own translation of
-    the pattern, without its per-path matching machinery (most of the time a
-    tree's globbing took).
-    """
-    include, exclude = glob.translate(expand_glob(pattern), flags=GLOB_FLAGS)
-    wanted = re.compile("|".join(f"(?:{p})" for p in include)) if include else None
-    unwanted = re.compile("|".join(f"(?:{p})" for p in exclude)) if exclude else None
-    if wanted is None:
-        return lambda name: False
-    if unwanted is None:
-        return lambda name: wanted.fullmatch(name) is not None
-    return lambda name: wanted.fullmatch(name) is not None and unwanted.fullmatch(name) is None
+        """The paths of `names` (sorted; default: every file's) matching the glob `pattern` or the preset it names
+        (`@tests`)."""
+        return glob_matcher(pattern).select(self._sorted if names is None else names)
 
 
 def open_at(source: GitSource, cache_dir: Path | None, commit: str | None,

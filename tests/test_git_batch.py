@@ -16,20 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from wcmatch import glob
 
-from collectors import gitrepo
+from collectors import gitcommand
 from collectors.evidence import EvidenceRequest, SourceFault
 from collectors.git import collect
-from collectors.gitrepo import (
-    BINARY_PROBE,
-    GLOB_FLAGS,
-    LINK_MODE,
-    Deadline,
-    Entry,
-    GitSource,
-    Repository,
-    Tree,
-    glob_matcher,
-)
+from collectors.gitrepo import BINARY_PROBE, GLOB_FLAGS, LINK_MODE, Deadline, Entry, GitSource, Repository, Tree
+from collectors.globs import GlobMatcher, glob_matcher
 from collectors.regex import compile_regex
 from collectors.testcases import expand_glob
 from tests.support.git import GitRepo
@@ -41,7 +32,7 @@ PATHS = [
     "README.md", ".env", ".github/workflows/ci.yml", "src/app.py", "src/.hidden.py", "src/sub dir/b c.py",
     "src/naïve/ünï.py", "src/日本/テスト.py", "src/pkg/deep/er/mod.py", "src/[x].py", "src/a{b}.py", "tests/test_app.py",
     "tests/unit/test_x.py", "tests/unit/x_test.go", "docs/guide.md", "docs/a/b.md", "a b/c d.txt", "x/y/z", "x",
-    "spec/app.spec.ts", "src/!bang.py", "src/-dash.py",
+    "spec/app.spec.ts", "src/!bang.py", "src/-dash.py", "src.py", "srcx/a.py", "src-/a.py", "src/\udcff.py",
 ]
 GLOBS = [
     "**", "*", "**/*.py", "src/**/*.py", "src/**", "{src,tests}/**/*.py", "**/.env", ".*", "**/.*", "*.{md,txt}",
@@ -52,25 +43,28 @@ GLOBS = [
 
 @pytest.mark.parametrize("pattern", GLOBS)
 def test_glob_matcher_agrees_with_wcmatch(pattern: str) -> None:
-    matches = glob_matcher(pattern)
-    for path in PATHS:
-        assert matches(path) == glob.globmatch(path, expand_glob(pattern), flags=GLOB_FLAGS), (pattern, path)
+    matcher = glob_matcher(pattern)
+    expected = [path for path in sorted(PATHS) if glob.globmatch(path, expand_glob(pattern), flags=GLOB_FLAGS)]
+    assert matcher.select(sorted(PATHS)) == expected
+    assert [path for path in sorted(PATHS) if matcher(path)] == expected
 
 
-_SEGMENT = st.text(alphabet="ab.-_ é{}*?[]!,", min_size=1, max_size=5)
+_SEGMENT = st.text(alphabet="ab.-_ é{}*?[]!,/", min_size=1, max_size=5)
+_NAME = st.text(alphabet="ab.-_ é{}*!,", min_size=1, max_size=4)
 
 
 @settings(max_examples=300, deadline=None)
 @given(pattern=st.lists(st.one_of(_SEGMENT, st.just("**")), min_size=1, max_size=4).map("/".join),
-       path=st.lists(st.text(alphabet="ab.-_ é{}*!,", min_size=1, max_size=4), min_size=1, max_size=4).map("/".join))
-def test_glob_matcher_agrees_with_wcmatch_on_any_glob(pattern: str, path: str) -> None:
+       paths=st.lists(st.lists(_NAME, min_size=1, max_size=4).map("/".join), max_size=8))
+def test_glob_matcher_agrees_with_wcmatch_on_any_glob(pattern: str, paths: list[str]) -> None:
+    names = sorted(set(paths))
     try:
-        expected = glob.globmatch(path, pattern, flags=GLOB_FLAGS)
+        expected = [path for path in names if glob.globmatch(path, pattern, flags=GLOB_FLAGS)]
     except ValueError:  # a pattern wcmatch refuses is refused by both
         with pytest.raises(ValueError):
-            glob_matcher(pattern)
+            GlobMatcher(pattern)
         return
-    assert glob_matcher(pattern)(path) == expected
+    assert GlobMatcher(pattern).select(names) == expected
 
 
 def _repo(git_repo: GitRepo, tmp_path: Path) -> tuple[GitRepo, str, str]:
@@ -220,7 +214,7 @@ def test_blobs_split_into_batches_by_size(git_repo: GitRepo, monkeypatch: pytest
     for i in range(50):
         git_repo.write(f"f/{i:02d}.txt", f"{i}\n" + "y" * (100 * i))  # one of them larger than a whole batch
     git_repo.commit("sizes", when=NOW)
-    monkeypatch.setattr(gitrepo, "_BATCH_BYTES", 2500)
+    monkeypatch.setattr(gitcommand, "_BATCH_BYTES", 2500)
     opened = Repository(_source(git_repo), None, sync=False)
     try:
         raw = opened.ls_tree(git_repo.git("rev-parse", "HEAD"))
