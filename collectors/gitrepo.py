@@ -166,10 +166,12 @@ class Repository:
         return gitcommand.run(self.cwd, self.git_dir, *args, timeout=self.remaining(), what=self.where, limit=self.timeout)
 
     def resolve(self, rev: str, what: str = "branch") -> tuple[str, int]:
-        """(commit SHA, commit time) of `rev`; a corrupt commit is malformed, not missing."""
-        status, ref, err = gitcommand.run_status(self.cwd, self.git_dir, "rev-parse", "--verify", "--quiet", "--end-of-options",
-                                 rev, timeout=self.remaining())
-        if status == 0 and ref.strip() == rev.lower():
+        """(commit SHA, commit time) of `rev` (a ref read by :meth:`peek` needs no rev-parse); a corrupt commit is
+        malformed, not missing."""
+        peeked = self.peek(rev)
+        status, ref, err = (0, peeked, "") if peeked else gitcommand.run_status(
+            self.cwd, self.git_dir, "rev-parse", "--verify", "--quiet", "--end-of-options", rev, timeout=self.remaining())
+        if status == 0 and not peeked and ref.strip() == rev.lower():
             # A full SHA "verifies" without existing; a missing ref target is corruption instead.
             status, _, err = gitcommand.run_status(self.cwd, self.git_dir, "cat-file", "-e", ref.strip(), timeout=self.remaining())
         if status != 0 and not err.strip():  # --quiet: an unknown name fails silently
@@ -269,9 +271,7 @@ class Tree:
         raw = self.repo.ls_tree(self.sha)
         files = dict(raw)
         outside: set[str] = set()
-        for path, entry in raw.items():
-            if entry.mode != LINK_MODE:  # only links are followed
-                continue
+        for path in [p for p, entry in raw.items() if entry.mode == LINK_MODE]:  # only links are followed
             state, final = follow(path, raw.get, self.repo.blob)
             if state == "outside":
                 outside.add(path)
