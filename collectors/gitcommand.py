@@ -280,11 +280,13 @@ def read_ref(git_dir: Path, common: Path, rev: str) -> str | None:
     if not _REF_NAME.match(rev) or ".." in rev or "//" in rev or rev.endswith((".lock", "/")):
         return None
     packed: dict[str, str] | None = None
+    shared, own = os.fspath(common), os.fspath(git_dir)  # plain strings: pathlib cost more than the reads
     for form in _REF_RULES:
         name = form % rev
         for _ in range(_REF_HOPS):  # symbolic refs (HEAD -> refs/heads/main), a few deep at most
             try:  # refs/ is shared by worktrees; HEAD and its kind belong to each
-                text = ((common if name.startswith("refs/") else git_dir) / name).read_text().strip()
+                with open(os.path.join(shared if name.startswith("refs/") else own, name)) as ref:
+                    text = ref.read().strip()
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 packed = _packed_refs(common) if packed is None else packed
                 text = packed.get(name, "")
