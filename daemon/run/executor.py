@@ -72,6 +72,9 @@ def collect_all(executor: Executor, jobs: Sequence[CollectJob], *, concurrency: 
     """
     results: dict[int, Collected] = {}
     started: dict[int, float] = {}
+    # Each job's limit, worked out once: it validates the job's source models, and the loop below looks at
+    # every pending job each time one finishes (most of this function's CPU with 200 sources, re-computed).
+    limits = [job.timeout_seconds + _GRACE_SECONDS for job in jobs]
     total, done = sum(len(job.sources) for job in jobs), 0
 
     def run(i: int) -> Collected:
@@ -100,7 +103,7 @@ def collect_all(executor: Executor, jobs: Sequence[CollectJob], *, concurrency: 
                     collected = jobs[i].failed(error)
                 finished(i, collected)
             for future, i in list(pending.items()):
-                limit = jobs[i].timeout_seconds + _GRACE_SECONDS
+                limit = limits[i]
                 if i in started and time.monotonic() - started[i] > limit:
                     del pending[future]
                     message = f"source {jobs[i].target.id!r} did not answer within {limit:g}s"
