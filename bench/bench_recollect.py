@@ -29,7 +29,7 @@ from ._support import NOW, BenchResult, Context, Row, alternate, map_parallel, m
 NAME = "collect_warm"
 TITLE = "Warm re-collection, nothing changed"
 
-_TARGET = 1.2
+_TARGET = 1.1
 
 
 def sizes(ctx: Context) -> tuple[int, int, int]:
@@ -131,14 +131,26 @@ def run(ctx: Context) -> BenchResult:
         "much Python as the rest of the re-collection). The reused evidence is checked above to equal a full read at "
         "the same moment.",
     ]
-    if ratio > _TARGET:
+    notes.append(
+        "Issue 15 (before: 1.15× with ten signals, 1.22× with nine; target 1.1×). Where the time above the fetch "
+        "went, profiled with a CPU clock in every thread: (1) the runner's `collect_all` worked out the time limit of "
+        "every pending job each time one finished, and each time validated the job's source models again: about "
+        "12,000 validations per collection of 200 sources, a third of all the Python of a warm re-collection; the "
+        "limit is now worked out once per job. (2) Every git command was waited for by `communicate(timeout=)`, "
+        "whose wait for the exit sleeps 1, 2, 4 ms between looks when git has closed its output but not yet "
+        "exited (on a loaded machine, usual): git's pipes are now read to their end and the exit is waited for on "
+        "a pidfd, without sleeping. (3) The branch's ref is read from the ref files through plain paths rather than "
+        "pathlib. The collector itself now spends about 0.4 ms of Python per unchanged source besides its fetch "
+        "(opening the mirror's folder, reading the ref, ten evidence answers reused and their models built), and the "
+        "runner about as much (building each job, its models validated again as a worker would).")
+    if ratio > _TARGET or lean_ratio > _TARGET:
         notes.append(
-            "Why the 1.2× target is missed here: a `file://` fetch of an unchanged repository is the cheapest fetch "
-            "there is (a few milliseconds of git, no network), and what the collector adds per source (its fetch "
-            "started with a larger environment, ten evidence models built, a `git log` when a `commits_since` window "
-            "moved past a commit) is of the same order, as the CPU split above shows; the machine has 2 cores, so "
-            "that CPU is time. Against a remote across a network, where a fetch takes tens to hundreds of "
-            "milliseconds, the same milliseconds are a few per cent.")
+            f"Why a {_TARGET:g}× target is missed in this run: a `file://` fetch of an unchanged repository is the "
+            "cheapest fetch there is (about 10 ms of git, no network), so the collector's and the runner's Python per "
+            "source, about 1 ms, is a tenth of it; that Python runs one thread at a time (the GIL) while eight "
+            "fetches compete for the 2 cores, and other work on the machine moves the ratio by several per cent "
+            "between runs. Against a remote across a network, where a fetch takes tens to hundreds of "
+            "milliseconds, the same millisecond is a few per cent or less.")
     return BenchResult(
         name=NAME, title=TITLE,
         size=f"{count} `file://` sources x {files} files, 10 signals each, {workers} at a time",
