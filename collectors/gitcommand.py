@@ -101,7 +101,8 @@ def run_status(cwd: str | os.PathLike[str], *args: str, timeout: float) -> tuple
                         output[key.fd].append(chunk)
                     else:
                         selector.unregister(key.fileobj)
-        if selector.get_map() or not _exited(proc, deadline - time.monotonic()):
+            unfinished = bool(selector.get_map())  # the deadline came before the end of git's output
+        if unfinished or not _exited(proc, deadline - time.monotonic()):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()

@@ -1,7 +1,9 @@
-"""Blobs read in one batch and globs matched by one compiled expression give what the old paths gave.
+"""The fast paths of reading a repository give what the old paths gave.
 
-The old paths are kept as oracles: :meth:`Repository.blob` (one blob at a
-time through GitPython) and wcmatch's own matcher (``glob.globmatch``).
+Blobs read in one batch, globs matched by one compiled expression, git
+waited for without polling. The old paths are kept as oracles:
+:meth:`Repository.blob` (one blob at a time through GitPython) and wcmatch's
+own matcher (``glob.globmatch``).
 """
 
 from __future__ import annotations
@@ -222,3 +224,20 @@ def test_blobs_split_into_batches_by_size(git_repo: GitRepo, monkeypatch: pytest
         assert list(opened.blobs(wanted)) == [opened.blob(e.sha, path) for e, path in wanted]
     finally:
         opened.close()
+
+
+# -- waiting for git without polling (run_status) ------------------------------
+
+
+def test_run_status_keeps_output_and_status(git_repo: GitRepo) -> None:
+    git_repo.write("a.txt", "a\n")
+    sha = git_repo.commit("a", when=NOW)
+    assert gitcommand.run_status(git_repo.path, "rev-parse", "HEAD", timeout=30) == (0, sha, "")
+    status, out, err = gitcommand.run_status(git_repo.path, "cat-file", "-t", "0" * 40, timeout=30)
+    assert status == 128 and out == "" and "fatal:" in err
+
+
+@pytest.mark.parametrize("alias", ["!sleep 5", "!sleep 5 & :"])  # git itself slow; git gone, its child holding the pipes
+def test_run_status_times_out(git_repo: GitRepo, alias: str) -> None:
+    status, out, err = gitcommand.run_status(git_repo.path, "-c", f"alias.hold={alias}", "hold", timeout=0.5)
+    assert status == -9 and out == "" and err.startswith("Timeout: git hold did not complete in 0.5 secs.")
