@@ -91,18 +91,18 @@ def run_status(cwd: str | os.PathLike[str], *args: str, timeout: float) -> tuple
         # Not communicate(timeout=...): its wait for the exit sleeps 1, 2, 4... ms between looks, which cost an
         # unchanged source's re-collection as much as everything else beyond its fetch (docs/BENCHMARKS.md).
         output: dict[int, list[bytes]] = {proc.stdout.fileno(): [], proc.stderr.fileno(): []}
-        with selectors.DefaultSelector() as selector:
-            for pipe in (proc.stdout, proc.stderr):
-                selector.register(pipe, selectors.EVENT_READ)
-            while selector.get_map() and (left := deadline - time.monotonic()) > 0:
-                for key, _ in selector.select(left):
-                    chunk = os.read(key.fd, 1 << 16)
-                    if chunk:
-                        output[key.fd].append(chunk)
-                    else:
-                        selector.unregister(key.fileobj)
-            unfinished = bool(selector.get_map())  # the deadline came before the end of git's output
-        if unfinished or not _exited(proc, deadline - time.monotonic()):
+        poller, open_pipes = select.poll(), set(output)  # poll: no descriptor of its own to make and close, as epoll
+        for fd in open_pipes:
+            poller.register(fd, select.POLLIN)
+        while open_pipes and (left := deadline - time.monotonic()) > 0:
+            for fd, _ in poller.poll(left * 1000):
+                chunk = os.read(fd, 1 << 16)
+                if chunk:
+                    output[fd].append(chunk)
+                else:
+                    poller.unregister(fd)
+                    open_pipes.discard(fd)
+        if open_pipes or not _exited(proc, deadline - time.monotonic()):  # open pipes: the deadline came first
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
