@@ -57,7 +57,9 @@ _NOTES = [
     "once from wcmatch's own translation of it (`collectors.globs`), run with `filter` over only the paths under "
     "its literal folders (found by bisection in the sorted tree): the same dialect, the matching in C. (3) The "
     "tree's `ls-tree` records are decoded at once, and only symbolic links are followed. (4) git commands are "
-    "waited for on a pidfd instead of `communicate(timeout=)`, whose wait sleeps 1, 2, 4 ms between looks. "
+    "waited for on a pidfd instead of `communicate(timeout=)`, whose wait sleeps 1, 2, 4 ms between looks. (5) "
+    "The branch's ref is read from its file instead of asking `git rev-parse`. (6) The runner's `collect_all` no "
+    "longer validates every pending job's source models each time one job finishes (see the warm benchmark). "
     "Pushing the search down to `git grep` was not done: its regular expressions are POSIX or PCRE, not RE2, it "
     "counts matching lines rather than matches, cannot match across lines as the collector's multi-line RE2 does, "
     "and drops binary files silently where the evidence lists them as skipped; so it does not give the same "
@@ -66,8 +68,8 @@ _NOTES = [
     "What is left above the plumbing: the Python part (splitting `ls-tree` and `cat-file` output, decoding each "
     "blob and running RE2 through its Python wrapper, building ten evidence models) runs under one GIL for all "
     "eight collection threads, while the plumbing's work is almost all inside git, on both cores; and the "
-    "collector starts one more git process than the plumbing (it verifies the branch with `rev-parse` before "
-    "reading it) plus one `cat-file` per content signal where the plumbing runs one `git grep`.",
+    "collector starts one `cat-file` per content signal where the plumbing runs one `git grep`, and the "
+    "`cat-file` answers are read and split in Python where `git grep` counts inside git.",
 ]
 
 
