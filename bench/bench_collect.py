@@ -214,7 +214,7 @@ def run(ctx: Context) -> BenchResult:
                          {"reading blobs (one `cat-file --batch` per content signal)": ("gitrepo.py", "blobs"),
                           "listing the tree (`ls-tree -r`, parsed)": ("gitrepo.py", "_read"),
                           "matching globs": ("gitrepo.py", "glob"),
-                          "running other git commands (rev-parse, log)": ("gitcommand.py", "run_status")})
+                          "running other git commands (`log`)": ("gitcommand.py", "run_status")})
     notes.append("Where the collector's time goes (cProfile of one repository's collection): " + ", ".join(shares) + ".")
     notes += _NOTES
     per_repo = median(mine) / count * 1000
