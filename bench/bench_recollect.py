@@ -29,7 +29,7 @@ from ._support import NOW, BenchResult, Context, Row, alternate, map_parallel, m
 NAME = "collect_warm"
 TITLE = "Warm re-collection, nothing changed"
 
-_TARGET = 1.2
+_TARGET = 1.1
 
 
 def sizes(ctx: Context) -> tuple[int, int, int]:
@@ -131,14 +131,33 @@ def run(ctx: Context) -> BenchResult:
         "much Python as the rest of the re-collection). The reused evidence is checked above to equal a full read at "
         "the same moment.",
     ]
-    if ratio > _TARGET:
+    notes.append(
+        "Issue 15 (before: 1.15× with ten signals, 1.22× with nine; target 1.1×). Where the time above the fetch "
+        "went, profiled with a CPU clock in every thread: (1) the runner's `collect_all` worked out the time limit of "
+        "every pending job each time one finished, and each time validated the job's source models again: about "
+        "12,000 validations per collection of 200 sources, a third of all the Python of a warm re-collection; the "
+        "limit is now worked out once per job. (2) Every git command was waited for by `communicate(timeout=)`, "
+        "whose wait for the exit sleeps 1, 2, 4 ms between looks when git has closed its output but not yet "
+        "exited (on a loaded machine, usual): git's pipes are now read to their end with `poll` and the exit is "
+        "waited for on a pidfd, without sleeping. (3) The runner's loop waited with `wait(FIRST_COMPLETED)` over "
+        "every pending job, which hooks a waiter onto each of them at every look: finished jobs now arrive on a "
+        "queue. (4) The branch's ref is read from the ref files through plain paths rather than pathlib. "
+        "What is left, measured one source at a time with a CPU clock: the collector's Python per unchanged source "
+        "is about 1.1 ms besides the 0.7 ms of starting its fetch (0.6 ms when measured alone, warm in the caches): "
+        "validating the ten signals' parameters (a fifth of it; the regex parameters compile their RE2 pattern to "
+        "be validated), opening the mirror's folder (a third: resolving the cache path, checking it can be read), reading "
+        "the ref and building the ten evidence models; the runner adds about 0.5 ms (building the job, validating "
+        "its source model again as a worker would, the thread pool).")
+    if ratio > _TARGET or lean_ratio > _TARGET:
         notes.append(
-            "Why the 1.2× target is missed here: a `file://` fetch of an unchanged repository is the cheapest fetch "
-            "there is (a few milliseconds of git, no network), and what the collector adds per source (its fetch "
-            "started with a larger environment, ten evidence models built, a `git log` when a `commits_since` window "
-            "moved past a commit) is of the same order, as the CPU split above shows; the machine has 2 cores, so "
-            "that CPU is time. Against a remote across a network, where a fetch takes tens to hundreds of "
-            "milliseconds, the same milliseconds are a few per cent.")
+            f"Why a {_TARGET:g}× target is missed in this run: a `file://` fetch of an unchanged repository is the "
+            "cheapest fetch there is (about 9 ms of git CPU, no network), and with eight at a time on 2 cores the "
+            "run is bound by CPU, so the ratio is about (git + Python of the collector) / (git + Python of the bare "
+            "fetch) per source, from the CPU split above: the 1.5 ms or so of Python the collector and the runner "
+            "add per source is the miss, and it runs one thread at a time (the GIL). Other work on the shared "
+            "machine moves the ratio by several per cent between runs (the nine-signal row does strictly less "
+            "than the ten-signal one and can still come out slower). Against a remote across a network, where a "
+            "fetch takes tens to hundreds of milliseconds, the same 1.5 ms is a few per cent or less.")
     return BenchResult(
         name=NAME, title=TITLE,
         size=f"{count} `file://` sources x {files} files, 10 signals each, {workers} at a time",

@@ -125,18 +125,23 @@ class _Reader:
                       else "too_large" if entry.size > self.repo.source.max_file_bytes else None)
             yield path, entry, reason
 
-    def _text(self, entry: Entry, path: str) -> str | None:
-        """The blob's text (bytes that are not UTF-8 as U+FFFD), or None for a binary file."""
-        data = self.repo.blob(entry.sha, path)
-        return None if b"\0" in data[:BINARY_PROBE] else data.decode("utf-8", errors="replace")
+    def _texts(self, wanted: list[tuple[Entry, str]]) -> Iterator[str | None]:
+        """Each (blob, path)'s text (bytes that are not UTF-8 as U+FFFD), or None for a binary file, in order.
+
+        The blobs are read in one batch (:meth:`Repository.blobs`), as they are consumed.
+        """
+        for data in self.repo.blobs(wanted):
+            yield None if b"\0" in data[:BINARY_PROBE] else data.decode("utf-8", errors="replace")
 
     def _content_match(self, p: ContentMatch) -> tuple[dict[str, Any], str | None, int | None]:
         regex = compile_regex(p.regex, multiline=True)
         matched: list[str] = []
         skipped: list[dict[str, str]] = []
         total, line = 0, None
-        for path, entry, reason in self._readable(p.glob):
-            text = None if entry is None or reason else self._text(entry, path)
+        files = list(self._readable(p.glob))
+        texts = self._texts([(entry, path) for path, entry, reason in files if entry is not None and not reason])
+        for path, entry, reason in files:
+            text = None if entry is None or reason else next(texts)
             if text is None:
                 skipped.append({"path": path, "reason": reason or "binary"})
                 continue
@@ -154,16 +159,16 @@ class _Reader:
         regex = compile_regex(p.match) if p.match is not None else None
         found: list[TestCase] = []
         skipped: list[dict[str, str]] = []
-        for path, entry, reason in self._readable(p.glob):
-            language = language_of(path)
-            if language is None or (p.language is not None and language != p.language):
-                continue
+        files = [(path, entry, reason) for path, entry, reason in self._readable(p.glob)
+                 if (language := language_of(path)) is not None and (p.language is None or language == p.language)]
+        unread = list(dict.fromkeys((entry, path) for path, entry, reason in files
+                                    if entry is not None and not reason and (path, entry.sha) not in self._cases))
+        for (entry, path), text in zip(unread, self._texts(unread)):
+            self._cases[(path, entry.sha)] = None if text is None else find_test_cases(path, text)
+        for path, entry, reason in files:
             if entry is None or reason:
                 skipped.append({"path": path, "reason": reason or "binary"})
                 continue
-            if (path, entry.sha) not in self._cases:
-                text = self._text(entry, path)
-                self._cases[(path, entry.sha)] = None if text is None else find_test_cases(path, text)
             cases = self._cases[(path, entry.sha)]
             if cases is None:
                 skipped.append({"path": path, "reason": "binary"})

@@ -11,12 +11,14 @@ import contextlib
 import hashlib
 import os
 import re
+import select
 import selectors
 import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from git import Git
@@ -26,8 +28,12 @@ from collectors.evidence import ErrorKind, SourceFault
 from collectors.models.git import SCHEMES, url_problem
 from collectors.secrets import strip_credentials
 
-__all__ = ["SCHEMES", "command", "decode", "environment", "fault", "mirror", "read_ref", "records", "run", "run_status",
-           "unreadable", "url_problem"]
+__all__ = ["SCHEMES", "blobs", "command", "decode", "environment", "fault", "mirror", "read_ref", "records", "run",
+           "run_status", "unreadable", "url_problem"]
+
+_READ_CHUNK = 1 << 20  # bytes read at a time from git's answers to `cat-file --batch`
+_BATCH_BYTES = 64 << 20  # blob bytes one `cat-file --batch` answers at most (unless one blob is larger): its file's size
+
 
 def environment() -> dict[str, str]:
     """The environment git runs in."""
@@ -51,16 +57,54 @@ def run_status(cwd: str | os.PathLike[str], *args: str, timeout: float) -> tuple
     # subprocess, not GitPython's execute: its watchdog thread per command cost
     # more than the command itself for most calls (see docs/BENCHMARKS.md). In a
     # session of its own, git and its helpers (ssh, upload-pack) die together on a timeout.
+    deadline = time.monotonic() + timeout
     with subprocess.Popen(command(*args), cwd=cwd, env=environment(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, start_new_session=True) as proc:
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        assert proc.stdout is not None and proc.stderr is not None
+        # Not communicate(timeout=...): its wait for the exit sleeps 1, 2, 4... ms between looks, which cost an
+        # unchanged source's re-collection as much as everything else beyond its fetch (docs/BENCHMARKS.md).
+        output: dict[int, list[bytes]] = {proc.stdout.fileno(): [], proc.stderr.fileno(): []}
+        poller, open_pipes = select.poll(), set(output)  # poll: no descriptor of its own to make and close, as epoll
+        for fd in open_pipes:
+            poller.register(fd, select.POLLIN)
+        while open_pipes and (left := deadline - time.monotonic()) > 0:
+            for fd, _ in poller.poll(left * 1000):
+                chunk = os.read(fd, 1 << 16)
+                if chunk:
+                    output[fd].append(chunk)
+                else:
+                    poller.unregister(fd)
+                    open_pipes.discard(fd)
+        if open_pipes or not _exited(proc, deadline - time.monotonic()):  # open pipes: the deadline came first
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+            proc.wait()
             return -signal.SIGKILL, "", f"Timeout: git {args[-1] if args else ''} did not complete in {timeout:g} secs."
+        out, err = b"".join(output[proc.stdout.fileno()]), b"".join(output[proc.stderr.fileno()])
     return proc.returncode, decode(out), decode(err)
+
+
+def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Whether `proc` ended (and was reaped) within `timeout` seconds, told by a pidfd rather than by polling."""
+    if proc.returncode is not None:
+        return True
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # not Linux 5.3 or later: Popen's own wait, which polls
+        try:
+            proc.wait(max(timeout, 0))
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(max(timeout, 0) * 1000):
+            return False
+    finally:
+        os.close(pidfd)
+    proc.wait()
+    return True
 
 
 def decode(data: bytes) -> str:
@@ -113,7 +157,9 @@ def records(cwd: str, *args: str, cap: int, max_bytes: int, remaining: Callable[
                     break
                 size += len(chunk)
                 *done, pending = (pending + chunk).split(b"\0")
-                records += (decode(r) for r in done)
+                if done:  # decoded at once, each record then as decode() leaves it
+                    records += (r[:-1] if r.endswith("\n") else r
+                                for r in b"\0".join(done).decode("utf-8", errors="surrogateescape").split("\0"))
                 if len(records) > cap or size > max_bytes:
                     raise SourceFault("too_large", f"{what}: the tree has more than {cap} entries"
                                       f" or {max_bytes} bytes of names (max_tree_entries)")
@@ -126,6 +172,69 @@ def records(cwd: str, *args: str, cap: int, max_bytes: int, remaining: Callable[
     if status != 0:
         raise fault(status, decode(err), what, limit)
     return records
+
+
+def blobs(cwd: str, *args: str, ids: Sequence[str], sizes: Sequence[int],
+          remaining: Callable[[], float]) -> Iterator[bytes | None]:
+    """The content of each object in `ids` (of the given `sizes`, -1 when unknown), in their order (None: git has
+    no such object), from ``git args... cat-file --batch --buffer``: one process, or one per ``_BATCH_BYTES``.
+
+    git reads the ids from a file and writes its answers to another, which is
+    then read in large chunks: through pipes, the kernel's wake-ups and small
+    reads cost this process more CPU than splitting the answers does. Both
+    files are unnamed temporary files, gone when closed. `remaining()` gives the
+    seconds left (and raises past the deadline). When git stops before
+    answering every id (a corrupt object), the iterator ends early: the caller
+    names the first id left unanswered.
+    """
+    start = 0
+    while start < len(ids):
+        end, size = start + 1, max(sizes[start], 0)
+        while end < len(ids) and size + max(sizes[end], 0) <= _BATCH_BYTES:
+            size += max(sizes[end], 0)
+            end += 1
+        answered = 0
+        for data in _batch(cwd, args, ids[start:end], remaining):
+            answered += 1
+            yield data
+        if answered < end - start:
+            return  # git stopped early
+        start = end
+
+
+def _batch(cwd: str, args: tuple[str, ...], ids: Sequence[str], remaining: Callable[[], float]) -> Iterator[bytes | None]:
+    """One ``cat-file --batch`` over `ids` (see :func:`blobs`)."""
+    with tempfile.TemporaryFile() as asked, tempfile.TemporaryFile(buffering=_READ_CHUNK) as answers:
+        asked.write("".join(f"{i}\n" for i in ids).encode())
+        asked.seek(0)
+        # git's stderr, a pipe, ends when git does: waiting on it needs no polling (Popen.wait with a timeout sleeps).
+        with subprocess.Popen(command(*args, "cat-file", "--batch", "--buffer"), cwd=cwd, env=environment(),
+                              stdin=asked, stdout=answers, stderr=subprocess.PIPE, start_new_session=True) as proc, \
+                selectors.DefaultSelector() as selector:
+            assert proc.stderr is not None
+            try:
+                selector.register(proc.stderr, selectors.EVENT_READ)
+                while not selector.select(remaining()) or os.read(proc.stderr.fileno(), 1 << 16):
+                    pass  # remaining() raises once the deadline has passed; git's messages are dropped
+            finally:
+                if proc.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        answers.seek(0)
+        for _ in ids:
+            header = answers.readline()
+            if not header.endswith(b"\n"):
+                return  # git stopped before answering every id
+            parts = header.split()
+            if len(parts) != 3:  # "<id> missing"
+                yield None
+                continue
+            size = int(parts[2])
+            data = answers.read(size)
+            if len(data) != size or answers.read(1) != b"\n":
+                return
+            yield data
 
 
 # Where git looks for a ref named by a short name, in its order (`git help revisions`).
@@ -145,11 +254,13 @@ def read_ref(git_dir: Path, common: Path, rev: str) -> str | None:
     if not _REF_NAME.match(rev) or ".." in rev or "//" in rev or rev.endswith((".lock", "/")):
         return None
     packed: dict[str, str] | None = None
+    shared, own = os.fspath(common), os.fspath(git_dir)  # plain strings: pathlib cost more than the reads
     for form in _REF_RULES:
         name = form % rev
         for _ in range(_REF_HOPS):  # symbolic refs (HEAD -> refs/heads/main), a few deep at most
             try:  # refs/ is shared by worktrees; HEAD and its kind belong to each
-                text = ((common if name.startswith("refs/") else git_dir) / name).read_text().strip()
+                with open(os.path.join(shared if name.startswith("refs/") else own, name)) as ref:
+                    text = ref.read().strip()
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 packed = _packed_refs(common) if packed is None else packed
                 text = packed.get(name, "")

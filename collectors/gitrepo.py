@@ -10,29 +10,29 @@ files for the document, JUnit and history readers. Faults are
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import itertools
 import os
 import posixpath
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
 
 from git import Repo
 from git.exc import GitCommandError, GitError, InvalidGitRepositoryError, NoSuchPathError, ODBError
-from wcmatch import glob
 
 from collectors import gitcommand
 from collectors.evidence import SourceFault
+from collectors.globs import GLOB_FLAGS, glob_matcher
 from collectors.models.git import GitSource, repo_path, url_problem
 from collectors.secrets import strip_credentials
-from collectors.testcases import expand_glob
 
 __all__ = ["BINARY_PROBE", "FAULTS", "GLOB_FLAGS", "LINK_MODE", "Deadline", "Entry", "GitSource", "Repository", "Tree",
            "as_fault", "list_files", "location", "open_at", "read_bytes", "read_text", "repo_path"]
 
-GLOB_FLAGS = glob.GLOBSTAR | glob.BRACE | glob.DOTGLOB  # the one glob dialect of every reader of files
 LINK_MODE = "120000"
 BINARY_PROBE = 8000  # git's own heuristic: a NUL byte in the first 8000 bytes
 _LINK_HOPS = 8
@@ -130,10 +130,12 @@ class Repository:
         return gitcommand.run(self.cwd, self.git_dir, *args, timeout=self.remaining(), what=self.where, limit=self.timeout)
 
     def resolve(self, rev: str, what: str = "branch") -> tuple[str, int]:
-        """(commit SHA, commit time) of `rev`; a corrupt commit is malformed, not missing."""
-        status, ref, err = gitcommand.run_status(self.cwd, self.git_dir, "rev-parse", "--verify", "--quiet", "--end-of-options",
-                                 rev, timeout=self.remaining())
-        if status == 0 and ref.strip() == rev.lower():
+        """(commit SHA, commit time) of `rev` (a ref read by :meth:`peek` needs no rev-parse); a corrupt commit is
+        malformed, not missing."""
+        peeked = self.peek(rev)
+        status, ref, err = (0, peeked, "") if peeked else gitcommand.run_status(
+            self.cwd, self.git_dir, "rev-parse", "--verify", "--quiet", "--end-of-options", rev, timeout=self.remaining())
+        if status == 0 and not peeked and ref.strip() == rev.lower():
             # A full SHA "verifies" without existing; a missing ref target is corruption instead.
             status, _, err = gitcommand.run_status(self.cwd, self.git_dir, "cat-file", "-e", ref.strip(), timeout=self.remaining())
         if status != 0 and not err.strip():  # --quiet: an unknown name fails silently
@@ -156,21 +158,27 @@ class Repository:
         A tree of more than ``max_tree_entries`` entries is ``too_large``: a small
         repository can hold a tree of 10**10 files (a "git bomb").
         """
-        flags = () if paths else ("-r",)
-        entries: dict[str, Entry] = {}
-        for record in self._records("ls-tree", *flags, "-l", "-z", "--full-tree", sha, "--", *paths):
-            if record:
-                meta, path = record.split("\t", 1)
-                mode, kind, obj, size = meta.split()
-                if kind == "blob":  # trees and submodule commits are not files
-                    entries[path] = Entry(mode, obj, int(size) if size.isdigit() else -1)
+        cap, entries = self.source.max_tree_entries, {}
+        for record in gitcommand.records(self.cwd, self.git_dir, "ls-tree", *(() if paths else ("-r",)), "-l", "-z",
+                                         "--full-tree", sha, "--", *paths, cap=cap, max_bytes=cap * _ENTRY_BYTES,
+                                         remaining=self.remaining, what=self.where, limit=self.timeout):
+            meta, _, path = record.partition("\t")
+            fields = meta.split()  # mode, kind, object id, size
+            if len(fields) == 4 and fields[1] == "blob":  # trees and submodule commits are not files
+                entries[path] = Entry(fields[0], fields[2], int(fields[3]) if fields[3].isdigit() else -1)
         return entries
 
-    def _records(self, *args: str) -> list[str]:
-        """The NUL-terminated records git prints, at most ``max_tree_entries`` of them (a few hundred bytes each)."""
-        cap = self.source.max_tree_entries
-        return gitcommand.records(self.cwd, self.git_dir, *args, cap=cap, max_bytes=cap * _ENTRY_BYTES,
-                                  remaining=self.remaining, what=self.where, limit=self.timeout)
+    def blobs(self, wanted: Sequence[tuple[Entry, str]]) -> Iterator[bytes]:
+        """The content of each (blob, path) in `wanted`, in order, read through ``git cat-file --batch``
+        (:func:`gitcommand.blobs`). A blob git cannot read fails like :meth:`blob`; so does the deadline."""
+        self.remaining()
+        answers = gitcommand.blobs(self.cwd, self.git_dir, ids=[e.sha for e, _ in wanted],
+                                   sizes=[e.size for e, _ in wanted], remaining=self.remaining)
+        with contextlib.closing(answers):
+            for (entry, path), data in itertools.zip_longest(wanted, answers):
+                if data is None:  # git has no such object, or stopped at a corrupt one
+                    raise SourceFault("malformed", f"{self.where}: cannot read {path}: object {entry.sha[:12]} is corrupt")
+                yield data
 
     def blob(self, sha: str, path: str) -> bytes:
         self.remaining()
@@ -222,17 +230,18 @@ class Tree:
     def __init__(self, repo: Repository, sha: str):
         self.repo, self.sha = repo, sha
 
-    @cached_property
+    @functools.cached_property
     def _read(self) -> tuple[dict[str, Entry], frozenset[str]]:
         raw = self.repo.ls_tree(self.sha)
-        files: dict[str, Entry] = {}
+        files = dict(raw)
         outside: set[str] = set()
-        for path, entry in raw.items():
+        for path in [p for p, entry in raw.items() if entry.mode == LINK_MODE]:  # only links are followed
             state, final = follow(path, raw.get, self.repo.blob)
             if state == "outside":
                 outside.add(path)
-            else:  # a broken link stays a link entry: content reads skip it
-                files[path] = raw[final] if state == "ok" else entry
+                del files[path]
+            elif state == "ok":  # a broken link stays a link entry: content reads skip it
+                files[path] = raw[final]
         return files, frozenset(outside)
 
     @property
@@ -245,14 +254,14 @@ class Tree:
         """The links that point outside the repository."""
         return self._read[1]
 
-    @cached_property
+    @functools.cached_property
     def _sorted(self) -> list[str]:
         return sorted(self.files)
 
     def glob(self, pattern: str, names: list[str] | None = None) -> list[str]:
-        """The paths (default: every file's, sorted) matching the glob `pattern` or the preset it names (`@tests`)."""
-        matcher = glob.compile(expand_glob(pattern), flags=GLOB_FLAGS)
-        return [name for name in (self._sorted if names is None else names) if matcher.match(name)]
+        """The paths of `names` (sorted; default: every file's) matching the glob `pattern` or the preset it names
+        (`@tests`)."""
+        return glob_matcher(pattern).select(self._sorted if names is None else names)
 
 
 def open_at(source: GitSource, cache_dir: Path | None, commit: str | None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,9 @@ from collectors.evidence import CollectResult, EvidenceRequest
 from daemon.config.loading import load_config, load_worker_settings
 from daemon.config.settings import CelerySettings
 from daemon.errors import ConfigError
+from daemon.run import executor as executor_module
 from daemon.run.collect import run_collector
-from daemon.run.executor import LocalExecutor, make_executor
+from daemon.run.executor import LocalExecutor, collect_all, make_executor
 from daemon.run.jobs import Collected, CollectJob, SourceJob, build_job, requests_by_source, run_job, source_model
 from daemon.store import Store
 from tests.support.git import GitRepo
@@ -279,3 +281,38 @@ def test_on_a_first_start_a_document_waits_for_its_git_sources_job(tmp_path, rep
         assert daemon.store.latest_results("svc")["status"].answered
     finally:
         daemon.store.close()
+
+
+class _Slow:
+    """An executor that runs every job here, but hangs on one and crashes on another: what collect_all must survive."""
+
+    def __init__(self, config: Any, hang: str, crash: str):
+        self.local, self.hang, self.crash = LocalExecutor(config), hang, crash
+
+    def collect(self, job: CollectJob) -> Collected:
+        if job.target.id == self.crash:
+            raise RuntimeError("boom")
+        if job.target.id == self.hang:
+            time.sleep(3)
+        return self.local.collect(job)
+
+    def close(self) -> None:
+        pass
+
+
+def test_collect_all_answers_in_order_and_abandons_an_overrun(tmp_path, repo, monkeypatch):
+    monkeypatch.setattr(executor_module, "_GRACE_SECONDS", 0.0)
+    config = load_config(_config(tmp_path, repo.path, allow_commands=True))
+    project = config.projects[0]
+    wanted = requests_by_source(project)
+    sources = [project.source("repo"), project.source("answer")]
+    jobs = [build_job(config, project, s, wanted, due=NOW, now=NOW, upstream=None) for s in sources] * 20
+    jobs = [job.model_copy(update={"target": job.target.model_copy(update={"source": {**job.target.source,
+                                                                                      "id": f"{job.target.id}{n}"}})})
+            for n, job in enumerate(jobs)]
+    jobs[7].target.source["timeout_seconds"] = 0.5
+    results = collect_all(_Slow(config, hang=jobs[7].target.id, crash=jobs[3].target.id), jobs, concurrency=4)
+    assert [r.result.source for r in results] == [job.target.id for job in jobs]
+    assert results[3].result.error.kind == "malformed" and "collector crashed: RuntimeError: boom" in results[3].result.error.message
+    assert results[7].result.error.kind == "timeout" and "did not answer within 0.5s" in results[7].result.error.message
+    assert all(r.result.answered for n, r in enumerate(results) if n not in (3, 7))

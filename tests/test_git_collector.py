@@ -336,6 +336,19 @@ def test_unknown_branch(fx: Fixture, cache: Path) -> None:
     assert option.error.kind == "not_found"
 
 
+def test_a_ref_read_from_its_file_resolves_as_git_would(git_repo: GitRepo, cache: Path) -> None:
+    # A branch, an annotated tag (peeled to its commit) and a ref to a missing commit, read without rev-parse.
+    git_repo.write("a.txt", "a\n")
+    sha = git_repo.commit("a", when=C1)
+    git_repo.git("tag", "-a", "v1", "-m", "release")
+    (git_repo.path / ".git" / "refs" / "heads" / "broken").write_text("1" * 40 + "\n")
+    src = GitSource(id="x", path=str(git_repo.path))
+    assert one(src.model_copy(update={"branch": "main"}), cache, "head").value["sha"] == sha
+    assert one(src.model_copy(update={"branch": "v1"}), cache, "head").value["sha"] == sha
+    broken = run(src.model_copy(update={"branch": "broken"}), cache, ("head", {}))
+    assert broken.error.kind == "malformed" and f"bad object {'1' * 40}" in broken.error.message
+
+
 def test_empty_repository_has_no_head(git_repo: GitRepo, cache: Path) -> None:
     result = run(GitSource(id="x", path=str(git_repo.path)), cache, ("head", {}))
     assert result.error.kind == "not_found" and "branch 'HEAD'" in result.error.message
