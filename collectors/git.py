@@ -42,6 +42,10 @@ _CASE_LIMIT = 50  # test cases listed (each with its file and line) in a `test_c
 _NAME_CHARS = 200  # a test's name as listed (a JavaScript title can be a whole line)
 # Signals answered from the commit's tree and blobs alone: at the same commit, the same answer.
 _FROM_TREE = frozenset({"file_exists", "file_count", "content_match", "test_cases"})
+# From this many file ages on, one `git log` over the history answers them all; fewer cost less one by one.
+_AGES_AT_ONCE = 8
+_AGES_PER_LOG = 1000  # paths given to one `git log` (the command line stays far below its limit)
+_PATHSPEC_MAGIC = frozenset("*?[]\\:")
 
 
 def _shown(value: dict[str, Any], path: str | None,
@@ -65,6 +69,29 @@ class _Reader:
         self.holds_until: dict[str, datetime | None] = {}
         # (path, blob id) -> its test cases (None: a binary file), each blob read once for every request
         self._cases: dict[tuple[str, str], list[TestCase] | None] = {}
+        self._ages: dict[str, tuple[str, int]] = {}  # path -> (SHA, time) of the last commit that changed it
+
+    def read_ages(self, names: list[str]) -> None:
+        """The last commit of many files at once, from one `git log --name-only` along a linear history.
+
+        On a history without merges, the newest commit that lists a file is what
+        `git log -1 -- FILE` answers (renames listed as a deletion and an
+        addition, as one path sees them). With merges git simplifies the
+        history per path, so each file keeps its own `git log -1`; so do names
+        git would read as patterns and names not in the tree (a folder).
+        """
+        names = sorted({n for n in names if n in self.tree.files and not _PATHSPEC_MAGIC.intersection(n)})
+        if len(names) < _AGES_AT_ONCE or self.repo.run("rev-list", "--min-parents=2", "-n", "1", self.sha, "--").strip():
+            return
+        for start in range(0, len(names), _AGES_PER_LOG):
+            chunk = names[start:start + _AGES_PER_LOG]
+            out = self.repo.run("log", "--no-renames", "--name-only", "-z", "--format=%x01%H %ct", self.sha, "--", *chunk)
+            for entry in out.split("\x01")[1:]:
+                header, _, changed = entry.partition("\0")
+                sha, committed = header.split()
+                for name in changed.lstrip("\n").split("\0"):
+                    if name and name not in self._ages:
+                        self._ages[name] = (sha, int(committed))
 
     @property
     def committed(self) -> int:
@@ -184,7 +211,8 @@ class _Reader:
 
     def _file_age(self, p: FileAge) -> tuple[dict[str, Any], str | None]:
         name = path_from_text(p.path)
-        out = self.repo.run("log", "-1", "--format=%H %ct", self.sha, "--", name).split()
+        read = self._ages.get(name)
+        out = [read[0], str(read[1])] if read else self.repo.run("log", "-1", "--format=%H %ct", self.sha, "--", name).split()
         days = (self.now - int(out[1])) / 86400 if out else None
         return {"exists": name in self.tree.files, "days": days, "last_commit": out[0] if out else None}, name
 
@@ -244,6 +272,8 @@ def collect(
             sha, committed = _unmoved(opened, rev, previous, source) or opened.resolve(rev, what)
             known = _known(previous, source, sha)
             reader = _Reader(opened, sha, committed, now, previous.holds_until if known and previous else None)
+            reader.read_ages([path_from_text(r.params["path"]) for r in requests if r.signal == "file_age"
+                              and isinstance(r.params.get("path"), str) and evidence_key(source.id, r.signal, r.params) not in known])
             # A corrupt object met while answering fails the whole source: the
             # repository, not the request, is at fault.
             evidence = [reader.evidence(r, now, known.get(evidence_key(source.id, r.signal, r.params))) for r in requests]
