@@ -263,7 +263,8 @@ def _criterion(project: Project, pillar: PillarScore, c: CriterionScore, standal
 
 def _evidence_rows(c: CriterionScore) -> list[EvidenceRow]:
     """One row per check with the evidence it read (as `pillarwatch explain` pairs them)."""
-    by_key = {e.key: e for e in c.evidence}
+    keyed = [(e.key, e) for e in c.evidence]  # each key is canonical JSON: made once
+    by_key = dict(keyed)
     rows = []
     used: set[str] = set()
     for check in c.checks:
@@ -273,8 +274,8 @@ def _evidence_rows(c: CriterionScore) -> list[EvidenceRow]:
         error = f"{check.error.kind}: {check.error.message}" if check.error else None
         score = f"{check.score:.2f}" if check.score is not None else "–"
         rows.append(_row(what, check.value, score, error, by_key.get(key)))
-    for e in c.evidence:  # evidence no check points at (a manual criterion's, say): shown too
-        if e.key not in used:
+    for key, e in keyed:  # evidence no check points at (a manual criterion's, say): shown too
+        if key not in used:
             error = f"{e.error.kind}: {e.error.message}" if e.error else None
             rows.append(_row(f"{e.source}: {e.signal}({_params(e.params)})", e.value, "", error, e))
     return rows
@@ -352,6 +353,7 @@ def _trust(store: Store, project: Project) -> dict[str, Any]:
     return {"title": TRUST_TITLE, "intro": trust_intro(found), "columns": TRUST_COLUMNS, "rows": trust_rows(found)}
 
 
+@lru_cache(maxsize=1024)  # a page shows the few times of its collections thousands of times
 def _when(moment: datetime) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc)
