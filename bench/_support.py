@@ -292,6 +292,19 @@ def interleaved(rounds: int, subject: Callable[[], float], baseline: Callable[[]
     return a, b
 
 
+def cpu_counted(cpu: dict[str, list[tuple[float, float]]], what: str,
+                measure: Callable[[], float]) -> Callable[[], float]:
+    """``measure``, also keeping in ``cpu[what]`` the CPU it took here (Python) and in the processes it waited for."""
+    def run_it() -> float:
+        before = os.times()
+        seconds = measure()
+        after = os.times()
+        cpu[what].append((after.user + after.system - before.user - before.system,
+                          after.children_user + after.children_system - before.children_user - before.children_system))
+        return seconds
+    return run_it
+
+
 def map_parallel(work: Callable[[Any], Any], items: Iterable[Any], workers: int) -> list[Any]:
     """``work`` on every item, ``workers`` at a time; the results in order."""
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -11,10 +11,8 @@ Python only parsing their output. Both run in the same process, alternating.
 from __future__ import annotations
 
 import math
-import os
 import re
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ from ._support import (
     BenchResult,
     Context,
     Row,
+    cpu_counted,
     interleaved,
     map_parallel,
     median,
@@ -180,19 +179,9 @@ def run(ctx: Context) -> BenchResult:
 
     cpu: dict[str, list[tuple[float, float]]] = {"collector": [], "plumbing": []}
 
-    def counted(what: str, measure: Callable[[], float]) -> Callable[[], float]:
-        """``measure``, also keeping the CPU it took here (Python) and in the git processes it waited for."""
-        def run_it() -> float:
-            before = os.times()
-            seconds = measure()
-            after = os.times()
-            cpu[what].append((after.user + after.system - before.user - before.system,
-                              after.children_user + after.children_system - before.children_user - before.children_system))
-            return seconds
-        return run_it
 
     with ctx.task(f"{NAME}: {count} repositories, collector vs plumbing", total=2 * rounds) as task:
-        mine, base = interleaved(rounds, counted("collector", subject), counted("plumbing", baseline), task.advance)
+        mine, base = interleaved(rounds, cpu_counted(cpu, "collector", subject), cpu_counted(cpu, "plumbing", baseline), task.advance)
 
     def per_repo_ms(what: str, which: int) -> float:
         return median([c[which] for c in cpu[what]]) / count * 1000

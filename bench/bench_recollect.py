@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,7 +23,19 @@ from daemon.config.loading import load_config
 from daemon.config.model import Config
 from daemon.run.runner import collect_sources
 
-from ._support import NOW, BenchResult, Context, Row, alternate, map_parallel, median, project_dict, timed, write_config
+from ._support import (
+    NOW,
+    BenchResult,
+    Context,
+    Row,
+    alternate,
+    cpu_counted,
+    map_parallel,
+    median,
+    project_dict,
+    timed,
+    write_config,
+)
 
 NAME = "collect_warm"
 TITLE = "Warm re-collection, nothing changed"
@@ -81,20 +92,10 @@ def run(ctx: Context) -> BenchResult:
 
     cpu: dict[str, list[tuple[float, float]]] = {"collector": [], "fetch": []}
 
-    def counted(what: str, measure: Callable[[], float]) -> Callable[[], float]:
-        """``measure``, also keeping the CPU it took here (Python) and in the git processes it waited for."""
-        def run_it() -> float:
-            before = os.times()
-            seconds = measure()
-            after = os.times()
-            cpu[what].append((after.user + after.system - before.user - before.system,
-                              after.children_user + after.children_system - before.children_user - before.children_system))
-            return seconds
-        return run_it
 
     with ctx.task(f"{NAME}: {count} sources, re-collection vs git fetch", total=3 * rounds) as task:
-        mine, leaner, base = alternate(rounds, [counted("collector", lambda: timed(lambda: collect(config))),
-                                                lambda: timed(lambda: collect(lean)), counted("fetch", fetch_all)],
+        mine, leaner, base = alternate(rounds, [cpu_counted(cpu, "collector", lambda: timed(lambda: collect(config))),
+                                                lambda: timed(lambda: collect(lean)), cpu_counted(cpu, "fetch", fetch_all)],
                                        task.advance)
 
     # The evidence reused from the unchanged commit must be what a full read finds at the same moment.
