@@ -217,7 +217,8 @@ def run(ctx: Context) -> BenchResult:
         return {"p50": percentile(values, 50), "p99": percentile(values, 99)}
 
     plans = query_plans(big_db)
-    scans = [p for p in plans if "SCAN" in p and "USING" not in p.split("SCAN", 1)[1][:80]]
+    # A scan of a table-valued function (json_each over one row's list of evidence hashes) reads that row's list only.
+    scans = [p for p in plans if "SCAN" in p and "USING" not in p.split("SCAN", 1)[1][:80] and "VIRTUAL TABLE" not in p]
     scan_ratio = median(http) / median(http_small)
     return BenchResult(
         name=NAME, title=TITLE,

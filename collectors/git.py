@@ -109,14 +109,15 @@ class _Reader:
                             error=error, provenance=Provenance(commit=self.sha, path=path, line=line),
                             observed_at=observed_at)
 
-        try:
-            params = signal_params("git", SIGNALS, request)
-        except SourceFault as fault:
-            return item(None, fault.error)
+        # An answer read at this commit before was asked with these same parameters, which were valid then.
         if known is not None and known.value is not None and request.signal in _FROM_TREE:
             return item(known.value, path=known.provenance.path, line=known.provenance.line)
         if known is not None and known.value is not None and request.signal == "file_age":
             return item(self._file_age_again(known.value, known.observed_at), path=known.provenance.path)
+        try:
+            params = signal_params("git", SIGNALS, request)
+        except SourceFault as fault:
+            return item(None, fault.error)
         if isinstance(params, CommitsSince):
             key = evidence_key(self.repo.source.id, request.signal, request.params)
             if known is not None and known.value is not None and key in self._held:

@@ -112,9 +112,14 @@ def _projects(config: Config, project: str | None) -> list[Project]:
 
 
 def _print_json(value: Any) -> None:
+    text = pydantic_core.to_json(value, indent=2) + b"\n"
+    binary = getattr(sys.stdout, "buffer", None)
+    if binary is None:  # a text stream only (output captured in a test or a benchmark)
+        sys.stdout.write(text.decode())
+        return
     sys.stdout.flush()
-    sys.stdout.buffer.write(pydantic_core.to_json(value, indent=2) + b"\n")  # bytes as they are: 17 MB at 10,000 criteria
-    sys.stdout.buffer.flush()
+    binary.write(text)  # the bytes as they are: 17 MB at 10,000 criteria, not decoded and encoded again
+    binary.flush()
 
 
 def _json_text(value: Any) -> str:

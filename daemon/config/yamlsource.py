@@ -47,7 +47,7 @@ class YamlDocument:
         except (yaml_rs.YAMLDecodeError, RecursionError) as exc:
             from daemon.config import yamllines  # PyYAML: only when a message needs a line
 
-            yamllines.composed(_shown(path), text, exact=True)  # raises PyYAML's message, with its line, when it sees the fault too
+            yamllines.composed(shown, text, exact=True)  # raises PyYAML's message, with its line, when it sees the fault too
             raise ConfigError([f"{shown}: YAML error: {str(exc).splitlines()[0]}"]) from None
         if not isinstance(data, dict):
             raise ConfigError([f"{shown}:1: the configuration must be a mapping with a 'projects' list"])
