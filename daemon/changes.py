@@ -155,7 +155,7 @@ def describe_evidence(old: Evidence | None, new: Evidence | None, *, field: str 
     elif old is None or old.error is not None or old.value is None:
         was = f"was: {old.error.message}" if old is not None and old.error else "new"
         key = field or next(iter(sorted(new.value or {})), "value")
-        change.description = f"{_label(new)}: {key} {_fmt((new.value or {}).get(key))} ({was})"
+        change.description = f"{_label(new)}: {key} {_fmt((new.value or {}).get(key), key)} ({was})"
     else:
         _describe_values(change, old, new, field, kind, blame)
     return change
@@ -197,7 +197,7 @@ def _describe_values(change: EvidenceChange, old: Evidence, new: Evidence, field
         change.description = f"{where}: {_passing(a)} → {_passing(b)} tests pass"
     else:
         key = _changed(a, b, field, None) or field or "value"
-        change.description = f"{_label(new)}: {key} {_fmt(a.get(key))} → {_fmt(b.get(key))}"
+        change.description = f"{_label(new)}: {key} {_fmt(a.get(key), key)} → {_fmt(b.get(key), key)}"
 
 
 def _made_in(change: EvidenceChange, old: Evidence, new: Evidence, blame: Blame | None) -> str:
@@ -234,7 +234,8 @@ def _passing(value: dict[str, Any]) -> str:
 
 
 def _label(item: Evidence) -> str:
-    params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(item.params.items()))
+    params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={_fmt(v)}"  # a rule's own figure, exactly
+                       for k, v in sorted(item.params.items()))
     return f"{item.signal}({params})"
 
 
@@ -242,11 +243,30 @@ def _score(value: Any) -> str:
     return display(float(value), 2) if isinstance(value, (int, float)) and not isinstance(value, bool) else _fmt(value)
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, bool):
+_DAY_FIELDS = frozenset({"days"})  # ages the git signals give in days (file_age, head)
+
+
+def _days(value: float) -> str:
+    if abs(value) < 0.5:
+        return "under a day"
+    whole = round(value)
+    return f"{whole} day{'s' if abs(whole) != 1 else ''}"
+
+
+def _number(value: float) -> str:
+    """Two decimals at most, trailing zeros dropped: 4.86737e-05 reads 0, 12.5 reads 12.5."""
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _fmt(value: Any, key: str | None = None) -> str:
+    """A value as a person reads it: an age in whole days, a number without an exponent."""
+    if key in _DAY_FIELDS and isinstance(value, (int, float)) and not isinstance(value, bool):
+        text = _days(value)
+    elif isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, float):
-        text = f"{value:g}"
+        text = _number(value)
     elif value is None:
         text = "none"
     elif isinstance(value, (dict, list)):

@@ -87,9 +87,9 @@ def _summary(heading: str, alert: Alert, event: EventKind, criteria: list[Criter
              evidence: list[EvidenceChange], decimals: int, since: datetime | None) -> str:
     lines = [heading + "."]
     if alert.kind == "regression" and event != "resolved" and alert.baseline is not None and alert.value is not None:
-        lines.append(f"A drop of {display(alert.baseline - alert.value, decimals)} points since {rfc3339(alert.started_at)}.")
+        lines.append(f"A drop of {display(alert.baseline - alert.value, decimals)} points since {rfc3339(alert.started_at.replace(microsecond=0))}.")
     if alert.kind == "source_failing" and event != "resolved":
-        lines.append(f"Failing since {rfc3339(since or alert.started_at)}; its criteria keep their last score until their max_age.")
+        lines.append(f"Failing since {rfc3339((since or alert.started_at).replace(microsecond=0))}; its criteria keep their last score until their max_age.")
     if criteria:
         lines.append("Criteria that moved:")
         lines += [f"- {c.title} ({c.pillar}): {_criterion_side(c.before, c.status_before)} → {_criterion_side(c.after, c.status_after)}"

@@ -66,7 +66,7 @@ def body(message: AlertMessage) -> str:
     lines = [message.summary.strip(), ""]
     lines.append(f"Project: {message.project}    Subject: {message.subject}    Severity: {message.severity}")
     lines.append(f"Event: {message.event}    From {message.baseline_display} to {message.value_display}")
-    lines.append(f"Since: {rfc3339(message.started_at)}" + (f"    Snapshot: {message.snapshot_id}" if message.snapshot_id else ""))
+    lines.append(f"Since: {rfc3339(message.started_at.replace(microsecond=0))}" + (f"    Snapshot: {message.snapshot_id}" if message.snapshot_id else ""))
     if message.criteria:
         lines += ["", "Criteria that moved:"]
         for c in message.criteria:
