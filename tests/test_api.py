@@ -274,6 +274,8 @@ def test_metrics_pages_and_badges_are_served(api):
     assert badge.headers["content-type"].startswith("image/svg+xml") and badge.text.startswith("<svg") and "98" in badge.text
     assert badge.headers["cache-control"] == "no-cache"
     assert "durability" in api.get("/badge/shop/durability.svg").text
+    assert ">Shop service<" in badge.text and ">coverage<" in api.get("/badge/shop.svg", params={"label": "coverage"}).text
+    assert api.get("/badge/shop.svg", params={"label": "x" * 65}).status_code == 422
 
 
 # --- the bearer token ------------------------------------------------------------------

@@ -328,7 +328,10 @@ def _badge(svg: str) -> tuple[str, str, list[str]]:
 def test_project_and_pillar_badges(built):
     with Store.open(built.db, readonly=True) as store:
         title, colour, texts = _badge(badges.project_badge(store, built.config, "shop"))
-        assert (title, colour, texts) == ("pillarwatch: 98.3%", "#4c1", ["pillarwatch", "98.3%"])
+        assert (title, colour, texts) == ("Shop service: 98.3%", "#4c1", ["Shop service", "98.3%"])
+        title, _, texts = _badge(badges.project_badge(store, built.config, "shop", label="shop <prod>"))
+        assert (title, texts) == ("shop <prod>: 98.3%", ["shop <prod>", "98.3%"])  # escaped in the SVG, read back whole
+        assert _badge(badges.pillar_badge(store, built.config, "shop", "durability", label="Durability"))[2][0] == "Durability"
         title, colour, texts = _badge(badges.pillar_badge(store, built.config, "shop", "durability"))
         assert (title, colour, texts) == ("durability: 96.7%", "#4c1", ["durability", "96.7%"])
         with pytest.raises(NotFound):
@@ -340,7 +343,7 @@ def test_project_and_pillar_badges(built):
 def test_a_badge_without_data_is_grey(tmp_path, built):
     with Store.open(tmp_path / "empty.db") as store:
         title, colour, texts = _badge(badges.project_badge(store, built.config, "shop"))
-    assert (title, colour, texts) == ("pillarwatch: no data", "#9f9f9f", ["pillarwatch", "no data"])
+    assert (title, colour, texts) == ("Shop service: no data", "#9f9f9f", ["Shop service", "no data"])
 
 
 @pytest.mark.parametrize("score, decimals, name", [

@@ -217,6 +217,8 @@ def alerts(
 # --- metrics, pages and badges (their modules render; these routes only serve) --------------
 
 
+BadgeLabel = Annotated[str | None, Query(min_length=1, max_length=64,
+                                         description="The text on the badge's left (default: the project's name, or the pillar's id).")]
 _SVG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/svg+xml": {"schema": {"type": "string"}}}, "description": "An SVG badge."}}
 
 
@@ -250,18 +252,19 @@ def docs() -> Response:
 
 @router.get("/badge/{project}.svg", response_class=Response, tags=["badges"], summary="A project's overall % as a badge",
             responses={**_SVG, **errors(404, 503)})
-def project_badge(project: ProjectId, config: Cfg) -> Response:
+def project_badge(project: ProjectId, config: Cfg, label: BadgeLabel = None) -> Response:
     config.project(project)
     with _store(config) as store:
-        return _svg(badges.project_badge(store, config, project))
+        return _svg(badges.project_badge(store, config, project, label=label))
 
 
 @router.get("/badge/{project}/{pillar}.svg", response_class=Response, tags=["badges"], summary="One pillar's % as a badge",
             responses={**_SVG, **errors(404, 503)})
-def pillar_badge(project: ProjectId, pillar: Annotated[str, PathParam(description="A pillar id.")], config: Cfg) -> Response:
+def pillar_badge(project: ProjectId, pillar: Annotated[str, PathParam(description="A pillar id.")], config: Cfg,
+                 label: BadgeLabel = None) -> Response:
     config.project(project)
     with _store(config) as store:
-        return _svg(badges.pillar_badge(store, config, project, pillar))
+        return _svg(badges.pillar_badge(store, config, project, pillar, label=label))
 
 
 def _svg(text: str) -> Response:

@@ -126,18 +126,18 @@ def figure_badge(label: str, score: float | None, decimals: int) -> str:
     return badge_svg(label, display(score, decimals, suffix="%"), colour_for(shown)[1])
 
 
-def project_badge(store: Store, config: Config, project_id: str) -> str:
-    """``pillarwatch | 98%``: the project's latest overall figure."""
+def project_badge(store: Store, config: Config, project_id: str, *, label: str | None = None) -> str:
+    """``Shop service | 98%``: the project's latest overall figure, under its name (or ``label``)."""
     project = config.project(project_id)
     latest = store.latest(project.id)
-    return figure_badge("pillarwatch", latest.overall if latest else None, config.display.decimals)
+    return figure_badge(label or project.title or project.id, latest.overall if latest else None, config.display.decimals)
 
 
-def pillar_badge(store: Store, config: Config, project_id: str, pillar_id: str) -> str:
-    """``durability | 97%``: one pillar's latest figure."""
+def pillar_badge(store: Store, config: Config, project_id: str, pillar_id: str, *, label: str | None = None) -> str:
+    """``durability | 97%``: one pillar's latest figure, under its id (or ``label``)."""
     project = config.project(project_id)
     if pillar_id not in {p.id for p in project.expanded_pillars}:
         raise NotFound(f"no pillar {pillar_id!r} in project {project.id!r}")
     latest = store.latest(project.id)
     pillar = latest.pillar(pillar_id) if latest else None
-    return figure_badge(pillar_id, pillar.score if pillar else None, config.display.decimals)
+    return figure_badge(label or pillar_id, pillar.score if pillar else None, config.display.decimals)
