@@ -49,7 +49,7 @@ def test_a_message_arrives_with_subject_body_and_recipients(smtp_server) -> None
     assert result.ok and result.error is None
     [(sender, recipients, mail)] = inbox.received
     assert sender == "pillarwatch@example.org" and recipients == ["team@example.org", "lead@example.org"]
-    assert mail["Subject"] == "Durability fell from 91% to 74%"
+    assert mail["Subject"] == "[pillarwatch] shop: Durability fell from 91% to 74%"
     assert mail["To"] == "team@example.org, lead@example.org"
     assert mail["Message-ID"] == "<pw_mail1@example.org>"
     assert mail["X-Pillarwatch-Event"] == "firing"
@@ -154,3 +154,10 @@ def test_some_recipients_refused_still_counts_as_delivered(smtp_server) -> None:
     assert result.ok and result.error == f"smtp://127.0.0.1:{port}: refused lead@example.org (550)"
     [(_, recipients, _)] = inbox.received
     assert recipients == ["team@example.org"]
+
+
+def test_the_subject_names_the_project_after_its_prefix() -> None:
+    mail = email.compose(_channel(25, subject_prefix="[arch]"), message(project="billing"), idempotency_key="k", now=T0)
+    assert mail["Subject"] == "[arch] billing: Durability fell from 91% to 74%"
+    bare = email.compose(_channel(25, subject_prefix=""), message(), idempotency_key="k", now=T0)
+    assert bare["Subject"] == "shop: Durability fell from 91% to 74%"

@@ -91,6 +91,8 @@ class EmailChannel(_Strict):
     sender: str = Field(min_length=3)
     to: list[str] = Field(min_length=1)
     timeout_seconds: _Timeout = 10
+    # Put before "project: title" in the Subject, so that mail filters and people see where it comes from.
+    subject_prefix: str = Field(default="[pillarwatch]", max_length=40)
 
     @model_validator(mode="after")
     def _credentials(self) -> EmailChannel:

@@ -48,9 +48,9 @@ def send(channel: EmailChannel, message: AlertMessage, *, idempotency_key: str, 
 
 
 def compose(channel: EmailChannel, message: AlertMessage, *, idempotency_key: str, now: datetime) -> EmailMessage:
-    """The e-mail: the title as Subject, then summary, criteria, evidence and links as plain text."""
+    """The e-mail: ``[pillarwatch] project: title`` as Subject, then summary, criteria, evidence and links as plain text."""
     mail = EmailMessage()
-    mail["Subject"] = one_line(message.title, 200)
+    mail["Subject"] = one_line(" ".join(filter(None, (channel.subject_prefix, f"{message.project}: {message.title}"))), 200)
     mail["From"] = channel.sender
     mail["To"] = ", ".join(channel.to)
     mail["Date"] = format_datetime(now)
