@@ -74,8 +74,10 @@ def body(message: AlertMessage) -> str:
     if message.evidence:
         lines += ["", "Evidence that changed:"]
         lines += [f"  - {e.description}" + (f" <{e.url}>" if e.url else "") for e in message.evidence]
-    if message.links:
-        lines += ["", "Links:"] + [f"  {link}" for link in message.links]
+    shown = {e.url for e in message.evidence if e.url}
+    links = [link for link in message.links if link not in shown]  # each link said once: an evidence line has its own
+    if links:
+        lines += ["", "Links:"] + [f"  {link}" for link in links]
     return "\n".join(lines) + "\n"
 
 
