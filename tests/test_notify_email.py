@@ -161,3 +161,8 @@ def test_the_subject_names_the_project_after_its_prefix() -> None:
     assert mail["Subject"] == "[arch] billing: Durability fell from 91% to 74%"
     bare = email.compose(_channel(25, subject_prefix=""), message(), idempotency_key="k", now=T0)
     assert bare["Subject"] == "shop: Durability fell from 91% to 74%"
+
+
+def test_links_no_evidence_line_carries_are_listed() -> None:
+    text = email.body(message(links=["https://ci.example.org/runs/4812", "https://ci.example.org/pipelines/7"]))
+    assert text.endswith("Links:\n  https://ci.example.org/pipelines/7\n")
