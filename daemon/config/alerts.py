@@ -101,6 +101,46 @@ class EmailChannel(_Strict):
         return self
 
 
+class AlertmanagerChannel(_Strict):
+    """Alerts pushed to Alertmanager's API (``POST /api/v2/alerts``): its silences, inhibitions and receivers apply."""
+
+    kind: Literal["alertmanager"] = "alertmanager"
+    id: _Id
+    url: str = Field(description="Alertmanager's base URL, e.g. http://127.0.0.1:9093")
+    bearer_token_env: str | None = Field(default=None, description="environment variable holding a bearer token")
+    bearer_token_file: str | None = Field(default=None, description="file holding a bearer token")
+    username_env: str | None = Field(default=None, description="environment variable holding the basic-auth user")
+    password_env: str | None = Field(default=None, description="environment variable holding the basic-auth password")
+    ca_file: str | None = Field(default=None, description="PEM bundle of the CAs to trust for https (default: the system's)")
+    dashboard_url: str | None = Field(default=None, description="pillarwatch's address as people reach it, for generatorURL")
+    # A firing alert stays active in Alertmanager until endsAt; reminders re-post it, so this is longer
+    # than the alerts' repeat_interval (24h by default). If pillarwatch stops, the alert ends by itself.
+    hold: timedelta = Field(default=timedelta(hours=25), description="endsAt of a firing alert: this long after each post")
+    timeout_seconds: _Timeout = 10
+
+    @field_validator("url", "dashboard_url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+    @field_validator("hold", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_optional_duration(value)
+
+    @model_validator(mode="after")
+    def _auth(self) -> AlertmanagerChannel:
+        if self.bearer_token_env and self.bearer_token_file:
+            raise ValueError("give bearer_token_env or bearer_token_file, not both")
+        if bool(self.username_env) != bool(self.password_env):
+            raise ValueError("give both username_env and password_env, or neither")
+        if self.username_env and (self.bearer_token_env or self.bearer_token_file):
+            raise ValueError("give a bearer token or basic auth, not both")
+        return self
+
+
 class AppriseChannel(_UrlFromSecret):
     """Any service Apprise knows (ntfy://, gotify://, json://, ...); the URL may hold secrets."""
 
@@ -117,7 +157,7 @@ class LogChannel(_Strict):
 
 
 Channel = Annotated[
-    WebhookChannel | SlackChannel | EmailChannel | AppriseChannel | LogChannel,
+    WebhookChannel | AlertmanagerChannel | SlackChannel | EmailChannel | AppriseChannel | LogChannel,
     Field(discriminator="kind"),
 ]
 

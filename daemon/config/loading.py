@@ -37,7 +37,7 @@ def load_config(path: Path | str) -> Config:
     return config
 
 
-_TAGS = set(SIGNAL_KINDS) | set(KINDS) | {"template", "pillar", "webhook", "slack", "email", "apprise", "log"}
+_TAGS = set(SIGNAL_KINDS) | set(KINDS) | {"template", "pillar", "webhook", "alertmanager", "slack", "email", "apprise", "log"}
 
 
 def _strip_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -31,8 +31,10 @@ def post(
     now: datetime,
     secrets: Iterable[str | None] = (),
     secret_url: bool = False,
+    verify: ssl.SSLContext | None = None,
 ) -> SendResult:
-    """POST ``body`` to ``url``; never raises for a delivery fault. ``secret_url``: the URL's path is a credential."""
+    """POST ``body`` to ``url``; never raises for a delivery fault. ``secret_url``: the URL's path is a credential;
+    ``verify``: the TLS context (default: the system's CAs)."""
     hidden = [*url_secrets(url, secret_path=secret_url), *(s for s in secrets if s)]
     hide_in_logs(hidden)
     where = redact_url(url, secret_path=secret_url)
@@ -43,7 +45,7 @@ def post(
             headers={"User-Agent": _USER_AGENT, **headers},
             timeout=timeout,
             follow_redirects=False,
-            verify=_tls(),
+            verify=verify or _tls(),
         )
     except httpx.TimeoutException:
         return SendResult(ok=False, retryable=True, error=f"{where}: no answer within {timeout:g} s")

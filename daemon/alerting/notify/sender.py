@@ -37,10 +37,18 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, Protocol
 
 from collectors.secrets import SecretMissing, one_line, require_secret
-from daemon.alerting.notify import apprise, email, logchannel, slack, webhook
+from daemon.alerting.notify import alertmanager, apprise, email, logchannel, slack, webhook
 from daemon.alerting.notify._common import MESSAGE_LIMIT, SendResult
 from daemon.alerting.rules import AlertMessage, OutboxItem
-from daemon.config.alerts import AppriseChannel, Channel, EmailChannel, LogChannel, SlackChannel, WebhookChannel
+from daemon.config.alerts import (
+    AlertmanagerChannel,
+    AppriseChannel,
+    Channel,
+    EmailChannel,
+    LogChannel,
+    SlackChannel,
+    WebhookChannel,
+)
 
 logger = logging.getLogger("pillarwatch.notify")
 
@@ -353,6 +361,8 @@ def notify(channel: Channel, message: AlertMessage, *, idempotency_key: str, now
         match channel:
             case WebhookChannel():
                 return webhook.send(channel, message, idempotency_key=idempotency_key, now=now)
+            case AlertmanagerChannel():
+                return alertmanager.send(channel, message, idempotency_key=idempotency_key, now=now)
             case SlackChannel():
                 return slack.send(channel, message, idempotency_key=idempotency_key, now=now)
             case EmailChannel():

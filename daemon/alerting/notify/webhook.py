@@ -49,7 +49,7 @@ def send(channel: WebhookChannel, message: AlertMessage, *, idempotency_key: str
 
 def payload(channel: WebhookChannel, message: AlertMessage) -> dict[str, Any]:
     """The JSON body: Alertmanager's webhook fields plus ``pillarwatch``."""
-    labels = _labels(message)
+    labels = alert_labels(message)
     annotations = {"summary": message.title, "description": message.summary}
     status = "resolved" if message.event == "resolved" else "firing"  # a reminder is still firing
     group = {k: labels[k] for k in ("alertname", "project", "subject")}
@@ -103,7 +103,8 @@ def _signing_key(secret: str) -> bytes:
     return key
 
 
-def _labels(message: AlertMessage) -> dict[str, str]:
+def alert_labels(message: AlertMessage) -> dict[str, str]:
+    """The labels an alert carries (Alertmanager's identity of an alert): alertname, project, subject, pillar, severity."""
     labels = {"alertname": _ALERTNAMES[message.kind], "project": message.project, "subject": message.subject}
     if message.subject.startswith("pillar:"):
         labels["pillar"] = message.subject.removeprefix("pillar:")

@@ -1,0 +1,76 @@
+"""The alertmanager channel against a real Alertmanager: a firing alert appears, a silence there mutes it,
+resolving clears it; auth and TLS options, and what a person sees in the alert."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from daemon.alerting.notify import alertmanager
+from daemon.config.alerts import AlertmanagerChannel
+from tests.support.alertmanager import BINARY, running_alertmanager
+from tests.support.alerts import message
+from tests.support.processes import wait_for
+
+pytestmark = pytest.mark.skipif(BINARY is None, reason="prometheus-alertmanager is not installed (.ci/run installs it)")
+
+
+def _channel(url: str, **extra: object) -> AlertmanagerChannel:
+    return AlertmanagerChannel.model_validate({"id": "am", "kind": "alertmanager", "url": url,
+                                               "dashboard_url": "https://pillarwatch.example.org", **extra})
+
+
+def test_firing_appears_a_silence_mutes_it_and_resolving_clears_it(tmp_path: Path) -> None:
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    firing = message(started_at=now - timedelta(minutes=5))
+    with running_alertmanager(tmp_path / "am") as server:
+        channel = _channel(server.url)
+        sent = alertmanager.send(channel, firing, idempotency_key="k1", now=now)
+        assert sent.ok, sent.error
+        [held] = wait_for(lambda: server.alerts(), what="the alert in Alertmanager")
+        assert held["labels"] == {"alertname": "PillarRegression", "project": "shop", "subject": "pillar:durability",
+                                  "pillar": "durability", "severity": "warning"}
+        assert held["annotations"]["summary"] == "Durability fell from 91% to 74%"
+        assert "tests/test_restart.py deleted in 3f2a1c9" in held["annotations"]["evidence"]
+        assert held["generatorURL"] == "https://pillarwatch.example.org/projects/shop/dashboard"
+        assert held["status"]["state"] == "active"
+        ends = datetime.fromisoformat(held["endsAt"].replace("Z", "+00:00"))
+        assert ends > now + timedelta(hours=24)  # kept in the future while it fires: reminders re-post it
+
+        server.silence(project="shop")
+        wait_for(lambda: server.alerts()[0]["status"]["state"] == "suppressed", what="the silence muting the alert")
+
+        resolved = message("resolved", started_at=firing.started_at, ended_at=now + timedelta(minutes=1))
+        assert alertmanager.send(channel, resolved, idempotency_key="k2", now=datetime.now(timezone.utc)).ok
+        wait_for(lambda: server.alerts() == [], timeout=10, what="the resolved alert to clear", logs=lambda: str(server.alerts()))
+
+
+def test_bearer_and_basic_auth_come_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("AM_TOKEN", "s3cret-token")
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+    # Nothing listens on port 9: the request fails, and no secret appears in the error.
+    result = alertmanager.send(_channel("http://127.0.0.1:9", bearer_token_env="AM_TOKEN"), message(),
+                               idempotency_key="k", now=now)
+    assert not result.ok and result.retryable and "s3cret" not in (result.error or "")
+    missing = alertmanager.send(_channel("http://127.0.0.1:9", bearer_token_env="AM_UNSET"), message(),
+                                idempotency_key="k", now=now)
+    assert not missing.ok and "AM_UNSET" in (missing.error or "")
+    with pytest.raises(ValueError, match="bearer token or basic auth"):
+        _channel("http://x", bearer_token_env="A", username_env="U", password_env="P")
+    with pytest.raises(ValueError, match="must start with http"):
+        _channel("ftp://x")
+
+
+def test_the_alert_body_a_person_reads(tmp_path: Path) -> None:
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+    body = alertmanager.alert(_channel("http://am:9093", hold="2h"), message(), now=now)
+    assert body["endsAt"] == "2026-03-02T11:00:00Z" and body["startsAt"] == "2026-03-01T08:00:00Z"
+    resolved = alertmanager.alert(_channel("http://am:9093"), message("resolved"), now=now)
+    assert resolved["endsAt"] == "2026-03-02T08:00:00Z"  # when it ended: Alertmanager ends it at once
+    late = alertmanager.alert(_channel("http://am:9093"), message("resolved", ended_at=now + timedelta(minutes=1)), now=now)
+    assert late["endsAt"] == "2026-03-02T09:00:00Z"  # never after now: a later endsAt would keep it firing there
+    ca = tmp_path / "missing-ca.pem"
+    failed = alertmanager.send(_channel("https://127.0.0.1:9", ca_file=str(ca)), message(), idempotency_key="k", now=now)
+    assert not failed.ok and "alertmanager am" in (failed.error or "")
