@@ -34,11 +34,14 @@ __all__ = [
     "normalise_conclusion",
     "parse_time",
     "seconds_between",
+    "tally",
 ]
 
 # Conclusions that are a failure of the work itself, as opposed to cancelled,
 # skipped, neutral or action_required runs, which are neither success nor failure.
 _FAILURES = frozenset({"failure", "timed_out", "startup_failure"})
+# Conclusions left out of a success rate's denominator unless `count_cancelled`: nothing was judged.
+UNCOUNTED = frozenset({"cancelled", "skipped"})
 _SPELLINGS = {"failed": "failure", "canceled": "cancelled"}  # GitLab's words -> GitHub's
 
 
@@ -151,9 +154,22 @@ def latest_run(params: LatestRun, runs: list[Run]) -> tuple[dict[str, Any], Prov
     return value, run.provenance
 
 
+def tally(conclusions: list[str], *, count_cancelled: bool) -> tuple[int, int, int]:
+    """(successes, failures, the success rate's denominator) of normalised conclusions.
+
+    Cancelled and skipped ones are not in the denominator unless `count_cancelled`;
+    every other conclusion (neutral, action_required, stale, ...) is, as not a success.
+    """
+    successes = sum(c == "success" for c in conclusions)
+    failures = sum(c in _FAILURES for c in conclusions)
+    counted = len(conclusions) if count_cancelled else sum(c not in UNCOUNTED for c in conclusions)
+    return successes, failures, counted
+
+
 def _success_rate(params: SuccessRate, runs: list[Run]) -> tuple[dict[str, Any], Provenance]:
     window = runs[: params.runs]  # fewer when the history is shorter
-    successes = sum(run.success for run in window)
-    failures = sum(run.conclusion in _FAILURES for run in window)
-    value = {"rate": successes / len(window), "successes": successes, "runs": len(window), "failures": failures}
+    successes, failures, counted = tally([run.conclusion for run in window], count_cancelled=params.count_cancelled)
+    if not counted:
+        raise SourceFault("not_found", f"the last {len(window)} completed runs were all cancelled or skipped")
+    value = {"rate": successes / counted, "successes": successes, "runs": len(window), "failures": failures}
     return value, window[0].provenance

@@ -210,7 +210,7 @@ def test_bad_requests_are_per_item(http_server: HttpServer, tmp_path: Path) -> N
     result = run(http_server, tmp_path, {"signal": "test_report"}, {"signal": "success_rate", "runs": 0}, LATEST)
     kinds = [(e.error.kind if e.error else "ok") for e in result.evidence]
     assert kinds == ["unsupported", "malformed", "ok"] and result.answered
-    assert set(SIGNALS) == {"latest_run", "success_rate"}
+    assert set(SIGNALS) == {"latest_run", "success_rate", "check_runs"}
 
 
 @pytest.mark.parametrize("fields", [{"repo": "just-a-name"}, {"repo": "o/r/x"}, {"repo": "../r"},

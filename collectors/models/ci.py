@@ -19,10 +19,15 @@ class LatestRun(SignalParams):
 
 
 class SuccessRate(SignalParams):
-    """The share of the last `runs` completed runs that succeeded."""
+    """The share of the last `runs` completed runs that succeeded.
+
+    Cancelled and skipped runs are left out of the denominator (they say nothing
+    of the work) unless `count_cancelled`, which counts them as runs that did not succeed.
+    """
 
     signal: Literal["success_rate"] = "success_rate"
     runs: int = Field(default=10, ge=1, le=100)
+    count_cancelled: bool = False
     default_field, default_transform = "rate", "ratio"
 
 
