@@ -17,7 +17,7 @@ from pydantic import BaseModel, field_serializer
 
 from collectors.evidence import Evidence, canonical_json, evidence_key
 from daemon.errors import InputError
-from daemon.scoring.arithmetic import display
+from daemon.scoring.arithmetic import display, display_change
 from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot, rfc3339
 
 _DOC_SIGNALS = {"declared_score": "score", "ratio": "ratio", "checklist": "ratio"}
@@ -342,3 +342,42 @@ def _move(before: PillarScore | None, after: PillarScore | None) -> PillarMove:
 
 def _delta(before: float | None, after: float | None) -> float | None:
     return None if before is None or after is None else after - before
+
+
+# --- the same, as Markdown (a pull-request comment) ----------------------------------------
+
+
+def _cell(value: object) -> str:
+    """Text safe in one Markdown table cell: pipes escaped, line breaks and control characters made spaces."""
+    text = "".join(" " if ord(c) < 32 or 0x7F <= ord(c) <= 0x9F else c for c in str(value))
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+
+
+def _named(snapshot_id: int | None, taken_at: datetime) -> str:
+    """A snapshot as a comment names it; one never stored (``collect --dry-run``) is "this run"."""
+    return f"{'this run' if snapshot_id is None else f'#{snapshot_id}'} ({taken_at:%Y-%m-%d %H:%M}Z)"
+
+
+def diff_markdown(d: SnapshotDiff, decimals: int) -> str:
+    """:func:`diff` as GitHub-flavoured Markdown: the pillars that moved, then the criteria and the evidence."""
+    lines = [f"### pillarwatch: {_cell(d.project)}", "",
+             f"{_named(d.a, d.a_taken_at)} → {_named(d.b, d.b_taken_at)}", ""]
+    if d.rules_changed:
+        lines += ["> The rules changed between the two (different rules hash).", ""]
+    lines += ["| | before | after | change |", "|---|---:|---:|---:|"]
+    for m in [d.overall, *d.pillars]:
+        lines.append(f"| {_cell(m.title)} | {display(m.before, decimals, suffix=' %')} | {display(m.after, decimals, suffix=' %')} "
+                     f"| {display_change(m.delta, decimals)} |")
+    if d.criteria:
+        lines += ["", "| criterion | before | after | status |", "|---|---:|---:|---|"]
+        for c in d.criteria:
+            status = c.status_after if c.status_before == c.status_after else f"{c.status_before} → {c.status_after}"
+            lines.append(f"| {_cell(c.pillar)}/{_cell(c.criterion)} {_cell(c.title)} | {display(c.before, 2)} "
+                         f"| {display(c.after, 2)} | {_cell(status)} |")
+    if d.evidence:
+        lines += ["", "| source | what changed |", "|---|---|"]
+        for e in d.evidence:
+            lines.append(f"| {_cell(e.source)} | {_cell(e.description)}{f' ({_cell(e.url)})' if e.url else ''} |")
+    if not d.pillars and not d.criteria and not d.evidence and d.overall.before == d.overall.after:
+        lines += ["", "Nothing changed."]
+    return "\n".join(lines) + "\n"

@@ -18,6 +18,7 @@ models, the store and the snapshot, and little else (see bench/bench_startup.py)
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import os
 import signal
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import pydantic_core
 import typer
+from pydantic import ValidationError
 
 from collectors.evidence import SourceFault
 from collectors.secrets import one_line
@@ -322,27 +324,60 @@ def diff(
     b: Annotated[int | None, typer.Argument(help="The later snapshot id (default: the latest).")] = None,
     config: ConfigOption = Path(DEFAULT_CONFIG),
     project: ProjectOption = None,
+    snapshot_file: Annotated[Path | None, typer.Option("--snapshot-file", help="B is the snapshot in this file, as `collect --dry-run --json` printed it, never stored; A defaults to the latest stored.")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="text, markdown (a pull-request comment) or json.")] = "text",
     as_json: JsonOption = False,
 ) -> None:
     """What changed between two snapshots: pillars and criteria that moved, and the evidence behind them."""
     from daemon import terminal  # rich and the views load only in the commands that draw them: start-up time
+    from daemon.changes import diff as diff_of  # the wording of changes loads only for diff: start-up time
 
+    if format not in ("text", "markdown", "json"):
+        raise InputError(f"--format {format!r}: use text, markdown or json")
+    if snapshot_file is not None and b is not None:
+        raise InputError("--snapshot-file is snapshot B: give at most snapshot A as an argument")
     cfg = _config(config)
     with Store.open(cfg.store_path, readonly=True) as store:
         # With both ids given, the snapshots say which project they belong to.
         chosen = None if a is not None and b is not None else queries.choose_project(cfg, project)
         if chosen is None:
-            from daemon.changes import diff as diff_of  # the wording of changes loads only for diff: start-up time
-
             first, second = store.get(a), store.get(b)  # type: ignore[arg-type]
             known = {p.id: p for p in cfg.projects}.get(second.project)
             found = diff_of(first, second, blame=queries.commit_blame(cfg, known) if known else None)
+        elif snapshot_file is not None:
+            first = store.get(a) if a is not None else queries.latest(store, chosen)
+            found = diff_of(first, _snapshot_in(snapshot_file, chosen.id), blame=queries.commit_blame(cfg, chosen))
         else:
             found = queries.diff_latest(store, chosen, a, b, blame=queries.commit_blame(cfg, chosen))
-    if as_json:
+    if as_json or format == "json":
         _print_json(found.model_dump(mode="json"))
+    elif format == "markdown":
+        from daemon.changes import diff_markdown  # the wording of changes loads only for diff: start-up time
+
+        sys.stdout.write(diff_markdown(found, cfg.display.decimals))
     else:
         out.print(terminal.diff_view(found, cfg.display.decimals))
+
+
+def _snapshot_in(path: Path, project: str) -> Snapshot:
+    """The snapshot of ``project`` in a file `collect --json` wrote (one snapshot, or a list of them)."""
+    from daemon.scoring.snapshot import Snapshot  # read only for diff --snapshot-file: start-up time
+
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"--snapshot-file {path}: cannot read it: {exc.strerror}") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"--snapshot-file {path}: not JSON: {one_line(str(exc))}") from None
+    mine = [s for s in (found if isinstance(found, list) else [found]) if isinstance(s, dict) and s.get("project") == project]
+    if not mine:
+        raise InputError(f"--snapshot-file {path}: no snapshot of project {project!r} in it (write it with `collect --json`)")
+    try:
+        return Snapshot.model_validate(mine[0])
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise InputError(f"--snapshot-file {path}: not a snapshot: {where}: {first['msg']}") from None
 
 
 @app.command()

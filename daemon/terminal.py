@@ -247,7 +247,8 @@ def history_view(history: History, decimals: int) -> RenderableType:
 
 def diff_view(d: SnapshotDiff, decimals: int) -> RenderableType:
     """Pillars and criteria that moved from A to B, and the evidence that changed."""
-    head = f"[bold]{_esc(d.project)}: snapshot #{d.a} ({d.a_taken_at:%Y-%m-%d %H:%M}Z) → #{d.b} ({d.b_taken_at:%Y-%m-%d %H:%M}Z)[/]"
+    later = "this run" if d.b is None else f"#{d.b}"  # B from `diff --snapshot-file` was never stored
+    head = f"[bold]{_esc(d.project)}: snapshot #{d.a} ({d.a_taken_at:%Y-%m-%d %H:%M}Z) → {later} ({d.b_taken_at:%Y-%m-%d %H:%M}Z)[/]"
     lines: list[RenderableType] = [head]
     if d.rules_changed:
         lines.append("[yellow]the rules changed between the two (different rules hash)[/]")

@@ -271,3 +271,56 @@ def test_each_bad_config_exits_2_with_one_line_naming_the_line(workspace, old, n
     proc = run("check", "--config", "bad.yaml", cwd=ws, check_code=2)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(expected), proc.stderr
+
+
+def test_diff_markdown_compares_a_dry_run_with_the_latest_stored_snapshot(workspace):
+    """The CI gate's pull-request comment: the branch, collected without storing, against main's latest snapshot."""
+    ws, repo = workspace
+    run("collect", "--config", "pw.yaml", cwd=ws)
+    repo.remove("tests/test_restart.py")
+    deleted_in = repo.commit("drop restart test")
+    branch = run("collect", "--config", "pw.yaml", "--dry-run", "--fail-under", "50", "--json", cwd=ws, check_code=1)
+    assert "overall 40.00% is below --fail-under 50" in branch.stderr
+    (ws / "branch.json").write_text(branch.stdout)
+    md = run("diff", "--config", "pw.yaml", "--snapshot-file", "branch.json", "--format", "markdown", cwd=ws).stdout
+    lines = md.splitlines()
+    assert lines[0] == "### pillarwatch: svc"
+    assert lines[2].startswith("#1 (") and "→ this run (" in lines[2]
+    assert "| Overall | 65.0 % | 40.0 % | -25.0 |" in lines
+    assert "| Durability | 75.0 % | 25.0 % | -50.0 |" in lines
+    assert "| durability/restart Survive restart without semantic drift | 1.00 | 0.00 | ok |" in lines
+    assert f"| repo | tests/test_restart.py deleted in {deleted_in[:7]} |" in lines
+    stored = json.loads(run("history", "--config", "pw.yaml", "--json", cwd=ws).stdout)
+    assert stored["total"] == 1  # the dry run and the diff stored nothing
+    as_json = json.loads(run("diff", "--config", "pw.yaml", "--snapshot-file", "branch.json", "--json", cwd=ws).stdout)
+    assert (as_json["a"], as_json["b"], as_json["overall"]["after"]) == (1, None, pytest.approx(40.0))
+
+
+def test_diff_markdown_of_two_stored_snapshots_escapes_table_cells(workspace):
+    ws, repo = workspace
+    (ws / "pw.yaml").write_text(CONFIG.replace("title: Durability", "title: 'Durability | restarts'"))
+    run("collect", "--config", "pw.yaml", cwd=ws)
+    repo.remove("tests/test_restart.py")
+    repo.commit("drop restart test")
+    run("collect", "--config", "pw.yaml", cwd=ws)
+    md = run("diff", "--config", "pw.yaml", "--format", "markdown", cwd=ws).stdout
+    assert "#1 (" in md and "→ #2 (" in md
+    assert "| Durability \\| restarts | 75.0 % | 25.0 % | -50.0 |" in md.splitlines()
+
+
+def test_diff_snapshot_file_refuses_bad_input_in_one_line(workspace):
+    ws, _ = workspace
+    run("collect", "--config", "pw.yaml", cwd=ws)
+    (ws / "other.json").write_text('{"project": "another"}')
+    (ws / "broken.json").write_text('{"project": "svc", "taken_at": "yesterday"}')
+    (ws / "text.json").write_text("not json")
+    for args, needle in [
+        (("--snapshot-file", "missing.json"), "--snapshot-file missing.json: cannot read it"),
+        (("--snapshot-file", "text.json"), "--snapshot-file text.json: not JSON"),
+        (("--snapshot-file", "other.json"), "no snapshot of project 'svc' in it"),
+        (("--snapshot-file", "broken.json"), "--snapshot-file broken.json: not a snapshot: taken_at"),
+        (("1", "2", "--snapshot-file", "other.json"), "give at most snapshot A"),
+        (("--format", "rst"), "--format 'rst': use text, markdown or json"),
+    ]:
+        proc = run("diff", "--config", "pw.yaml", *args, cwd=ws, check_code=2)
+        assert needle in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
