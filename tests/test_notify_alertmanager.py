@@ -10,6 +10,8 @@ import pytest
 
 from daemon.alerting.notify import alertmanager
 from daemon.config.alerts import AlertmanagerChannel
+from daemon.config.loading import load_config
+from daemon.errors import ConfigError
 from tests.support.alertmanager import BINARY, running_alertmanager
 from tests.support.alerts import message
 from tests.support.processes import wait_for
@@ -74,3 +76,18 @@ def test_the_alert_body_a_person_reads(tmp_path: Path) -> None:
     ca = tmp_path / "missing-ca.pem"
     failed = alertmanager.send(_channel("https://127.0.0.1:9", ca_file=str(ca)), message(), idempotency_key="k", now=now)
     assert not failed.ok and "alertmanager am" in (failed.error or "")
+
+
+def test_hold_must_outlast_the_reminders(tmp_path: Path) -> None:
+    text = ("version: 1\nchannels:\n  - {id: am, kind: alertmanager, url: 'http://127.0.0.1:9093', hold: 12h}\n"
+            "projects:\n  - id: shop\n    sources: [{id: repo, kind: git, path: .}]\n    alerts: {repeat_interval: 24h}\n"
+            "    pillars:\n      - id: p\n        title: P\n        criteria:\n"
+            "          - {id: c, title: C, not_applicable: later}\n")
+    (tmp_path / "pw.yaml").write_text(text)
+    with pytest.raises(ConfigError) as refused:
+        load_config(tmp_path / "pw.yaml")
+    assert refused.value.problems[0].endswith(
+        ":3: channels[0].hold: hold must be longer than project 'shop''s alerts.repeat_interval (1 day, 0:00:00): "
+        "reminders re-post a firing alert before its endsAt passes")
+    (tmp_path / "pw.yaml").write_text(text.replace("hold: 12h", "hold: 30h"))
+    assert load_config(tmp_path / "pw.yaml").channels[0].hold.total_seconds() == 30 * 3600
