@@ -317,3 +317,24 @@ def test_deliver_pending_sends_everything_once_through_a_log_channel(tmp_path: P
     assert second.total == 0
     assert store.outbox_backlog() == {"delivered": 2}
     assert [len(store.attempts(i.id)) for i in store.outbox_items()] == [1, 1]
+
+
+def test_a_late_error_for_an_earlier_due_time_leaves_the_snapshot_complete(tmp_path: Path, repo: GitRepo, store: Store):
+    """Issue 17: a job due at 08:42 that times out after the 08:46:40 one answered does not make the snapshot partial."""
+    config = load(tmp_path, [project_body(repo)])
+    project = config.project("svc")
+    newer, older = T0.replace(minute=46, second=40), T0.replace(minute=42)
+    (fresh,) = collect_sources(config, [project], now=newer)["svc"]
+    store.record_run("svc", "repo", newer, outcome="ok", now=newer, result=fresh)
+    # The same source, read when its repository was away: an error result.
+    away = load(tmp_path, [{**project_body(repo), "sources": [{"id": "repo", "kind": "git", "path": str(tmp_path / "gone")}]}],
+                name="away.yaml")
+    (late,) = collect_sources(away, away.projects, now=older)["svc"]
+    assert late.error is not None
+    store.record_run("svc", "repo", older, outcome="error", now=newer + timedelta(seconds=13), result=late,
+                     error=late.error.message)
+    results = store.latest_results("svc")
+    recorded = record(store, config, project, [results[s.id] for s in project.sources if s.id in results],
+                      now=newer + timedelta(seconds=15))
+    assert recorded.snapshot.complete and recorded.snapshot.overall == 100.0
+    assert {c.status for p in recorded.snapshot.pillars for c in p.criteria} == {"ok"}

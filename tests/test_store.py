@@ -173,3 +173,23 @@ def test_failing_since_starts_at_the_first_failure_and_clears_on_success(store):
     store.save_result("p", CollectResult(source="repo", kind="git", fingerprint="a" * 40), T0 + timedelta(hours=2))
     assert store.failing_since("p") == {}
     assert store.last_success() == T0 + timedelta(hours=2)
+
+
+def test_a_late_result_for_an_earlier_due_time_never_replaces_a_newer_one(store):
+    from collectors.evidence import CollectResult, EvidenceError
+
+    newer, older = T0.replace(minute=46, second=40), T0.replace(minute=42)
+    fresh = CollectResult(source="doc", kind="doc", fingerprint="b" * 40)
+    store.record_run("p", "doc", newer, outcome="ok", now=newer + timedelta(seconds=1), result=fresh)
+    # The job due at 08:42 timed out and reports at 08:46:53, after the 08:46:40 result.
+    late = CollectResult(source="doc", kind="doc", error=EvidenceError(kind="timeout", message="git source timed out"))
+    store.record_run("p", "doc", older, outcome="error", now=newer + timedelta(seconds=13), result=late,
+                     error="git source timed out")
+    assert store.latest_results("p") == {"doc": fresh}
+    assert store.failing_since("p") == {}
+    # The late run itself is recorded, with its outcome.
+    assert store.run_outcome("p", "doc", older) == "error"
+    assert store.save_result("p", late, newer + timedelta(seconds=20), due_at=older) is False
+    # A result due later (or for the same due time) does replace it.
+    assert store.save_result("p", late, newer + timedelta(minutes=5), due_at=newer + timedelta(minutes=5)) is True
+    assert store.latest_results("p") == {"doc": late}

@@ -110,15 +110,24 @@ class RunQueries:
                  result.fingerprint if result else None],
             )
             if result is not None:
-                self.save_result(project, result, now)
+                self.save_result(project, result, now, due_at=due_at)
 
-    def save_result(self, project: str, result: CollectResult, now: datetime) -> None:
-        """Keep a source's latest result, and since when it has been failing."""
+    def save_result(self, project: str, result: CollectResult, now: datetime, *, due_at: datetime | None = None) -> bool:
+        """Keep a source's latest result, and since when it has been failing; False when it was not kept.
+
+        ``due_at`` is when the collection was due (default ``now``: a collection
+        started now), stored as ``collected_at``. The latest result is the one
+        of the latest collection, not the last to arrive: a result due before the
+        stored one (a slow job, or a task delivered late) never replaces it.
+        """
+        due = rfc3339(due_at or now)
         previous = self.db.execute(
-            "SELECT failing_since, last_success_at FROM source_results WHERE project = ? AND source = ?",
+            "SELECT failing_since, last_success_at, collected_at FROM source_results WHERE project = ? AND source = ?",
             [project, result.source],
         ).fetchone()
-        failing_since, last_success = previous if previous else (None, None)
+        if previous is not None and parse_time(previous[2]) > parse_time(due):
+            return False
+        failing_since, last_success = previous[:2] if previous else (None, None)
         if result.answered:
             failing_since, last_success = None, rfc3339(now)
         elif failing_since is None:
@@ -126,8 +135,9 @@ class RunQueries:
         self.db.execute(
             "INSERT OR REPLACE INTO source_results (project, source, collected_at, result, failing_since, last_success_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            [project, result.source, rfc3339(now), result.model_dump_json(), failing_since, last_success],
+            [project, result.source, due, result.model_dump_json(), failing_since, last_success],
         )
+        return True
 
     def latest_results(self, project: str) -> dict[str, CollectResult]:
         """The last result of every source of a project, by source id."""
