@@ -34,7 +34,7 @@ from daemon.config.model import Config
 from daemon.errors import PillarwatchError
 from daemon.run.executor import Executor, make_executor
 from daemon.run.health import health, write_health
-from daemon.run.jobs import Abandoned, build_job, requests_by_source
+from daemon.run.jobs import Abandoned, build_job, job_sources, requests_by_source
 from daemon.run.lock import DaemonLock
 from daemon.run.record import deliver_pending, record
 from daemon.scoring.snapshot import rfc3339
@@ -150,7 +150,7 @@ class Daemon:
         assert self.scheduler is not None and self.store is not None
         now = utcnow()
         for project in self.config.projects:
-            for source in project.sources:
+            for source in job_sources(project):  # a document read through git is collected in its git source's job
                 schedule = project.schedule_of(source)
                 with self._db:
                     last = self.store.last_due(project.id, source.id)

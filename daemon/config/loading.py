@@ -170,11 +170,16 @@ def _check_queues(config: Config) -> list[tuple[tuple[Any, ...], str]]:
     for pi, project in enumerate(config.projects):
         for si, source in enumerate(project.sources):
             loc = ("projects", pi, "sources", si)
+            through = upstream_id(source)
+            for key in ("schedule", "queue"):
+                if through and getattr(source, key) is not None:
+                    problems.append((loc + (key,), f"a source read through git source {through!r} is collected in that"
+                                     f" source's job, on its schedule and queue: set the {key} on {through!r}"))
             if source.queue and settings.queues and source.queue not in settings.all_queues:
                 problems.append((loc + ("queue",), f"no queue {source.queue!r} in celery.queues (have: {', '.join(settings.all_queues)})"))
-            if config.executor != "celery" or upstream_id(source):
+            if config.executor != "celery" or through:
                 continue
-            total = source_timeout(source) + sum(source_timeout(s) for s in project.dependents(source.id))
+            total = source_timeout(source) + sum(source_timeout(s, source) for s in project.dependents(source.id))
             _, hard = settings.time_limits(total)
             if hard + longest_wait >= visibility:
                 problems.append((loc + ("timeout_seconds",), f"a task of this source may run {hard + longest_wait:g}s, not shorter than"

@@ -308,9 +308,17 @@ def upstream_id(source: Any) -> str | None:
     return getattr(source, "git", None)
 
 
-def source_timeout(source: Any) -> float:
-    """How long one collection of a source may take (a document read through git has no timeout of its own)."""
-    return float(getattr(source, "timeout_seconds", _DEFAULT_TIMEOUT_SECONDS))
+def source_timeout(source: Any, upstream: Any = None) -> float:
+    """How long one collection of a source may take: its ``timeout_seconds``.
+
+    A document has none of its own: read through a git source (``upstream``),
+    each of its reads of the repository is bounded by that source's
+    ``timeout_seconds``, so it counts as that long; read from disk, as 60 s.
+    """
+    own = getattr(source, "timeout_seconds", None)
+    if own is not None:
+        return float(own)
+    return source_timeout(upstream) if upstream is not None else _DEFAULT_TIMEOUT_SECONDS
 
 
 def config_schema() -> dict[str, Any]:

@@ -63,8 +63,10 @@ class CollectJob(BaseModel):
 
     @property
     def timeout_seconds(self) -> float:
-        """The sum of the timeouts of every source the job collects."""
-        return sum(source_timeout(s.model()) for s in (self.target, *self.dependents))
+        """The sum of the timeouts of every source the job collects (a document read through git: its git source's)."""
+        target = self.target.model()
+        repo = source_model(self.repo) if self.repo else None
+        return source_timeout(target, repo) + sum(source_timeout(d.model(), target) for d in self.dependents)
 
     def key(self) -> str:
         """The same id for the same due time of the same collection: a task sent twice is one task."""
@@ -124,6 +126,16 @@ def requests_by_source(project: Project) -> dict[str, list[EvidenceRequest]]:
     return {source: list(requests.values()) for source, requests in wanted.items()}
 
 
+def job_sources(project: Project) -> list[Any]:
+    """The sources that are a job of their own: every source not read through another.
+
+    A document or report read through a git source is collected in that git
+    source's job (:attr:`CollectJob.dependents`), on its schedule and queue:
+    one task per git source, never one for each source read through it.
+    """
+    return [s for s in project.sources if project.upstream(s) is None]
+
+
 def build_job(config: Config, project: Project, source: Any, wanted: dict[str, list[EvidenceRequest]], *,
               due: datetime, now: datetime, upstream: CollectResult | None,
               previous: CollectResult | None = None, commit: str | None = None) -> CollectJob:
@@ -165,5 +177,5 @@ def run_job(job: CollectJob, *, cache_dir: Path, allow_commands: bool, result: C
     return Collected(result=result, dependents=follow)
 
 
-__all__ = ["Abandoned", "CollectJob", "Collected", "SourceJob", "build_job", "requests_by_source", "run_job",
-           "source_json", "source_model"]
+__all__ = ["Abandoned", "CollectJob", "Collected", "SourceJob", "build_job", "job_sources", "requests_by_source",
+           "run_job", "source_json", "source_model"]

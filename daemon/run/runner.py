@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from collectors.evidence import CollectResult
 from daemon.config.model import Config, Project
 from daemon.run.executor import LocalExecutor, Progress, collect_all
-from daemon.run.jobs import build_job, requests_by_source
+from daemon.run.jobs import build_job, job_sources, requests_by_source
 from daemon.run.record import record
 from daemon.scoring.score import score_project
 from daemon.scoring.snapshot import Snapshot
@@ -42,7 +42,7 @@ def collect_sources(
     for project in projects:
         wanted, mine = requests_by_source(project), before.get(project.id, {})
         jobs += [build_job(config, project, source, wanted, due=now, now=now, upstream=None, previous=mine.get(source.id))
-                 for source in project.sources if project.upstream(source) is None]
+                 for source in job_sources(project)]
     collected = collect_all(LocalExecutor(config), jobs, concurrency=config.concurrency, progress=progress)
     results = {(job.project, r.source): r for job, done in zip(jobs, collected) for r in done.results}
     return {p.id: [results[(p.id, s.id)] for s in p.sources] for p in projects}

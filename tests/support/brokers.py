@@ -32,13 +32,17 @@ class RedisServer:
     """Debian's redis-server on a free port, no persistence, with a password."""
 
     def __init__(self, folder: Path):
-        self.port = free_port()
+        self.port, self.folder = free_port(), folder
+        self._dbs = 0
+        self.start()
+
+    def start(self) -> None:
+        """Start (again, after :meth:`stop`: the same port, empty, as a Redis without persistence restarts)."""
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--dir", str(folder), "--requirepass", PASSWORD],
+             "--daemonize", "no", "--dir", str(self.folder), "--requirepass", PASSWORD],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        self._dbs = 0
         wait_for(lambda: _ping(self.port), timeout=15, what="redis-server")
 
     def url(self) -> str:
@@ -51,8 +55,14 @@ class RedisServer:
         return f"redis://:**@127.0.0.1:{self.port}/"
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Stop and start again: every task and result it held is gone."""
+        self.stop()
+        self.start()
 
 
 class RabbitMQServer:
