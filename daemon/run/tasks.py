@@ -38,6 +38,16 @@ bounded (see :meth:`daemon.config.settings.CelerySettings.wait_seconds`); past
 it the run is recorded as a ``timeout`` error and the task, if it has not
 started, expires unrun (which also ends the redeliveries of a task that kills
 every worker process it runs in).
+
+Faults of the broker and the result backend are ``unreachable`` errors, sent
+again by the daemon with the retry policy of an unreachable source
+(``max_retries``, ``retry_delay`` doubling), within the same wait:
+
+- a task the broker lost (a Redis restarted without persistence), or whose
+  result the worker could not store and so never came, is found by
+  :mod:`daemon.run.lost` within seconds instead of at the end of the wait;
+- a task whose stored failure is a connection fault (the worker could not
+  store its result; Celery then stored that) is not a collector crash.
 """
 
 from __future__ import annotations
@@ -59,6 +69,7 @@ from kombu.utils.url import maybe_sanitize_url
 from collectors.evidence import EvidenceError
 from daemon.config.settings import CelerySettings
 from daemon.run.jobs import Abandoned, Collected, CollectJob, run_job
+from daemon.run.lost import LostWatch
 
 TASK_NAME = "pillarwatch.collect"
 
@@ -162,6 +173,10 @@ def describe(settings: CelerySettings) -> str:
 _SLICE_SECONDS = 0.5
 # Publishing a task: a broker that is briefly away is retried this way, then the run is an `unreachable` error.
 _PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2.0}
+# A task's failure of these kinds (by class name: redis', kombu's, the built-in ones) is the result backend or the
+# broker away while the worker stored the result, not a collector's bug.
+_CONNECTION_FAULTS = frozenset({"ConnectionError", "ConnectionRefusedError", "ConnectionResetError", "BrokenPipeError",
+                                "TimeoutError", "OperationalError", "BusyLoadingError", "RecoverableConnectionError"})
 
 
 class CeleryExecutor:
@@ -171,11 +186,27 @@ class CeleryExecutor:
         self.settings = settings
         self.app = app or celery_app(settings)
         self._closed = threading.Event()
+        self._lost = LostWatch.for_broker(self.app, settings.broker())
 
     def collect(self, job: CollectJob) -> Collected:
+        deadline = time.monotonic() + self.settings.wait_seconds(job.timeout_seconds)
+        delays = self.settings.retry_countdowns()
+        for attempt in range(len(delays) + 1):
+            collected, again = self._attempt(job, deadline)
+            error = collected.result.error
+            if not again or attempt == len(delays) or error is None:
+                return collected
+            # The retry policy of an unreachable source (`max_retries`, `retry_delay` doubling), within the wait.
+            send_log.info("%s/%s: %s; sending the task again in %ds", job.project, job.target.id, error.message, delays[attempt])
+            if self._closed.wait(min(delays[attempt], max(0.0, deadline - time.monotonic()))):
+                raise Abandoned(f"{job.project}/{job.target.id}: stopped before sending the task again")
+        return collected
+
+    def _attempt(self, job: CollectJob, deadline: float) -> tuple[Collected, bool]:
+        """Send the task once and wait for its answer: (the job's results, whether to send it again)."""
         settings = self.settings
         soft, hard = settings.time_limits(job.timeout_seconds)
-        wait = settings.wait_seconds(job.timeout_seconds)
+        wait = max(0.0, deadline - time.monotonic())
         queue = job.queue or settings.default_queue
         try:
             pending = self.app.send_task(
@@ -188,8 +219,8 @@ class CeleryExecutor:
         except Exception as exc:  # kombu/redis connection errors: the broker (or the result backend) is away
             # Celery's own words for a backend that is away ask for a restart; none is needed, the next run reconnects.
             why = "the result backend does not answer" if "Retry limit exceeded" in str(exc) else _line(exc)
-            return job.failed(EvidenceError(kind="unreachable", message=f"cannot send the task: {why}", retryable=True))
-        deadline = time.monotonic() + wait
+            return job.failed(EvidenceError(kind="unreachable", message=f"cannot send the task: {why}", retryable=True)), False
+        watch = self._lost.task(pending.id, queue) if self._lost is not None else None
         try:
             while True:
                 if self._closed.is_set():
@@ -198,10 +229,13 @@ class CeleryExecutor:
                 if left <= 0:
                     error = EvidenceError(kind="timeout", retryable=True,
                                           message=f"no worker answered on queue {queue!r} within {wait:g}s")
-                    return job.failed(error)
+                    return job.failed(error), False
                 try:
                     value = pending.get(timeout=min(left, _SLICE_SECONDS), propagate=False, interval=0.1)
                 except ResultTimeout:
+                    if watch is not None and watch.lost() and _state(pending) == "PENDING":  # a result stored meanwhile wins
+                        send_log.warning("%s/%s: %s", job.project, job.target.id, watch.message())
+                        return job.failed(EvidenceError(kind="unreachable", message=watch.message(), retryable=True)), True
                     continue
                 except Exception as exc:  # the result backend is away: keep waiting until the deadline
                     send_log.warning("%s/%s: result backend: %s", job.project, job.target.id, _line(exc))
@@ -211,25 +245,38 @@ class CeleryExecutor:
         finally:
             _forget(pending)
 
-    def _answer(self, job: CollectJob, state: str, value: Any) -> Collected:
+    def _answer(self, job: CollectJob, state: str, value: Any) -> tuple[Collected, bool]:
         if state == "SUCCESS":
             try:
-                return Collected.model_validate(value)
+                return Collected.model_validate(value), False
             except ValueError as exc:
                 error = EvidenceError(kind="malformed", message=f"a worker answered with no collection result: {_line(exc)}")
-                return job.failed(error)
+                return job.failed(error), False
         name = type(value).__name__ if isinstance(value, BaseException) else state
         if name in ("TimeLimitExceeded", "SoftTimeLimitExceeded"):
             _, hard = self.settings.time_limits(job.timeout_seconds)
             return job.failed(EvidenceError(kind="timeout", message=f"the worker stopped the collection after {hard:g}s",
-                                            retryable=True))
+                                            retryable=True)), False
         if name in ("TaskRevokedError", "REVOKED"):
-            return job.failed(EvidenceError(kind="timeout", message="the task expired before a worker started it", retryable=True))
+            return job.failed(EvidenceError(kind="timeout", message="the task expired before a worker started it",
+                                            retryable=True)), False
+        if name in _CONNECTION_FAULTS or isinstance(value, OSError):
+            # The collection ran, but storing its result failed (the result backend away during an outage); Celery
+            # then stored that failure as the task's. Not a crash: the source is unreachable for now, sent again.
+            message = f"the worker could not store its result (result backend away: {name}: {_line(value)})"
+            return job.failed(EvidenceError(kind="unreachable", message=message, retryable=True)), True
         # A collector bug raised on the worker: the same answer the local runner gives.
-        return job.failed(EvidenceError(kind="malformed", message=f"collector crashed on a worker: {name}: {_line(value)}"))
+        return job.failed(EvidenceError(kind="malformed", message=f"collector crashed on a worker: {name}: {_line(value)}")), False
 
     def close(self) -> None:
         self._closed.set()
+
+
+def _state(pending: Any) -> str | None:
+    try:
+        return str(pending.state)
+    except Exception:  # the result backend is away: cannot tell
+        return None
 
 
 def _forget(pending: Any) -> None:
