@@ -75,6 +75,7 @@ from ._support import (
     rss_kib,
     write_config,
 )
+from .scaling_faults import FAILING_AND_RECOVERING
 
 NAME = "workers"
 TITLE = "Collections on Celery workers"
@@ -654,6 +655,8 @@ def render(body: dict[str, Any]) -> str:
         "",
         "A deployment whose remotes answer slower needs proportionally more worker processes, not more cores:",
         "the processes mostly wait.",
+        "",
+        *FAILING_AND_RECOVERING.splitlines(),
         "",
         "## Reproduce",
         "",
