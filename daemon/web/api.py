@@ -238,10 +238,12 @@ def index(
     sort: Annotated[overview.Sort, Query(description="The column to sort by.")] = "name",
     order: Annotated[overview.Order | None, Query(description="asc or desc (default: the column's worst or latest first).")] = None,
     q: Annotated[str, Query(max_length=200, description="Only projects whose id or title contains this (any case).")] = "",
-    status: Annotated[overview.Status | None, Query(description="Only projects with stale criteria, a partial latest snapshot, or open alerts.")] = None,
+    # Empty is "any": what the page's form sends when no status is chosen.
+    status: Annotated[Literal[overview.Status, ""] | None,
+                      Query(description="Only projects with stale criteria, a partial latest snapshot, or open alerts.")] = None,
 ) -> Response:
     with _store(config) as store:
-        return HTMLResponse(overview.index(store, config, sort=sort, order=order, q=q, status=status))
+        return HTMLResponse(overview.index(store, config, sort=sort, order=order, q=q, status=status or None))
 
 
 @router.get("/projects/{project}/dashboard", response_class=HTMLResponse, tags=["pages"],
