@@ -1,8 +1,9 @@
-"""The HTML dashboard: an index of projects and one page per project.
+"""The HTML dashboard: one page per project (the index of projects is :mod:`daemon.web.overview`'s).
 
-Pages are rendered on the server from Jinja2 templates (``daemon/web/templates``)
-with autoescaping on: every title, reason and piece of evidence comes from a
-configuration or a source, never from us, so none of it is trusted. The pages
+Pages are rendered on the server from Jinja2 templates (``daemon/web/templates``,
+through :mod:`daemon.web.templating`) with autoescaping on: every title, reason
+and piece of evidence comes from a configuration or a source, never from us, so
+none of it is trusted. The pages
 load nothing from anywhere (inline CSS, inline SVG charts, no script), so they
 work offline and as a single file (``pillarwatch report --format html``).
 
@@ -42,12 +43,11 @@ DEFAULT_RANGE: Range = "30d"
 # reader cannot tell more apart, and the page stays a few hundred kilobytes.
 CHART_POINTS = 600
 _VALUE_CHARS = 300  # an evidence value longer than this is cut: the explain link has it whole
-_render = render
 
 
 def docs() -> str:
     """``/docs``: where the API's description is (no Swagger UI: it would load scripts from a CDN)."""
-    return _render("docs.html", title="pillarwatch API")
+    return render("docs.html", title="pillarwatch API")
 
 
 # --- view models -----------------------------------------------------------------------
@@ -136,12 +136,12 @@ def _page(store: Store, config: Config, project_id: str, standalone: bool, snaps
     decimals = config.display.decimals
     snapshot = snapshot or store.latest(project.id)
     if snapshot is None:
-        return _render("page.html", title=project.title or project.id, project=project, snapshot=None,
+        return render("page.html", title=project.title or project.id, project=project, snapshot=None,
                        standalone=standalone)
     back = RANGES[range]
     series = store.series(project.id, since=snapshot.seen_at - back if back else None)
     drawn = [series[i] for i in thin([h.taken_at for h in series], CHART_POINTS, axis=axis)]
-    return _render(
+    return render(
         "page.html",
         title=project.title or project.id,
         project=project,
