@@ -98,7 +98,7 @@ _PARTS = {
     "storing the snapshot": ("snapshots.py", "save_snapshot"),
     "alert evaluation": ("evaluate.py", "evaluate"),
     "calibration (the trust section)": ("queries.py", "calibration"),
-    "rendering HTML": ("dashboard.py", "_render"),
+    "rendering HTML": ("templating.py", "render"),
     "printing JSON": ("cli.py", "_print_json"),
 }
 

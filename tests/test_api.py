@@ -487,7 +487,7 @@ def check_security_headers(response: httpx.Response) -> None:
         assert response.headers.get(name) == value, (response.url, name)
     policy = dict(part.strip().split(" ", 1) for part in response.headers["content-security-policy"].split(";"))
     assert policy["default-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
-    assert policy["base-uri"] == "'none'" and policy["form-action"] == "'none'"
+    assert policy["base-uri"] == "'none'" and policy["form-action"] == "'self'"
     assert "script-src" not in policy  # no script may run: default-src 'none' covers it
     assert "unsafe" not in policy.get("style-src", "") and "http" not in " ".join(policy.values())
 

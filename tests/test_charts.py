@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 from defusedxml import ElementTree
 
-from daemon.web.charts import Point, plot, trend_svg
+from daemon.web.charts import Point, plot, thin, trend_svg
+from daemon.web.minicharts import pillar_bars, sparkline
 
 SVG = "{http://www.w3.org/2000/svg}"
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
@@ -127,3 +128,59 @@ def test_size_is_a_parameter():
     root = ElementTree.fromstring(svg)
     assert root.get("viewBox") == "0 0 600 200"
     assert [(float(c.get("cx")), float(c.get("cy"))) for c in circles(svg)] == [(38, 178), (590, 10)]
+
+
+# --- the sample axis and thinning --------------------------------------------------------
+
+
+def test_the_sample_axis_spaces_points_evenly_whatever_their_times():
+    series = [Point(day(0), 0.0), Point(day(30), 50.0), Point(day(30.01), 100.0), Point(day(30.02), 50.0, until=day(40))]
+    assert plot(series, width=W, height=H, axis="sample") == [(38.0, 118.0), (128.67, 64.0), (219.33, 10.0), (310.0, 64.0)]
+    # No flat stretch up to a later sighting: the axis has no time to run it to.
+    assert lines(trend_svg(series, title="x", axis="sample")) == [[(38, 118), (128.67, 64), (219.33, 10), (310, 64)]]
+    # On the time axis the last three crowd at the right.
+    xs = [xy[0] for xy in plot(series, width=W, height=H)]
+    assert xs[2] - xs[1] < 0.1
+
+
+def test_the_sample_axis_labels_the_first_and_last_snapshot():
+    svg = trend_svg([Point(day(0), 1.0), Point(day(3), 2.0, until=day(9))], title="x", axis="sample")
+    labels = [t.text for t in ElementTree.fromstring(svg).iter(f"{SVG}text")]
+    assert labels[-2:] == ["2026-11-01", "2026-11-04"]
+
+
+def test_thinning_keeps_the_latest_and_at_most_the_limit():
+    moments = [day(n / 96) for n in range(96 * 10)]  # ten days every 15 minutes
+    for axis in ("time", "sample"):
+        kept = thin(moments, 100, axis=axis)  # type: ignore[arg-type]
+        assert len(kept) <= 100 and kept[-1] == len(moments) - 1 and kept == sorted(set(kept))
+    assert thin(moments, 2000) == list(range(len(moments)))
+    # The sample axis keeps evenly spaced indices; the time axis one point per stretch of time.
+    sample = thin(moments, 11, axis="sample")
+    assert sample == [round(i * 95.9) for i in range(11)]
+    dense = [day(0), *(day(5 + n / 1000) for n in range(500)), day(10)]  # a burst in the middle
+    assert len(thin(dense, 10, axis="time")) == 3  # the first stretch, the burst's, the last
+
+
+def test_many_points_get_smaller_dots():
+    svg = trend_svg([Point(day(n), 50.0) for n in range(61)], title="x")
+    assert {c.get("r") for c in circles(svg)} == {"2.5"}
+    assert {c.get("r") for c in circles(trend_svg([Point(day(0), 1.0)], title="x"))} == {"4"}
+
+
+# --- the index's sparkline and pillar bars -------------------------------------------------
+
+
+def test_sparkline_breaks_at_a_missing_figure_and_escapes_its_title():
+    svg = sparkline([0.0, 100.0, None, 50.0, 50.0], title="<b>x</b>", width=100, height=20)
+    root = ElementTree.fromstring(svg)
+    assert lines(svg) == [[(3, 17), (26.5, 3)], [(73.5, 10), (97, 10)]]
+    assert root.findtext(f"{SVG}title") == "<b>x</b>: 0% → 50% over the 5 latest snapshots" and "<b>" not in svg
+
+
+def test_pillar_bars_fill_their_share_and_say_their_figure():
+    root = ElementTree.fromstring(pillar_bars([("A & B", 25.0), ("C", None)], height=20))
+    tips = [g.findtext(f"{SVG}title") for g in root.iter(f"{SVG}g")]
+    assert tips == ["A & B: 25%", "C: –"]
+    rects = list(root.iter(f"{SVG}rect"))
+    assert [r.get("height") for r in rects] == ["20", "5", "20", "0"] and rects[2].get("fill") != rects[0].get("fill")

@@ -190,7 +190,8 @@ def test_a_project_without_a_snapshot_yet(tmp_path, built):
     with Store.open(tmp_path / "empty.db") as store:
         page = parse(dashboard.page(store, config, "shop"))
         assert "No snapshot of project shop yet" in page.one("header").text()
-        assert "–" in parse(dashboard.index(store, config)).one("li", data_project="shop").text()
+        row = parse(dashboard.index(store, config)).one("tr", data_project="shop")
+        assert row.one(class_="overall").text() == "–" and "no snapshot yet" in row.text()
 
 
 def test_standalone_page_has_no_links_to_the_api(built):
@@ -306,11 +307,11 @@ def _write_shop_config(tmp_path: Path) -> Path:
 def test_index_lists_projects_with_overall_and_links(built):
     with Store.open(built.db, readonly=True) as store:
         page = parse(dashboard.index(store, built.config))
-    shop, billing = page.one("li", data_project="shop"), page.one("li", data_project="billing")
-    assert shop.one("a").attrs["href"] == "/projects/shop/dashboard"
-    assert shop.one(class_="figure").text() == "98.3%" and shop.one("a").text() == "Shop service"
-    assert billing.one("a").attrs["href"] == "/projects/billing/dashboard"
-    assert billing.one(class_="figure").text() == "100.0%"
+    shop, billing = page.one("tr", data_project="shop"), page.one("tr", data_project="billing")
+    assert shop.one("th").one("a").attrs["href"] == "/projects/shop/dashboard"
+    assert shop.one(class_="overall").text() == "98.3%" and shop.one("th").one("a").text() == "Shop service"
+    assert billing.one("th").one("a").attrs["href"] == "/projects/billing/dashboard"
+    assert billing.one(class_="overall").text() == "100.0%"
 
 
 # --- badges ----------------------------------------------------------------------------

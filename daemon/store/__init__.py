@@ -7,7 +7,8 @@ delivery outbox. Schema changes are numbered forward migrations
 command); readers such as the HTTP API open the file read-only.
 
 The queries are grouped by concept in mixins: :mod:`.snapshots`,
-:mod:`.runs`, :mod:`.outbox` and :mod:`.pruning`.
+:mod:`.overview` (the dashboard's reads), :mod:`.runs`, :mod:`.outbox`
+and :mod:`.pruning`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sqlite_utils
 
 from daemon.errors import StoreError
 from daemon.store.outbox import AlertQueries
+from daemon.store.overview import LatestState, OverviewQueries, SeriesPoint
 from daemon.store.pruning import RetentionQueries
 from daemon.store.runs import RunQueries
 from daemon.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -30,7 +32,7 @@ from daemon.store.snapshots import SnapshotQueries
 # name, so that only the store speaks SQL.
 DatabaseError = sqlite3.Error
 
-__all__ = ["SCHEMA_VERSION", "DatabaseError", "Store"]
+__all__ = ["SCHEMA_VERSION", "DatabaseError", "LatestState", "SeriesPoint", "Store"]
 
 
 class _WriterDatabase(sqlite_utils.Database):
@@ -61,7 +63,7 @@ class _WriterDatabase(sqlite_utils.Database):
             raise
 
 
-class Store(SnapshotQueries, RunQueries, AlertQueries, RetentionQueries):
+class Store(SnapshotQueries, OverviewQueries, RunQueries, AlertQueries, RetentionQueries):
     """Everything pillarwatch keeps, in one SQLite file."""
 
     def __init__(self, db: sqlite_utils.Database, path: Path | None = None):

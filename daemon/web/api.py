@@ -27,8 +27,9 @@ from daemon.config.model import Config
 from daemon.errors import StoreError
 from daemon.scoring.snapshot import Snapshot
 from daemon.store import DatabaseError, Store
-from daemon.web import badges, dashboard
+from daemon.web import badges, dashboard, overview
 from daemon.web import metrics as metrics_page
+from daemon.web.charts import Axis
 from daemon.web.guard import OPEN_PATHS, api_token, guard
 from daemon.web.schema import AlertsBody, ExplanationBody, Health, errors, openapi_document
 
@@ -230,19 +231,32 @@ def metrics(config: Cfg) -> Response:
         return Response(metrics_page.metrics_text(store, config), media_type=metrics_page.CONTENT_TYPE)
 
 
-@router.get("/", response_class=HTMLResponse, tags=["pages"], summary="The dashboard's index: every project",
-            responses=errors(503))
-def index(config: Cfg) -> Response:
+@router.get("/", response_class=HTMLResponse, tags=["pages"],
+            summary="The dashboard's index: every project in a table, sorted and filtered", responses=errors(422, 503))
+def index(
+    config: Cfg,
+    sort: Annotated[overview.Sort, Query(description="The column to sort by.")] = "name",
+    order: Annotated[overview.Order | None, Query(description="asc or desc (default: the column's worst or latest first).")] = None,
+    q: Annotated[str, Query(max_length=200, description="Only projects whose id or title contains this (any case).")] = "",
+    # Empty is "any": what the page's form sends when no status is chosen.
+    status: Annotated[Literal[overview.Status, ""] | None,
+                      Query(description="Only projects with stale criteria, a partial latest snapshot, or open alerts.")] = None,
+) -> Response:
     with _store(config) as store:
-        return HTMLResponse(dashboard.index(store, config))
+        return HTMLResponse(overview.index(store, config, sort=sort, order=order, q=q, status=status or None))
 
 
 @router.get("/projects/{project}/dashboard", response_class=HTMLResponse, tags=["pages"],
-            summary="One project's dashboard with trend charts", responses=errors(404, 503))
-def dashboard_page(project: ProjectId, config: Cfg) -> Response:
+            summary="One project's dashboard with trend charts", responses=errors(404, 422, 503))
+def dashboard_page(
+    project: ProjectId,
+    config: Cfg,
+    range: Annotated[dashboard.Range, Query(description="How far back from the latest snapshot the trend charts go.")] = dashboard.DEFAULT_RANGE,
+    axis: Annotated[Axis, Query(description="time: x linear in time; sample: snapshots evenly spaced.")] = "time",
+) -> Response:
     config.project(project)
     with _store(config) as store:
-        return HTMLResponse(dashboard.page(store, config, project))
+        return HTMLResponse(dashboard.page(store, config, project, range=range, axis=axis))
 
 
 @router.get("/docs", response_class=HTMLResponse, include_in_schema=False)

@@ -3,7 +3,9 @@
 The dashboard embeds these in its HTML and must work offline, so there is no
 charting library and no script: the chart is drawn here, once, on the server.
 The y axis is always 0–100 % (a pillar at 40 % must look like 40 %, not like
-the bottom of an auto-scaled axis); time runs left to right, linearly.
+the bottom of an auto-scaled axis); time runs left to right, linearly, or
+(the sample axis) the snapshots are evenly spaced in their order, so that a
+day of collections every 15 minutes after months of daily ones stays legible.
 
 Everything that reaches the markup from outside (the title) is escaped here,
 so the result may be inserted into a page as it is.
@@ -16,10 +18,14 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Literal
 
 from daemon.scoring.arithmetic import display
 
-__all__ = ["Point", "escape", "plot", "trend_svg"]
+__all__ = ["AXES", "Axis", "Point", "escape", "plot", "thin", "trend_svg"]
+
+Axis = Literal["time", "sample"]
+AXES: tuple[Axis, ...] = ("time", "sample")
 
 # Room for the "100%" labels on the left and the dates below.
 _LEFT, _RIGHT, _TOP, _BOTTOM = 38, 10, 10, 22
@@ -56,19 +62,53 @@ def escape(value: str) -> str:
     return html.escape(_NOT_XML.sub("", value), quote=True)
 
 
-def plot(points: Sequence[Point], *, width: int, height: int) -> list[tuple[float, float] | None]:
+def plot(points: Sequence[Point], *, width: int, height: int, axis: Axis = "time") -> list[tuple[float, float] | None]:
     """The (x, y) of each point in the chart's coordinates, None where the value is None.
 
-    x is linear in time over the plot area (one moment only: the middle);
-    y is 100 % at the top of the plot area and 0 % at its bottom.
+    On the ``time`` axis, x is linear in time over the plot area (one moment
+    only: the middle); on the ``sample`` axis, the points are evenly spaced in
+    their order, however far apart in time. y is 100 % at the top of the plot
+    area and 0 % at its bottom.
     """
-    x_of, y_of = _scale(points, width=width, height=height)
-    return [None if p.value is None else (x_of(p.at), y_of(p.value)) for p in points]
+    xs, _, y_of = _scale(points, width=width, height=height, axis=axis)
+    return [None if p.value is None else (x, y_of(p.value)) for p, x in zip(points, xs)]
 
 
-def _scale(points: Sequence[Point], *, width: int, height: int) -> tuple[Callable[[datetime], float], Callable[[float], float]]:
+def thin(moments: Sequence[datetime], limit: int, *, axis: Axis = "time") -> list[int]:
+    """The indices of at most ``limit`` of ``moments`` (oldest first) to draw, the latest always among them.
+
+    On the time axis, the last moment of each of ``limit`` equal stretches of
+    time (what a reader could tell apart anyway); on the sample axis, moments
+    evenly spaced in their order.
+    """
+    n = len(moments)
+    if n <= limit:
+        return list(range(n))
+    if axis == "sample":
+        step = (n - 1) / (limit - 1)
+        return sorted({round(i * step) for i in range(limit)})
+    start = moments[0]
+    seconds = (moments[-1] - start).total_seconds() or 1.0
+    kept: dict[int, int] = {}
+    for i, moment in enumerate(moments):  # a later moment of the same stretch replaces the earlier one
+        kept[min(limit - 1, int(limit * (moment - start).total_seconds() / seconds))] = i
+    return sorted(kept.values())
+
+
+def _scale(points: Sequence[Point], *, width: int, height: int, axis: Axis = "time",
+           ) -> tuple[list[float], Callable[[datetime], float] | None, Callable[[float], float]]:
+    """The x of each point, x of a moment (None on the sample axis), and y of a value."""
     left, right = _LEFT, width - _RIGHT
     top, bottom = _TOP, height - _BOTTOM
+
+    def y_of(value: float) -> float:
+        clamped = min(100.0, max(0.0, value))
+        return round(bottom - (bottom - top) * clamped / 100, 2)
+
+    if axis == "sample":
+        n = len(points)
+        xs = [round((left + right) / 2 if n == 1 else left + (right - left) * i / (n - 1), 2) for i in range(n)]
+        return xs, None, y_of
     start, end = _span(points)
     seconds = (end - start).total_seconds() if start is not None and end is not None else 0.0
 
@@ -77,11 +117,7 @@ def _scale(points: Sequence[Point], *, width: int, height: int) -> tuple[Callabl
             return round((left + right) / 2, 2)
         return round(left + (right - left) * (moment - start).total_seconds() / seconds, 2)
 
-    def y_of(value: float) -> float:
-        clamped = min(100.0, max(0.0, value))
-        return round(bottom - (bottom - top) * clamped / 100, 2)
-
-    return x_of, y_of
+    return [x_of(p.at) for p in points], x_of, y_of
 
 
 def trend_svg(
@@ -91,14 +127,16 @@ def trend_svg(
     width: int = 320,
     height: int = 140,
     decimals: int = 0,
+    axis: Axis = "time",
 ) -> str:
     """A line chart of ``points`` (oldest first) with a 0–100 % axis, as an ``<svg>`` element.
 
     Each point is a circle with a tooltip; a partial snapshot is drawn hollow
     (class ``point partial``). The line breaks where a value is missing.
+    ``axis``: ``time`` (x linear in time) or ``sample`` (points evenly spaced).
     """
     points = sorted(points, key=lambda p: p.at)
-    xy = plot(points, width=width, height=height)
+    xy = plot(points, width=width, height=height, axis=axis)
     left, right, top, bottom = _LEFT, width - _RIGHT, _TOP, height - _BOTTOM
     label = escape(title)
     summary = _summary(points, decimals)
@@ -113,16 +151,18 @@ def trend_svg(
         out.append(f'<line class="grid" x1="{left}" y1="{y:g}" x2="{right}" y2="{y:g}" stroke="{_GRID_COLOUR}"/>')
         if level in _LABELLED:
             out.append(f'<text class="axis" x="{left - 4}" y="{y + 4:g}" text-anchor="end"{_FONT}>{level}%</text>')
-    out += _time_labels(points, width=width, height=height)
+    out += _time_labels(points, width=width, height=height, axis=axis)
     if not any(p is not None for p in xy):
         out.append(f'<text class="empty" x="{(left + right) / 2:g}" y="{(top + bottom) / 2:g}" text-anchor="middle"{_FONT}>no data yet</text>')
-    out += [f'<polyline class="line" points="{_coords(run)}" fill="none" stroke="{_LINE}" stroke-width="2"/>' for run in _runs(points, width=width, height=height)]
+    out += [f'<polyline class="line" points="{_coords(run)}" fill="none" stroke="{_LINE}" stroke-width="2"/>' for run in _runs(points, width=width, height=height, axis=axis)]
+    # Many points close together: smaller dots, so that the line stays visible between them.
+    radius = 4 if len(points) <= 60 else 2.5
     for point, at in zip(points, xy):
         if at is None:
             continue
         kind, paint = ("point partial", _HOLLOW) if point.partial else ("point", _FILLED)
         tip = f"{_when(point.at)}: {display(point.value, decimals, suffix='%')}" + (" (partial)" if point.partial else "")
-        out.append(f'<circle class="{kind}" cx="{at[0]:g}" cy="{at[1]:g}" r="4"{paint}><title>{escape(tip)}</title></circle>')
+        out.append(f'<circle class="{kind}" cx="{at[0]:g}" cy="{at[1]:g}" r="{radius:g}"{paint}><title>{escape(tip)}</title></circle>')
     out.append("</svg>")
     return "".join(out)
 
@@ -132,27 +172,27 @@ def _span(points: Sequence[Point]) -> tuple[datetime | None, datetime | None]:
     return (min(moments), max(moments)) if moments else (None, None)
 
 
-def _runs(points: Sequence[Point], *, width: int, height: int) -> list[list[tuple[float, float]]]:
-    """Polylines: runs of consecutive scored points, each point held flat up to its ``until``."""
-    x_of, y_of = _scale(points, width=width, height=height)
+def _runs(points: Sequence[Point], *, width: int, height: int, axis: Axis) -> list[list[tuple[float, float]]]:
+    """Polylines: runs of consecutive scored points, each point held flat up to its ``until`` (on the time axis)."""
+    xs, x_of, y_of = _scale(points, width=width, height=height, axis=axis)
     runs: list[list[tuple[float, float]]] = []
     current: list[tuple[float, float]] = []
-    for point in points:
+    for point, x in zip(points, xs):
         if point.value is None:
             runs.append(current)
             current = []
             continue
         y = y_of(point.value)
-        current.append((x_of(point.at), y))
-        if point.until is not None and point.until > point.at:
+        current.append((x, y))
+        if x_of is not None and point.until is not None and point.until > point.at:
             current.append((x_of(point.until), y))
     runs.append(current)
     return [run for run in runs if len(run) > 1]
 
 
-def _time_labels(points: Sequence[Point], *, width: int, height: int) -> list[str]:
+def _time_labels(points: Sequence[Point], *, width: int, height: int, axis: Axis) -> list[str]:
     """The first and last moments under the axis: enough to read a trend, never crowded."""
-    start, end = _span(points)
+    start, end = _span(points) if axis == "time" else (points[0].at, points[-1].at) if points else (None, None)
     if start is None or end is None:
         return []
     start, end = _utc(start), _utc(end)

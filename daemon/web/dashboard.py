@@ -1,8 +1,9 @@
-"""The HTML dashboard: an index of projects and one page per project.
+"""The HTML dashboard: one page per project (the index of projects is :mod:`daemon.web.overview`'s).
 
-Pages are rendered on the server from Jinja2 templates (``daemon/web/templates``)
-with autoescaping on: every title, reason and piece of evidence comes from a
-configuration or a source, never from us, so none of it is trusted. The pages
+Pages are rendered on the server from Jinja2 templates (``daemon/web/templates``,
+through :mod:`daemon.web.templating`) with autoescaping on: every title, reason
+and piece of evidence comes from a configuration or a source, never from us, so
+none of it is trusted. The pages
 load nothing from anywhere (inline CSS, inline SVG charts, no script), so they
 work offline and as a single file (``pillarwatch report --format html``).
 
@@ -12,76 +13,41 @@ already formatted; the templates only lay them out.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from functools import lru_cache
-from typing import Any
-from urllib.parse import quote, urlsplit
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from urllib.parse import quote, urlencode, urlsplit
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from collectors.evidence import Evidence, evidence_key
-from daemon import __version__, queries
+from daemon import queries
 from daemon.config.model import Config, Project
 from daemon.gcpause import no_cycle_collection
 from daemon.scoring.arithmetic import display
 from daemon.scoring.snapshot import CriterionScore, PillarScore, Snapshot
-from daemon.store import Store
-from daemon.web.charts import Point, trend_svg
+from daemon.store import SeriesPoint, Store
+from daemon.web.charts import AXES, Axis, Point, thin, trend_svg
+from daemon.web.overview import index
 from daemon.web.report import TRUST_COLUMNS, TRUST_LIMIT, TRUST_TITLE, main_gaps, missing_next, trust_intro, trust_rows
+from daemon.web.templating import content_security_policy, render
+from daemon.web.templating import when as _when
 
-__all__ = ["HISTORY_LIMIT", "content_security_policy", "docs", "index", "page"]
+__all__ = ["AXES", "CHART_POINTS", "DEFAULT_RANGE", "RANGES", "Range", "content_security_policy", "docs", "index", "page"]
 
-# The charts show at most this many of the latest snapshots: enough for months
-# of daily collections, and a page that stays a few hundred kilobytes.
-HISTORY_LIMIT = 500
+Range = Literal["7d", "30d", "90d", "all"]
+RANGES: dict[Range, timedelta | None] = {"7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90), "all": None}
+DEFAULT_RANGE: Range = "30d"
+# A chart draws at most about this many points (the rest thinned, see charts.thin): a
+# reader cannot tell more apart, and the page stays a few hundred kilobytes.
+CHART_POINTS = 600
 _VALUE_CHARS = 300  # an evidence value longer than this is cut: the explain link has it whole
-
-
-@lru_cache(maxsize=1)
-def _environment() -> Environment:
-    # PackageLoader reads the templates from the installed package, wherever it is.
-    env = Environment(
-        loader=PackageLoader("daemon.web", "templates"),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["path"] = lambda value: quote(str(value), safe="")
-    return env
-
-
-@lru_cache(maxsize=1)
-def _stylesheet() -> str:
-    env = _environment()
-    assert env.loader is not None
-    return env.loader.get_source(env, "dashboard.css")[0]
-
-
-@lru_cache(maxsize=1)
-def content_security_policy() -> str:
-    """The pages' policy: nothing but the package's own stylesheet, allowed by its hash (no 'unsafe-inline').
-
-    The charts are inline SVG, which needs nothing. The HTTP API sends this
-    with ``frame-ancestors 'none'``, which only a header can carry.
-    """
-    digest = base64.b64encode(hashlib.sha256(_stylesheet().encode()).digest()).decode()
-    return f"default-src 'none'; style-src 'sha256-{digest}'; img-src data:; form-action 'none'; base-uri 'none'"
-
-
-def _render(template: str, **context: Any) -> str:
-    return _environment().get_template(template).render(
-        version=__version__, stylesheet=Markup(_stylesheet()), csp=content_security_policy(), **context)
 
 
 def docs() -> str:
     """``/docs``: where the API's description is (no Swagger UI: it would load scripts from a CDN)."""
-    return _render("docs.html", title="pillarwatch API")
+    return render("docs.html", title="pillarwatch API")
 
 
 # --- view models -----------------------------------------------------------------------
@@ -150,43 +116,32 @@ class GainView:
 # --- pages -----------------------------------------------------------------------------
 
 
-def index(store: Store, config: Config) -> str:
-    """Every configured project with its latest overall figure and a link to its page."""
-    decimals = config.display.decimals
-    rows = [
-        {
-            "id": p.id,
-            "title": p.title,
-            "overall": display(p.overall, decimals, suffix="%"),
-            "taken_at": _when(p.taken_at) if p.taken_at else None,
-            "url": f"/projects/{quote(p.id, safe='')}/dashboard",
-        }
-        for p in queries.projects(store, config)
-    ]
-    return _render("index.html", title="pillarwatch", projects=rows)
-
-
 def page(store: Store, config: Config, project_id: str, *, standalone: bool = False,
-         snapshot: Snapshot | None = None) -> str:
+         snapshot: Snapshot | None = None, range: Range = DEFAULT_RANGE, axis: Axis = "time") -> str:
     """One project's page; raises :class:`~daemon.errors.NotFound` for an unknown project.
 
-    ``standalone`` leaves out the links to the HTTP API (explain, the index),
-    which lead nowhere from a file opened on its own. ``snapshot``: the
-    project's latest, when the caller has already read it.
+    ``standalone`` leaves out the links to the HTTP API (explain, the index,
+    the range and axis selector), which lead nowhere from a file opened on its
+    own. ``snapshot``: the project's latest, when the caller has already read
+    it. ``range`` (back from the latest snapshot) and ``axis`` choose what the
+    trend charts show.
     """
     with no_cycle_collection():  # a page of 10,000 criteria allocates a million short-lived, acyclic objects
-        return _page(store, config, project_id, standalone, snapshot)
+        return _page(store, config, project_id, standalone, snapshot, range, axis)
 
 
-def _page(store: Store, config: Config, project_id: str, standalone: bool, snapshot: Snapshot | None) -> str:
+def _page(store: Store, config: Config, project_id: str, standalone: bool, snapshot: Snapshot | None,
+          range: Range, axis: Axis) -> str:
     project = config.project(project_id)
     decimals = config.display.decimals
     snapshot = snapshot or store.latest(project.id)
     if snapshot is None:
-        return _render("page.html", title=project.title or project.id, project=project, snapshot=None,
+        return render("page.html", title=project.title or project.id, project=project, snapshot=None,
                        standalone=standalone)
-    history = queries.history(store, project, limit=HISTORY_LIMIT)
-    return _render(
+    back = RANGES[range]
+    series = store.series(project.id, since=snapshot.seen_at - back if back else None)
+    drawn = [series[i] for i in thin([h.taken_at for h in series], CHART_POINTS, axis=axis)]
+    return render(
         "page.html",
         title=project.title or project.id,
         project=project,
@@ -198,9 +153,11 @@ def _page(store: Store, config: Config, project_id: str, standalone: bool, snaps
         missing_sources=[s.id + (f" ({s.error.kind}: {s.error.message})" if s.error else "")
                          for s in snapshot.sources if not s.answered],
         answered=_answered(snapshot),
-        overall_chart=_chart(history, None, f"{project.title or project.id}: overall over time", decimals),
-        history_note=_history_note(history),
-        pillars=[_pillar(project, snapshot, p, history, decimals, standalone) for p in snapshot.pillars],
+        overall_chart=_chart(drawn, None, f"{project.title or project.id}: overall over time", decimals, axis,
+                             width=640, height=180),
+        history_note=_history_note(len(series), len(drawn), range),
+        selector=_selector(project.id, range, axis),
+        pillars=[_pillar(project, snapshot, p, drawn, decimals, standalone, axis) for p in snapshot.pillars],
         alerts=_open_alerts(store, project, snapshot, decimals),
         missing=_missing(snapshot),
         trust=_trust(store, project),
@@ -210,28 +167,38 @@ def _page(store: Store, config: Config, project_id: str, standalone: bool, snaps
 # --- building the views ----------------------------------------------------------------
 
 
-def _pillar(project: Project, snapshot: Snapshot, pillar: PillarScore, history: queries.History,
-            decimals: int, standalone: bool) -> PillarView:
+def _pillar(project: Project, snapshot: Snapshot, pillar: PillarScore, series: list[SeriesPoint],
+            decimals: int, standalone: bool, axis: Axis) -> PillarView:
     titles = {c.id: c.title for c in pillar.criteria}
     return PillarView(
         id=pillar.id,
         title=pillar.title,
         score=display(pillar.score, decimals, suffix="%"),
         coverage=display(pillar.coverage * 100, 0, suffix="%"),
-        chart=_chart(history, pillar.id, f"{pillar.title}: % over time", decimals),
+        chart=_chart(series, pillar.id, f"{pillar.title}: % over time", decimals, axis),
         gaps=[titles[g] for g in main_gaps(pillar)],
         criteria=[_criterion(project, pillar, c, standalone) for c in pillar.criteria],
     )
 
 
-def _chart(history: queries.History, pillar: str | None, title: str, decimals: int) -> Markup:
+def _chart(series: list[SeriesPoint], pillar: str | None, title: str, decimals: int, axis: Axis,
+           width: int = 320, height: int = 140) -> Markup:
     points = [
         Point(at=h.taken_at, value=h.overall if pillar is None else h.pillars.get(pillar),
               partial=not h.complete, until=h.last_seen_at)
-        for h in history.points
+        for h in series
     ]
     # trend_svg escapes every text it writes, so its markup is safe to insert as it is.
-    return Markup(trend_svg(points, title=title, decimals=decimals))
+    return Markup(trend_svg(points, title=title, decimals=decimals, axis=axis, width=width, height=height))
+
+
+def _selector(project: str, range: Range, axis: Axis) -> dict[str, list[dict[str, Any]]]:
+    """The range and axis links: server-rendered, each keeping the other choice."""
+    base = f"/projects/{quote(project, safe='')}/dashboard?"
+    return {
+        "ranges": [{"label": r, "url": base + urlencode({"range": r, "axis": axis}), "current": r == range} for r in RANGES],
+        "axes": [{"label": a, "url": base + urlencode({"range": range, "axis": a}), "current": a == axis} for a in AXES],
+    }
 
 
 def _answered(snapshot: Snapshot) -> str:
@@ -240,11 +207,10 @@ def _answered(snapshot: Snapshot) -> str:
     return f"{answered} of {total} source{'s' if total != 1 else ''} answered"
 
 
-def _history_note(history: queries.History) -> str:
-    shown = len(history.points)
-    if history.total > shown:
-        return f"the latest {shown} of {history.total} snapshots"
-    return f"{shown} snapshot{'s' if shown != 1 else ''}"
+def _history_note(found: int, drawn: int, range: Range) -> str:
+    span = "all snapshots" if range == "all" else f"the last {range[:-1]} days"
+    note = f"{found} snapshot{'s' if found != 1 else ''} in {span}"
+    return note + (f", {drawn} drawn" if drawn < found else "")
 
 
 def _criterion(project: Project, pillar: PillarScore, c: CriterionScore, standalone: bool) -> CriterionView:
@@ -351,10 +317,3 @@ def _trust(store: Store, project: Project) -> dict[str, Any]:
     """The section "How far to trust these scores": the report's rows, from the same query."""
     found = queries.calibration(store, project, limit=TRUST_LIMIT)
     return {"title": TRUST_TITLE, "intro": trust_intro(found), "columns": TRUST_COLUMNS, "rows": trust_rows(found)}
-
-
-@lru_cache(maxsize=1024)  # a page shows the few times of its collections thousands of times
-def _when(moment: datetime) -> str:
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
