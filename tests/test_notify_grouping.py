@@ -3,6 +3,8 @@ real SMTP server getting one message per channel and group; and the resolved mes
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -10,13 +12,14 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
+from daemon.alerting.notify import notify
 from daemon.alerting.notify.grouping import group, group_key
-from daemon.config.alerts import AlertmanagerChannel, WebhookChannel
+from daemon.config.alerts import AlertmanagerChannel, AppriseChannel, LogChannel, SlackChannel, WebhookChannel
 from daemon.run.record import deliver_pending
 from daemon.store import Store
-from tests.support.alerts import T0, outbox_item
+from tests.support.alerts import T0, message, outbox_item
 from tests.support.git import GitRepo
-from tests.support.http_server import HttpServer
+from tests.support.http_server import HttpServer, Reply
 from tests.support.ports import free_port
 from tests.support.recording import RESTART, RETRY, config, project, record_all
 from tests.support.smtp import Inbox
@@ -205,3 +208,37 @@ def test_a_resolved_message_gives_the_low_point_and_the_recovery(
     text = mail.get_content()
     assert "It fell as low as 0% on 2026-11-25T14:00:00Z and recovered to 100%." in text
     assert "Low point: 0% on 2026-11-25T14:00:00Z    Recovered to: 100%" in text
+
+
+# --- every channel kind sends a group as one message -------------------------------------
+
+
+def _group() -> list:
+    return [message(), message("resolved", subject="overall", kind="regression", title="Overall is back at 90%",
+                               notes=["Overall is back at 90%.", "It fell as low as 70% and recovered to 90%."],
+                               fingerprint="ffff000011112222"),
+            message(kind="floor", title="Durability is below its floor of 80%: 74%", fingerprint="0000aaaabbbbcccc")]
+
+
+def test_slack_apprise_and_log_send_a_group_as_one_message(http_server: HttpServer, caplog) -> None:
+    http_server.route("/slack", Reply(200, "ok", headers={"Content-Type": "text/plain"}))
+    http_server.route("/apprise", Reply(200))
+    group_ = _group()
+    channels = [SlackChannel(id="s", url=f"{http_server.url}/slack"),
+                AppriseChannel(id="a", url=http_server.url.replace("http://", "json://") + "/apprise"),
+                LogChannel(id="l")]
+    with caplog.at_level(logging.WARNING, logger="pillarwatch.alerts"):
+        for channel in channels:
+            assert notify(channel, group_, idempotency_key="pw_g1", now=T0).ok
+    slack, appr = http_server.requests
+    blocks = json.loads(slack.body)["blocks"]
+    assert blocks[0]["text"]["text"] == "shop: 3 alerts (2 firing, 1 resolved): Durability fell from 91% to 74%"
+    sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    assert len(sections) == 4 and "*Overall is back at 90%*" in sections[1] and "as low as 70%" in sections[1]
+    assert sections[3].count("tests/test_restart.py deleted in 3f2a1c9") == 1  # the evidence once for the group
+    body = json.loads(appr.body)
+    assert body["title"] == "shop: 3 alerts (2 firing, 1 resolved): Durability fell from 91% to 74%"
+    assert body["message"].count("[FIRING]") == 2 and body["message"].count("[RESOLVED]") == 1
+    [line] = [r.getMessage() for r in caplog.records if r.name == "pillarwatch.alerts"]
+    assert line.startswith("group of 3: firing shop pillar:durability") and line.endswith("key=pw_g1")
+    assert "resolved shop overall" in line
