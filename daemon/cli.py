@@ -177,7 +177,8 @@ def collect(
     try:
         with _progress(sum(len(p.sources) for p in projects), quiet=as_json) as progress:
             snapshots = run_projects(cfg, projects, store=store, save=not dry_run, progress=progress)
-        delivery = None if dry_run else deliver_pending(store, cfg, now=datetime.now(timezone.utc))
+        # The collection is over, so its groups are complete: sent now, not after their group_wait.
+        delivery = None if dry_run else deliver_pending(store, cfg, now=datetime.now(timezone.utc), flush=True)
     finally:
         if store is not None:
             store.close()

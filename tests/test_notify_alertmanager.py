@@ -3,6 +3,7 @@ resolving clears it; auth and TLS options, and what a person sees in the alert."
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -12,9 +13,14 @@ from daemon.alerting.notify import alertmanager
 from daemon.config.alerts import AlertmanagerChannel
 from daemon.config.loading import load_config
 from daemon.errors import ConfigError
+from daemon.run.record import deliver_pending
+from daemon.store import Store
 from tests.support.alertmanager import BINARY, running_alertmanager
 from tests.support.alerts import message
+from tests.support.git import durability_repo
 from tests.support.processes import wait_for
+from tests.support.recording import config as _config
+from tests.support.recording import project, record_all
 
 pytestmark = pytest.mark.skipif(BINARY is None, reason="prometheus-alertmanager is not installed (.ci/run installs it)")
 
@@ -78,16 +84,54 @@ def test_the_alert_body_a_person_reads(tmp_path: Path) -> None:
     assert not failed.ok and "alertmanager am" in (failed.error or "")
 
 
-def test_hold_must_outlast_the_reminders(tmp_path: Path) -> None:
-    text = ("version: 1\nchannels:\n  - {id: am, kind: alertmanager, url: 'http://127.0.0.1:9093', hold: 12h}\n"
+def test_resend_every_must_be_shorter_than_hold(tmp_path: Path) -> None:
+    text = ("version: 1\nchannels:\n  - {id: am, kind: alertmanager, url: 'http://127.0.0.1:9093', hold: 12h, resend_every: 12h}\n"
             "projects:\n  - id: shop\n    sources: [{id: repo, kind: git, path: .}]\n    alerts: {repeat_interval: 24h}\n"
             "    pillars:\n      - id: p\n        title: P\n        criteria:\n"
             "          - {id: c, title: C, not_applicable: later}\n")
     (tmp_path / "pw.yaml").write_text(text)
     with pytest.raises(ConfigError) as refused:
         load_config(tmp_path / "pw.yaml")
-    assert refused.value.problems[0].endswith(
-        ":3: channels[0].hold: hold must be longer than project 'shop''s alerts.repeat_interval (1 day, 0:00:00): "
-        "reminders re-post a firing alert before its endsAt passes")
-    (tmp_path / "pw.yaml").write_text(text.replace("hold: 12h", "hold: 30h"))
-    assert load_config(tmp_path / "pw.yaml").channels[0].hold.total_seconds() == 30 * 3600
+    assert "resend_every must be above 0 and shorter than hold" in refused.value.problems[0]
+    assert ":3: channels[0]" in refused.value.problems[0]
+    # A hold shorter than the project's repeat_interval is fine: re-posting has its own schedule.
+    (tmp_path / "pw.yaml").write_text(text.replace(", resend_every: 12h", ""))
+    channel = load_config(tmp_path / "pw.yaml").channels[0]
+    assert channel.resend_interval == timedelta(hours=4)  # hold / 3
+
+
+def test_a_firing_alert_is_reposted_before_its_hold_passes_and_ends_when_it_resolves(tmp_path: Path) -> None:
+    repo = durability_repo(tmp_path / "repo")
+    with running_alertmanager(tmp_path / "am") as server:
+        channel = {"id": "am", "kind": "alertmanager", "url": server.url, "hold": "3s", "resend_every": "1s"}
+        config = _config(tmp_path, [channel], [project(repo)])
+        store = Store.open(config.store_path)
+        record_all(store, config, _now())
+        repo.remove("tests/test_restart.py")
+        repo.commit("drop the restart test")
+        record_all(store, config, _now())
+        fired = _now()
+        deliver_pending(store, config, now=fired)
+        held = wait_for(lambda: server.alerts(), what="the alerts in Alertmanager")
+        assert {a["labels"]["subject"] for a in held} == {"pillar:durability", "overall"}  # each with its own labels
+        # Three holds later, with nothing but the send rounds running, both are still active.
+        while _now() < fired + timedelta(seconds=9):
+            deliver_pending(store, config, now=_now())
+            assert {a["status"]["state"] for a in server.alerts()} == {"active"}
+            assert len(server.alerts()) == 2
+            time.sleep(0.25)
+        reposts = [i for i in store.outbox_items(state="delivered") if i.message.event == "reminder"]
+        assert len(reposts) >= 2 * 6, len(reposts)  # about one a second for each alert
+
+        repo.write("tests/test_restart.py", "def test_restart():\n    pass\n")
+        repo.commit("the restart test is back")
+        record_all(store, config, _now())
+        deliver_pending(store, config, now=_now())
+        wait_for(lambda: server.alerts() == [], timeout=10, what="the resolved alerts to clear")
+        deliver_pending(store, config, now=_now() + timedelta(seconds=5))  # resolved: nothing more is re-posted
+        assert not [i for i in store.outbox_items(state="pending")]
+        store.close()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

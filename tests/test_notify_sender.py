@@ -164,7 +164,8 @@ def test_receiver_down_then_back_gets_each_message_once(store: Store, http_serve
         return Reply(status)
 
     http_server.route("/hook", receiver)
-    store.enqueue([outbox_item("hook", "pw_one"), outbox_item("hook", "pw_two", event="resolved")])
+    # Two projects: two groups, so two messages (one project's would share one message).
+    store.enqueue([outbox_item("hook", "pw_one"), outbox_item("hook", "pw_two", event="resolved", project="web")])
     clock = Clock()
     reports = _drain(store, _hook(http_server.url), clock, random.Random(3))
 

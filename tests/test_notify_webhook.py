@@ -49,12 +49,13 @@ def test_signed_alertmanager_payload_verifies_at_the_receiver(http_server, monke
               "pillar": "durability", "severity": "warning"}
     annotations = {"summary": "Durability fell from 91% to 74%", "description": message().summary}
     assert body["commonLabels"] == labels and body["commonAnnotations"] == annotations
-    assert body["groupLabels"] == {"alertname": "PillarRegression", "project": "shop", "subject": "pillar:durability"}
-    assert body["groupKey"] == '{}:{alertname="PillarRegression", project="shop", subject="pillar:durability"}'
+    assert body["groupLabels"] == {"project": "shop"}  # the channel's group_by (default: project)
+    assert body["groupKey"] == '{}:{project="shop"}'
     assert body["alerts"] == [{
         "status": "firing", "labels": labels, "annotations": annotations,
         "startsAt": "2026-03-01T08:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
         "generatorURL": "https://ci.example.org/runs/4812", "fingerprint": "a1b2c3d4e5f60718",
+        "pillarwatch": body["pillarwatch"],
     }]
     details = body["pillarwatch"]
     assert details["event"] == "firing" and details["baseline"] == 91.0 and details["value"] == 74.0

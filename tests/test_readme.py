@@ -13,6 +13,7 @@ from collectors.artifacts import GitHubArtifact, GitLabArtifact
 from collectors.kinds import KINDS
 from daemon.cli import app
 from daemon.config.alerts import (
+    AlertmanagerChannel,
     AlertRules,
     AppriseChannel,
     EmailChannel,
@@ -78,7 +79,7 @@ def test_every_command_is_documented_in_the_readme(command):
 
 MODELS = [Config, Display, Templates, Project, Pillar, PillarFromTemplate, Criterion, Manual, CheckFields,
           Scale, Thresholds, FreshWithinDays, *(model for model, _ in KINDS.values()),
-          GitHubArtifact, GitLabArtifact, AlertRules, Schedule, DaemonSettings, ApiSettings, CelerySettings, RetentionPolicy, WebhookChannel, SlackChannel, EmailChannel, AppriseChannel, LogChannel, Route]
+          GitHubArtifact, GitLabArtifact, AlertRules, Schedule, DaemonSettings, ApiSettings, CelerySettings, RetentionPolicy, WebhookChannel, AlertmanagerChannel, SlackChannel, EmailChannel, AppriseChannel, LogChannel, Route]
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)

@@ -121,7 +121,8 @@ def test_a_deleted_file_fires_a_regression_and_queues_one_item_per_message_and_c
     assert all(k.startswith("pw_") and len(k) == 3 + 32 for k in keys)
     alert_ids = {a.fingerprint: a.id for a in recorded.alerts}
     assert all(i.alert_id == alert_ids[i.message.fingerprint] for i in items)
-    assert {(i.state, i.attempts, i.created_at, i.next_attempt_at) for i in items} == {("pending", 0, T1, T1)}
+    # Each waits its channel's group_wait (30 s by default) for more alerts of its group.
+    assert {(i.state, i.attempts, i.created_at, i.next_attempt_at) for i in items} == {("pending", 0, T1, T1 + timedelta(seconds=30))}
     assert (count(store, "snapshots"), count(store, "alerts")) == (2, 2)
 
 
@@ -147,10 +148,10 @@ def test_without_channels_messages_go_to_the_log_channel_and_are_delivered_there
     assert [channels_for(config, m) for m in recorded.messages] == [["log"], ["log"]]
     assert {i.channel for i in store.outbox_items()} == {"log"}
     with caplog.at_level(logging.WARNING, logger="pillarwatch.alerts"):
-        report = deliver_pending(store, config, now=T1)
+        report = deliver_pending(store, config, now=T1, flush=True)  # as collect does: the collection is over
     assert report.counts() == {"delivered": 2, "to retry": 0, "dead": 0, "disabled": 0}
-    lines = [r.getMessage() for r in caplog.records if r.name == "pillarwatch.alerts"]
-    assert sorted(i.idempotency_key for i in store.outbox_items()) == sorted(line.rsplit("key=", 1)[1] for line in lines)
+    [line] = [r.getMessage() for r in caplog.records if r.name == "pillarwatch.alerts"]  # one group, one line
+    assert line.startswith("group of 2: firing svc pillar:durability") and "; firing svc overall" in line
 
 
 def test_routes_send_each_message_only_to_the_routed_channels(tmp_path: Path, repo: GitRepo, store: Store):
@@ -302,16 +303,17 @@ def test_deliver_pending_sends_everything_once_through_a_log_channel(tmp_path: P
     record_all(store, config, T1)
     assert {(i.channel, i.state) for i in store.outbox_items()} == {("ops", "pending")}
 
-    assert deliver_pending(store, config, now=T1 - timedelta(seconds=1)).total == 0  # not due yet
+    assert deliver_pending(store, config, now=T1).total == 0  # within the group's wait
+    sent_at = T1 + timedelta(seconds=30)
     with caplog.at_level(logging.ERROR, logger="pillarwatch.alerts"):
-        first = deliver_pending(store, config, now=T1)
+        first = deliver_pending(store, config, now=sent_at)
     assert (first.delivered, first.retry, first.dead, first.disabled) == (2, 0, 0, 0)
     items = store.outbox_items()
-    assert {(i.state, i.attempts, i.delivered_at, i.last_error) for i in items} == {("delivered", 1, T1, None)}
+    assert {(i.state, i.attempts, i.delivered_at, i.last_error) for i in items} == {("delivered", 1, sent_at, None)}
     assert [store.attempts(i.id)[0]["outcome"] for i in items] == ["delivered", "delivered"]
-    sent = [r for r in caplog.records if r.name == "pillarwatch.alerts"]
-    assert [r.levelno for r in sent] == [logging.ERROR, logging.ERROR]
-    assert {r.getMessage().split(" ")[2] for r in sent} == {"pillar:durability", "overall"}
+    [sent] = [r for r in caplog.records if r.name == "pillarwatch.alerts"]  # both alerts in one line
+    assert sent.levelno == logging.ERROR
+    assert "pillar:durability" in sent.getMessage() and "svc overall" in sent.getMessage()
 
     second = deliver_pending(store, config, now=T1 + timedelta(minutes=5))
     assert second.total == 0

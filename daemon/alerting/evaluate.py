@@ -299,7 +299,8 @@ class _Run:
     def _new(self, subject: str, kind: AlertKind, *, baseline: float | None, value: float | None,
              step: tuple[list[CriterionChange], list[EvidenceChange]]) -> Alert:
         alert = Alert(project=self.project.id, subject=subject, kind=kind, state="pending", severity=self.rules.severity,
-                      baseline=baseline, value=value, pending_count=0, started_at=self.now,
+                      baseline=baseline, value=value, low=value, low_at=self.now if value is not None else None,
+                      pending_count=0, started_at=self.now,
                       snapshot_id=self.current.id, criteria=step[0], evidence=step[1])
         self.open[(subject, kind)] = alert
         self.created.append(alert)
@@ -307,6 +308,8 @@ class _Run:
 
     def _gather(self, alert: Alert, value: float, step: tuple[list[CriterionChange], list[EvidenceChange]]) -> None:
         alert.value = value
+        if alert.low is None or value < alert.low:
+            alert.low, alert.low_at = value, self.now
         alert.criteria = changes.merge_criteria(alert.criteria, step[0])
         alert.evidence = changes.merge_evidence(alert.evidence, step[1])
 

@@ -40,6 +40,9 @@ class Alert(BaseModel):
     severity: Severity = "warning"
     baseline: float | None = None  # the figure before the drop (or the floor)
     value: float | None = None  # the latest figure
+    # The lowest figure since it started, and when: a resolved message says how low it went.
+    low: float | None = None
+    low_at: datetime | None = None
     # A regression's baseline: the snapshot it came from and the rules it is scored under,
     # so a change of rules re-scores it (None: an alert stored before these were kept).
     baseline_snapshot_id: int | None = None
@@ -53,7 +56,7 @@ class Alert(BaseModel):
     criteria: list[CriterionChange] = Field(default_factory=list)
     evidence: list[EvidenceChange] = Field(default_factory=list)
 
-    @field_serializer("started_at", "fired_at", "resolved_at", "last_notified_at")
+    @field_serializer("started_at", "fired_at", "resolved_at", "last_notified_at", "low_at")
     def _time(self, value: datetime | None) -> str | None:
         return rfc3339(value) if value else None
 
@@ -77,6 +80,10 @@ class AlertMessage(BaseModel):
     value: float | None
     baseline_display: str
     value_display: str
+    low: float | None = None  # the lowest figure while it was open (a resolved message says so)
+    low_at: datetime | None = None
+    low_display: str = ""
+    notes: list[str] = Field(default_factory=list)  # the summary's lines above its criteria and evidence
     criteria: list[CriterionChange] = Field(default_factory=list)
     evidence: list[EvidenceChange] = Field(default_factory=list)
     snapshot_id: int | None = None
@@ -85,7 +92,7 @@ class AlertMessage(BaseModel):
     fingerprint: str
     links: list[str] = Field(default_factory=list)
 
-    @field_serializer("started_at", "ended_at")
+    @field_serializer("started_at", "ended_at", "low_at")
     def _time(self, value: datetime | None) -> str | None:
         return rfc3339(value) if value else None
 

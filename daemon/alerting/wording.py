@@ -61,6 +61,8 @@ def message(
     criteria = alert.criteria if criteria is None else criteria
     evidence = alert.evidence if evidence is None else evidence
     heading = headline or title(alert, event, name, decimals, now=now, error=error, since=since)
+    low, low_at = _low(alert)
+    notes = _notes(heading, alert, event, decimals, since)
     return AlertMessage(
         event=event,
         project=alert.project,
@@ -68,11 +70,15 @@ def message(
         kind=alert.kind,
         severity=alert.severity,
         title=heading,
-        summary=_summary(heading, alert, event, criteria, evidence, decimals, since),
+        summary="\n".join(notes + _changes(criteria, evidence)),
         baseline=alert.baseline,
         value=alert.value,
         baseline_display=percent(alert.baseline, decimals),
         value_display=percent(alert.value, decimals),
+        low=low,
+        low_at=low_at,
+        low_display=percent(low, decimals) if low is not None else "",
+        notes=notes,
         criteria=criteria,
         evidence=evidence,
         snapshot_id=snapshot_id,
@@ -83,13 +89,29 @@ def message(
     )
 
 
-def _summary(heading: str, alert: Alert, event: EventKind, criteria: list[CriterionChange],
-             evidence: list[EvidenceChange], decimals: int, since: datetime | None) -> str:
+def _low(alert: Alert) -> tuple[float | None, datetime | None]:
+    """The lowest figure the alert saw, and when (an alert stored before lows were kept: its latest figure)."""
+    if alert.low is not None:
+        return alert.low, alert.low_at
+    return alert.value, None
+
+
+def _notes(heading: str, alert: Alert, event: EventKind, decimals: int, since: datetime | None) -> list[str]:
+    """The summary's lines above its criteria and evidence: what happened, in a sentence or three."""
     lines = [heading + "."]
     if alert.kind == "regression" and event != "resolved" and alert.baseline is not None and alert.value is not None:
         lines.append(f"A drop of {display(alert.baseline - alert.value, decimals)} points since {rfc3339(alert.started_at.replace(microsecond=0))}.")
     if alert.kind == "source_failing" and event != "resolved":
         lines.append(f"Failing since {rfc3339((since or alert.started_at).replace(microsecond=0))}; its criteria keep their last score until their max_age.")
+    low, low_at = _low(alert)
+    if event == "resolved" and alert.kind != "source_failing" and low is not None and alert.value is not None:
+        when = f" on {rfc3339(low_at.replace(microsecond=0))}" if low_at is not None else ""
+        lines.append(f"It fell as low as {percent(low, decimals)}{when} and recovered to {percent(alert.value, decimals)}.")
+    return lines
+
+
+def _changes(criteria: list[CriterionChange], evidence: list[EvidenceChange]) -> list[str]:
+    lines = []
     if criteria:
         lines.append("Criteria that moved:")
         lines += [f"- {c.title} ({c.pillar}): {_criterion_side(c.before, c.status_before)} → {_criterion_side(c.after, c.status_after)}"
@@ -97,7 +119,7 @@ def _summary(heading: str, alert: Alert, event: EventKind, criteria: list[Criter
     if evidence:
         lines.append("Evidence that changed:")
         lines += [f"- {e.description}" + (f" <{e.url}>" if e.url else "") for e in evidence]
-    return "\n".join(lines)
+    return lines
 
 
 def _criterion_side(score: float | None, status: str | None) -> str:

@@ -26,13 +26,38 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# The labels a channel may group its messages by (Alertmanager's ``group_by``); "..." groups by all of them.
+GroupLabel = Literal["alertname", "project", "subject", "pillar", "severity", "..."]
+
+
+class _Grouped(_Strict):
+    """A channel that sends one message per group of alerts (Alertmanager's ``group_by`` and ``group_wait``)."""
+
+    group_by: list[GroupLabel] = Field(default_factory=lambda: ["project"],
+                                       description="labels whose values make a group: one message per group")
+    group_wait: timedelta = Field(default=timedelta(seconds=30),
+                                  description="how long a new group waits for more alerts before its message goes")
+
+    @field_validator("group_wait", mode="before")
+    @classmethod
+    def _wait(cls, value: Any) -> Any:
+        return parse_optional_duration(value)
+
+    @field_validator("group_wait")
+    @classmethod
+    def _bounded(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) <= value <= timedelta(hours=1):
+            raise ValueError("group_wait must be between 0s and 1h")
+        return value
+
+
 def _one_source(fields: dict[str, object | None], what: str) -> None:
     given = [name for name, value in fields.items() if value]
     if len(given) != 1:
         raise ValueError(f"{what}: give exactly one of {', '.join(fields)} (got {', '.join(given) or 'none'})")
 
 
-class WebhookChannel(_Strict):
+class WebhookChannel(_Grouped):
     """A JSON POST in Alertmanager's webhook format (version 4), signed per Standard Webhooks."""
 
     kind: Literal["webhook"] = "webhook"
@@ -57,7 +82,7 @@ class WebhookChannel(_Strict):
         return self
 
 
-class _UrlFromSecret(_Strict):
+class _UrlFromSecret(_Grouped):
     """A channel whose whole URL is its secret: exactly one of url_env, url_file or url."""
 
     url_env: str | None = None
@@ -78,7 +103,7 @@ class SlackChannel(_UrlFromSecret):
     id: _Id
 
 
-class EmailChannel(_Strict):
+class EmailChannel(_Grouped):
     """Plain-text e-mail over SMTP; credentials come from the environment."""
 
     kind: Literal["email"] = "email"
@@ -113,9 +138,10 @@ class AlertmanagerChannel(_Strict):
     password_env: str | None = Field(default=None, description="environment variable holding the basic-auth password")
     ca_file: str | None = Field(default=None, description="PEM bundle of the CAs to trust for https (default: the system's)")
     dashboard_url: str | None = Field(default=None, description="pillarwatch's address as people reach it, for generatorURL")
-    # A firing alert stays active in Alertmanager until endsAt; reminders re-post it, so this is longer
-    # than the alerts' repeat_interval (24h by default). If pillarwatch stops, the alert ends by itself.
+    # A firing alert stays active in Alertmanager until endsAt; the sender re-posts it every resend_every
+    # (default hold / 3), whatever the projects' repeat_interval. If pillarwatch stops, the alert ends by itself.
     hold: timedelta = Field(default=timedelta(hours=25), description="endsAt of a firing alert: this long after each post")
+    resend_every: timedelta | None = Field(default=None, description="how often a firing alert is re-posted (default: hold / 3)")
     timeout_seconds: _Timeout = 10
 
     @field_validator("url", "dashboard_url")
@@ -125,10 +151,15 @@ class AlertmanagerChannel(_Strict):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/") if value else value
 
-    @field_validator("hold", mode="before")
+    @field_validator("hold", "resend_every", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return parse_optional_duration(value)
+
+    @property
+    def resend_interval(self) -> timedelta:
+        """How long after a post a firing alert is posted again: well before its ``endsAt``."""
+        return self.resend_every if self.resend_every is not None else self.hold / 3
 
     @model_validator(mode="after")
     def _auth(self) -> AlertmanagerChannel:
@@ -138,6 +169,8 @@ class AlertmanagerChannel(_Strict):
             raise ValueError("give both username_env and password_env, or neither")
         if self.username_env and (self.bearer_token_env or self.bearer_token_file):
             raise ValueError("give a bearer token or basic auth, not both")
+        if self.resend_every is not None and not timedelta(0) < self.resend_every < self.hold:
+            raise ValueError("resend_every must be above 0 and shorter than hold, or the alert ends while it fires")
         return self
 
 
@@ -148,7 +181,7 @@ class AppriseChannel(_UrlFromSecret):
     id: _Id
 
 
-class LogChannel(_Strict):
+class LogChannel(_Grouped):
     """One line per message on the ``pillarwatch.alerts`` logger."""
 
     kind: Literal["log"] = "log"

@@ -89,7 +89,6 @@ def _cross_check(config: Config) -> list[tuple[tuple[Any, ...], str]]:
             if project_id not in project_ids:
                 problems.append((("routes", ri, "projects", ki), f"no project {project_id!r}"))
     problems += _check_queues(config)
-    problems += _check_holds(config)
     seen_projects: set[str] = set()
     for pi, project in enumerate(config.projects):
         ploc = ("projects", pi)
@@ -142,21 +141,6 @@ def _cross_check(config: Config) -> list[tuple[tuple[Any, ...], str]]:
                     # A declared score is looked up by the criterion's own title unless told otherwise.
                     if check.signal == "declared_score" and not check.title:
                         check.title = criterion.title
-    return problems
-
-
-def _check_holds(config: Config) -> list[tuple[tuple[Any, ...], str]]:
-    """An Alertmanager channel's ``hold`` outlasts the reminders that re-post an alert, or the alert ends while firing."""
-    problems: list[tuple[tuple[Any, ...], str]] = []
-    for ci, channel in enumerate(config.channels):
-        if channel.kind != "alertmanager":
-            continue
-        for project in config.projects:
-            if channel.hold <= project.alerts.repeat_interval:  # type: ignore[union-attr]
-                problems.append((("channels", ci, "hold"), f"hold must be longer than project {project.id!r}'s "
-                                 f"alerts.repeat_interval ({project.alerts.repeat_interval}): reminders re-post a "
-                                 "firing alert before its endsAt passes"))
-                break
     return problems
 
 

@@ -16,6 +16,8 @@ from pydantic import BaseModel
 from collectors.evidence import CollectResult
 from daemon.alerting.evaluate import evaluate, needs_rebase, rebase, rescore
 from daemon.alerting.notify import Channel, DeliveryReport, LogChannel, SendControl, deliver_due, route
+from daemon.alerting.notify.grouping import wait
+from daemon.alerting.notify.repost import queue_reposts
 from daemon.alerting.rules import Alert, AlertMessage, OutboxItem
 from daemon.config.model import Config, Project
 from daemon.errors import NotFound
@@ -51,6 +53,7 @@ def record(store: Store, config: Config, project: Project, results: Sequence[Col
         )
         alerts = store.save_alerts(evaluation.alerts)
         by_fingerprint = {a.fingerprint: a.id for a in alerts}
+        channels = configured_channels(config)
         items = [
             OutboxItem(
                 alert_id=by_fingerprint.get(message.fingerprint),
@@ -58,7 +61,7 @@ def record(store: Store, config: Config, project: Project, results: Sequence[Col
                 idempotency_key=_idempotency_key(message, channel, now),
                 message=message,
                 created_at=now,
-                next_attempt_at=now,
+                next_attempt_at=now + wait(channels.get(channel)),  # its group's wait for more alerts
             )
             for message in evaluation.messages
             for channel in channels_for(config, message)
@@ -86,17 +89,26 @@ def _rebased(store: Store, project: Project, current: Snapshot, open_alerts: lis
     return [rebased.get(a.id, a) for a in open_alerts]
 
 
-def deliver_pending(store: Store, config: Config, *, now: datetime, control: SendControl | None = None) -> DeliveryReport:
-    """Send what is due in the outbox through the configured channels (``log`` always exists).
-
-    ``control``: the daemon's, shared by its rounds, to bound a round at shutdown.
-    """
+def configured_channels(config: Config) -> dict[str, Channel]:
+    """The configuration's channels by id, and ``log``, which always exists."""
     channels: dict[str, Channel] = {c.id: c for c in config.channels}
     channels.setdefault("log", LogChannel(kind="log", id="log"))
+    return channels
+
+
+def deliver_pending(store: Store, config: Config, *, now: datetime, control: SendControl | None = None,
+                    flush: bool = False) -> DeliveryReport:
+    """Queue the re-posts Alertmanager channels are due, then send what is due in the outbox.
+
+    ``control``: the daemon's, shared by its rounds, to bound a round at shutdown.
+    ``flush``: send groups still within their ``group_wait`` (``collect``: its collection is over).
+    """
+    channels = configured_channels(config)
+    queue_reposts(store, channels, now=now)
     settings = config.daemon
     return deliver_due(
         store, channels, now=now, dead_after=settings.dead_after,
-        retry_initial=settings.retry_initial, retry_max=settings.retry_max, control=control,
+        retry_initial=settings.retry_initial, retry_max=settings.retry_max, control=control, flush=flush,
     )
 
 

@@ -96,6 +96,15 @@ class AlertQueries:
         )
         return [self._item(row) for row in rows]
 
+    def last_firing_items(self, channel: str) -> list[OutboxItem]:
+        """For each firing alert that has gone to ``channel``, the latest outbox item for it there."""
+        rows = self.db.query(
+            "SELECT o.* FROM outbox o JOIN alerts a ON a.id = o.alert_id WHERE a.state = 'firing' AND o.channel = ?"
+            " AND o.id = (SELECT max(id) FROM outbox WHERE alert_id = o.alert_id AND channel = o.channel) ORDER BY o.id",
+            [channel],
+        )
+        return [self._item(row) for row in rows]
+
     def outbox_items(self, *, alert_id: int | None = None, state: str | None = None, limit: int = 200) -> list[OutboxItem]:
         sql, params = "SELECT * FROM outbox WHERE 1 = 1", []  # type: ignore[var-annotated]
         if alert_id is not None:

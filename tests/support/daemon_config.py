@@ -14,7 +14,8 @@ def config_body(repo: Path, hook: str, **overrides: Any) -> dict[str, Any]:
         "version": 1,
         "store": "pw.db",
         "daemon": {"debounce": "0.3s", "send_interval": "0.3s", "shutdown_grace": "5s", "retry_initial": "0.2s", "retry_max": "1s"},
-        "channels": [{"kind": "webhook", "id": "hook", "url": hook, "secret_env": "PW_TEST_WEBHOOK_SECRET"}],
+        "channels": [{"kind": "webhook", "id": "hook", "url": hook, "secret_env": "PW_TEST_WEBHOOK_SECRET",
+                      "group_wait": "0.5s"}],
         "projects": [{
             "id": "svc",
             "schedule": {"every": "2s"},

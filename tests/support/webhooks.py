@@ -58,7 +58,8 @@ class Receiver:
         return Reply(204, "")
 
     def events(self) -> list[str]:
-        return [body["pillarwatch"]["event"] for body in self.accepted]
+        """The event of every alert of every body taken (a body lists a group's alerts)."""
+        return [alert["pillarwatch"]["event"] for body in self.accepted for alert in body["alerts"]]
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 Alertmanager then owns them: its silences, inhibitions, grouping and receivers
 apply, as to an alert from Prometheus. A firing alert (and each reminder) is
 posted with ``endsAt`` ``hold`` ahead, so it stays active while pillarwatch
-keeps re-posting it and ends by itself if pillarwatch stops; a resolution is
-posted with ``endsAt`` = now, which ends it at once.
+keeps re-posting it (every ``resend_every``, :mod:`daemon.alerting.notify.repost`)
+and ends by itself if pillarwatch stops; a resolution is posted with ``endsAt`` = now,
+which ends it at once. The channel does not group: each alert keeps its own labels.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import ssl
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -20,7 +22,7 @@ from urllib.parse import quote
 from collectors.secrets import SecretMissing, read_secret, require_secret
 from daemon.alerting.notify._common import SendResult, failed
 from daemon.alerting.notify._http import post
-from daemon.alerting.notify.webhook import alert_labels
+from daemon.alerting.notify.grouping import as_list, labels
 from daemon.alerting.rules import AlertMessage
 from daemon.config.alerts import AlertmanagerChannel
 from daemon.scoring.snapshot import rfc3339
@@ -28,15 +30,16 @@ from daemon.scoring.snapshot import rfc3339
 _EVIDENCE_LINES = 20  # evidence lines in the annotation; the rest is counted
 
 
-def send(channel: AlertmanagerChannel, message: AlertMessage, *, idempotency_key: str, now: datetime) -> SendResult:
-    """POST the message as one alert."""
+def send(channel: AlertmanagerChannel, message: AlertMessage | Sequence[AlertMessage], *, idempotency_key: str,
+         now: datetime) -> SendResult:
+    """POST each message as an alert with its own labels (Alertmanager groups them itself)."""
     where = f"alertmanager {channel.id}"
     try:
         headers, secrets = _auth(channel)
         verify = _tls(channel.ca_file) if channel.ca_file else None
     except (SecretMissing, OSError, ssl.SSLError) as exc:
         return failed(f"{where}: {exc}")
-    body = json.dumps([alert(channel, message, now=now)], ensure_ascii=False, separators=(",", ":"))
+    body = json.dumps([alert(channel, m, now=now) for m in as_list(message)], ensure_ascii=False, separators=(",", ":"))
     headers = {**headers, "Content-Type": "application/json", "Idempotency-Key": idempotency_key}
     return post(f"{channel.url}/api/v2/alerts", body.encode(), headers, timeout=channel.timeout_seconds, now=now,
                 secrets=secrets, verify=verify)
@@ -54,7 +57,7 @@ def alert(channel: AlertmanagerChannel, message: AlertMessage, *, now: datetime)
     if evidence:
         annotations["evidence"] = evidence
     body: dict[str, Any] = {
-        "labels": alert_labels(message),
+        "labels": labels(message),
         "annotations": annotations,
         "startsAt": rfc3339(message.started_at),
         "endsAt": rfc3339(max(ends, message.started_at)),

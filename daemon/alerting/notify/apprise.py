@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from datetime import datetime
 
 from collectors.secrets import SecretMissing, one_line, redact_url, require_secret, scrub, url_secrets
+from daemon.alerting.notify import grouping
 from daemon.alerting.notify._common import MESSAGE_LIMIT, SendResult, failed, hide_in_logs
 from daemon.alerting.notify._http import permanence
 from daemon.alerting.rules import AlertMessage
@@ -28,8 +30,9 @@ _STATUS = re.compile(r"\berror=([1-5][0-9]{2})\b")
 _NOTIFY_TYPES = {"critical": "failure", "warning": "warning", "info": "info"}
 
 
-def send(channel: AppriseChannel, message: AlertMessage, *, idempotency_key: str, now: datetime) -> SendResult:
-    """Notify through the channel's Apprise URL, exactly one attempt."""
+def send(channel: AppriseChannel, message: AlertMessage | Sequence[AlertMessage], *, idempotency_key: str,
+         now: datetime) -> SendResult:
+    """Notify through the channel's Apprise URL (a group's alerts in one notification), exactly one attempt."""
     import apprise as _apprise  # heavy (every plugin): loaded only when a message goes through Apprise
 
     try:
@@ -51,8 +54,12 @@ def send(channel: AppriseChannel, message: AlertMessage, *, idempotency_key: str
         plugin.socket_read_timeout = channel.timeout_seconds
     notifier = _apprise.Apprise(asset=asset)
     notifier.add(plugin)
-    notify_type = "success" if message.event == "resolved" else _NOTIFY_TYPES[message.severity]
-    result = notifier.notify(body=_body(message), title=message.title, notify_type=notify_type)
+    messages = grouping.as_list(message)
+    firing = [m for m in messages if m.event != "resolved"]
+    # The gravest firing alert sets the type; a group that only resolves is a success.
+    notify_type = min((_NOTIFY_TYPES[m.severity] for m in firing), key=list(_NOTIFY_TYPES.values()).index, default="success")
+    title = messages[0].title if len(messages) == 1 else f"{messages[0].project}: {grouping.heading(messages)}"
+    result = notifier.notify(body=_body(messages), title=title, notify_type=notify_type)
     if result:
         return SendResult(ok=True, retryable=False)
     reasons = [entry.message for entry in result.logs() if _severe(entry.level)]
@@ -70,8 +77,14 @@ def _severe(level: str) -> bool:
     return not isinstance(number, int) or number >= logging.WARNING
 
 
-def _body(message: AlertMessage) -> str:
-    text = message.summary.strip()
-    if message.links:
-        text += "\n\n" + "\n".join(message.links)
+def _body(messages: Sequence[AlertMessage]) -> str:
+    if len(messages) == 1:
+        text = messages[0].summary.strip()
+    else:
+        lines = [f"[{grouping.TAGS[m.event]}] " + "\n".join(grouping.notes(m)) for m in messages]
+        evidence = [f"- {e.description}" for e in grouping.evidence(messages)]
+        text = "\n".join(lines + (["Evidence that changed:", *evidence] if evidence else []))
+    links = grouping.links(messages)
+    if links:
+        text += "\n\n" + "\n".join(links)
     return text

@@ -1,8 +1,9 @@
 """Delivering the outbox: a chain of small stages, Alertmanager-style.
 
-Each due item passes through the same stages in order::
+The due items are first gathered into groups (:func:`~daemon.alerting.notify.grouping.group`:
+one message per channel and group of alerts); each group then passes through the same stages in order::
 
-    due -> check_dead -> check_disabled -> send -> retry -> record
+    group -> due -> check_dead -> check_disabled -> send -> retry -> record
 
 Every stage has the one signature ``(Attempt, Run) -> Attempt``: it may decide
 the attempt's outcome (``delivered``, ``retry``, ``dead``, ``disabled``) and the
@@ -30,14 +31,14 @@ import random
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, Protocol
 
 from collectors.secrets import SecretMissing, one_line, require_secret
-from daemon.alerting.notify import alertmanager, apprise, email, logchannel, slack, webhook
+from daemon.alerting.notify import alertmanager, apprise, email, grouping, logchannel, slack, webhook
 from daemon.alerting.notify._common import MESSAGE_LIMIT, SendResult
 from daemon.alerting.rules import AlertMessage, OutboxItem
 from daemon.config.alerts import (
@@ -87,13 +88,15 @@ class Run:
     disabled: dict[str, str] = field(default_factory=dict)  # channel id -> why; grows on an HTTP 410
     retry_initial: float = BACKOFF_BASE
     retry_max: float = BACKOFF_CAP
+    flush: bool = False  # send groups still in their group_wait (collect: its collection is over)
 
 
 @dataclass(frozen=True)
 class Attempt:
-    """One outbox item on its way through the stages."""
+    """One outbox item (with the rest of its group, if any) on its way through the stages."""
 
     item: OutboxItem
+    group: tuple[OutboxItem, ...] = ()  # the other items sent in the same message
     skipped: bool = False  # not due: nothing is sent or recorded
     result: SendResult | None = None
     outcome: Outcome | None = None
@@ -103,6 +106,10 @@ class Attempt:
     @property
     def decided(self) -> bool:
         return self.skipped or self.outcome is not None
+
+    @property
+    def items(self) -> tuple[OutboxItem, ...]:
+        return (self.item, *self.group)
 
 
 Stage = Callable[[Attempt, Run], Attempt]
@@ -129,8 +136,8 @@ class DeliveryReport:
 
 
 def due(attempt: Attempt, run: Run) -> Attempt:
-    """Skip an item whose next attempt is still ahead."""
-    if attempt.decided or attempt.item.next_attempt_at <= run.now:
+    """Skip a group none of whose items is due (``flush``: none is waiting for its first attempt)."""
+    if attempt.decided or any(i.next_attempt_at <= run.now or (run.flush and i.attempts == 0) for i in attempt.items):
         return attempt
     return replace(attempt, skipped=True)
 
@@ -163,7 +170,8 @@ def send(attempt: Attempt, run: Run) -> Attempt:
         # The configuration may get the channel back; dead_after bounds the wait.
         result = SendResult(ok=False, retryable=True, error=f"channel {item.channel} is not configured")
     else:
-        result = notify(channel, item.message, idempotency_key=item.idempotency_key, now=run.now)
+        result = notify(channel, [i.message for i in attempt.items], idempotency_key=grouping.group_key(attempt.items),
+                        now=run.now)
     return replace(attempt, result=result)
 
 
@@ -178,7 +186,7 @@ def retry(attempt: Attempt, run: Run) -> Attempt:
         return replace(attempt, outcome="disabled", error=result.error)
     if not result.retryable:
         return replace(attempt, outcome="dead", error=result.error)
-    delay = max(backoff(attempt.item.attempts, run.rng, base=run.retry_initial, cap=run.retry_max), result.retry_after or 0.0)
+    delay = max(backoff(max(i.attempts for i in attempt.items), run.rng, base=run.retry_initial, cap=run.retry_max), result.retry_after or 0.0)
     return replace(attempt, outcome="retry", error=result.error, next_attempt_at=run.now + timedelta(seconds=delay))
 
 
@@ -195,12 +203,13 @@ def record(attempt: Attempt, run: Run) -> Attempt:
             run.store.disable_channel(item.channel, reason=reason, at=run.now,
                                       config_hash=config_hash(channel) if channel is not None else None)
             run.disabled[item.channel] = reason
-        run.store.record_attempt(
-            item.id, at=run.now, outcome=attempt.outcome, status_code=status,
-            error=attempt.error, next_attempt_at=attempt.next_attempt_at,
-        )
+        for one in attempt.items:  # the group's message went (or failed) for each of its items
+            run.store.record_attempt(
+                one.id, at=run.now, outcome=attempt.outcome, status_code=status,  # type: ignore[arg-type]
+                error=attempt.error, next_attempt_at=attempt.next_attempt_at,
+            )
     level = logging.INFO if attempt.outcome == "delivered" else logging.WARNING
-    logger.log(level, "outbox %s to %s: %s%s", item.id, item.channel, attempt.outcome,
+    logger.log(level, "outbox %s to %s: %s%s", ",".join(str(i.id) for i in attempt.items), item.channel, attempt.outcome,
                f" ({attempt.error})" if attempt.error else "")
     return attempt
 
@@ -245,8 +254,11 @@ def deliver_due(
     retry_max: timedelta = timedelta(seconds=BACKOFF_CAP),
     limit: int = 50,
     control: SendControl | None = None,
+    flush: bool = False,
 ) -> DeliveryReport:
-    """Pass every due outbox item (at most ``limit``) through the stages once.
+    """Pass every due outbox item (at most ``limit``), gathered in groups, through the stages once.
+
+    ``flush``: send the groups still within their ``group_wait`` too.
 
     Each channel's items go in order on a worker of their own (at most
     :data:`MAX_PARALLEL_CHANNELS` at once), through the stages up to ``send``;
@@ -258,14 +270,15 @@ def deliver_due(
     control = control or SendControl()
     run = Run(
         store, channels, now, rng or random.Random(), dead_after, reenable_changed(store, channels),
-        retry_initial=retry_initial.total_seconds(), retry_max=retry_max.total_seconds(),
+        retry_initial=retry_initial.total_seconds(), retry_max=retry_max.total_seconds(), flush=flush,
     )
-    with control.lock:
-        items = [i for i in store.due_outbox(now, limit=limit) if i.id not in control.in_flight]
-    by_channel: dict[str, list[OutboxItem]] = {}
-    for item in items:
-        by_channel.setdefault(item.channel, []).append(item)
-    todo: queue.SimpleQueue[list[OutboxItem]] = queue.SimpleQueue()
+    with control.lock:  # rows waiting within a group_wait may join a group that is due
+        ahead = now + grouping.horizon(channels.values())
+        items = [i for i in store.due_outbox(ahead, limit=limit) if i.id not in control.in_flight]
+    by_channel: dict[str, list[tuple[OutboxItem, ...]]] = {}
+    for batch in grouping.group(items, channels, now=now, dead_after=dead_after, flush=flush):
+        by_channel.setdefault(batch[0].channel, []).append(batch)
+    todo: queue.SimpleQueue[list[tuple[OutboxItem, ...]]] = queue.SimpleQueue()
     for group in by_channel.values():
         todo.put(group)
     done: queue.SimpleQueue[Attempt | None] = queue.SimpleQueue()  # None: a worker has finished
@@ -276,12 +289,13 @@ def deliver_due(
                 group = todo.get_nowait()
             except queue.Empty:
                 break
-            for item in group:
+            for batch in group:
                 if control.remaining() <= 0:
                     break
+                item = batch[0]
                 with control.lock:
-                    control.in_flight.add(item.id)  # type: ignore[arg-type]
-                attempt = Attempt(item)
+                    control.in_flight.update(i.id for i in batch)  # type: ignore[misc]
+                attempt = Attempt(item, group=batch[1:])
                 for stage in _ON_WORKER:
                     attempt = stage(attempt, run)
                 if attempt.result is not None and attempt.result.disable:
@@ -312,9 +326,9 @@ def deliver_due(
         for stage in _ON_CALLER:
             attempt = stage(attempt, run)
         with control.lock:
-            control.in_flight.discard(attempt.item.id)  # type: ignore[arg-type]
+            control.in_flight.difference_update(i.id for i in attempt.items)
         if attempt.outcome is not None:
-            counts[attempt.outcome] += 1
+            counts[attempt.outcome] += len(attempt.items)
     return DeliveryReport(**counts)
 
 
@@ -355,8 +369,10 @@ def backoff(attempts: int, rng: random.Random, *, base: float = BACKOFF_BASE, ca
     return rng.uniform(0.0, ceiling)
 
 
-def notify(channel: Channel, message: AlertMessage, *, idempotency_key: str, now: datetime) -> SendResult:
-    """Send through the channel's kind; a bug in a channel becomes a retryable result, not a crash."""
+def notify(channel: Channel, message: AlertMessage | Sequence[AlertMessage], *, idempotency_key: str,
+           now: datetime) -> SendResult:
+    """Send one message (or a group's, several) through the channel's kind; a bug in a channel becomes a
+    retryable result, not a crash."""
     try:
         match channel:
             case WebhookChannel():

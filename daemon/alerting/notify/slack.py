@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from collectors.secrets import SecretMissing, require_secret
+from daemon.alerting.notify import grouping
 from daemon.alerting.notify._common import SendResult, failed
 from daemon.alerting.notify._http import post
 from daemon.alerting.rules import AlertMessage
@@ -15,16 +17,19 @@ from daemon.config.alerts import SlackChannel
 # Block Kit limits: a header's text up to 150 characters, a section's up to 3000.
 _HEADER_MAX = 150
 _SECTION_MAX = 3000
+_GROUP_SHOWN = 20  # alerts shown one by one in a group's message (Slack takes 50 blocks); the rest counted
 _ICONS = {"firing": ":red_circle:", "reminder": ":large_orange_circle:", "resolved": ":large_green_circle:"}
 
 
-def send(channel: SlackChannel, message: AlertMessage, *, idempotency_key: str, now: datetime) -> SendResult:
-    """POST the message to the channel's incoming-webhook URL."""
+def send(channel: SlackChannel, message: AlertMessage | Sequence[AlertMessage], *, idempotency_key: str,
+         now: datetime) -> SendResult:
+    """POST the message (a group's alerts, in one message) to the channel's incoming-webhook URL."""
     try:
         url = require_secret("Slack webhook URL", env=channel.url_env, file=channel.url_file, value=channel.url)
     except SecretMissing as exc:
         return failed(f"slack {channel.id}: {exc}")
-    body = json.dumps(payload(message), ensure_ascii=False).encode()
+    messages = grouping.as_list(message)
+    body = json.dumps(payload(messages[0]) if len(messages) == 1 else group_payload(messages), ensure_ascii=False).encode()
     headers = {"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": idempotency_key}
     return post(url, body, headers, timeout=channel.timeout_seconds, now=now, secret_url=True)
 
@@ -43,6 +48,23 @@ def payload(message: AlertMessage) -> dict[str, Any]:
         links = "\n".join(f"<{_escape(link)}>" for link in message.links[:10])
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(links, _SECTION_MAX)}})
     return {"text": f"{_ICONS[message.event]} {message.title}", "blocks": blocks}
+
+
+def group_payload(messages: Sequence[AlertMessage]) -> dict[str, Any]:
+    """A group's alerts in one message: a header, one section per alert, then the evidence and links once."""
+    title = f"{messages[0].project}: {grouping.heading(messages)}"
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _cut(title, _HEADER_MAX), "emoji": True}}]
+    for message in messages[:_GROUP_SHOWN]:
+        text = "\n".join([f"{_ICONS[message.event]} *{_escape(message.title)}*", *map(_escape, grouping.notes(message)[1:]),
+                          f"{_subject_name(message)} · *Severity* {message.severity}"])
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, _SECTION_MAX)}})
+    if len(messages) > _GROUP_SHOWN:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"… and {len(messages) - _GROUP_SHOWN} more"}]})
+    evidence = [f"- {_escape(e.description)}" + (f" <{_escape(e.url)}>" if e.url else "") for e in grouping.evidence(messages)]
+    if evidence:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut("*Evidence that changed*\n" + "\n".join(evidence), _SECTION_MAX)}})
+    return {"text": f"{_ICONS[messages[0].event]} {title}", "blocks": blocks}
 
 
 def _subject_name(message: AlertMessage) -> str:
