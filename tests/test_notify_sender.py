@@ -326,3 +326,19 @@ def test_a_round_gives_up_waiting_at_its_deadline_and_keeps_the_item_pending(sto
         assert len(hanging.requests) == 1
     finally:
         hanging.close()
+
+
+def test_a_resolution_supersedes_its_alerts_pending_reminders_on_its_channel(store: Store) -> None:
+    """A reminder still retrying when its alert resolves is never sent after the resolution
+    (an Alertmanager re-post would make the alert fire again there)."""
+    def item(event: str, key: str, *, alert_id: int = 1, channel: str = "am") -> OutboxItem:
+        return OutboxItem(alert_id=alert_id, channel=channel, idempotency_key=key, message=message(event),
+                          created_at=T0, next_attempt_at=T0)
+
+    store.enqueue([item("reminder", "pw_r1"), item("reminder", "pw_other_alert", alert_id=2),
+                   item("reminder", "pw_other_channel", channel="hook"), item("firing", "pw_firing")])
+    store.enqueue([item("resolved", "pw_resolved")])
+    states = {i.idempotency_key: i.state for i in store.outbox_items()}
+    assert states == {"pw_r1": "superseded", "pw_other_alert": "pending", "pw_other_channel": "pending",
+                      "pw_firing": "pending", "pw_resolved": "pending"}
+    assert "pw_r1" not in {i.idempotency_key for i in store.due_outbox(T0 + timedelta(hours=1))}

@@ -108,6 +108,6 @@ class OutboxItem(BaseModel):
     created_at: datetime
     next_attempt_at: datetime
     attempts: int = 0
-    state: Literal["pending", "delivered", "dead", "disabled"] = "pending"
+    state: Literal["pending", "delivered", "dead", "disabled", "superseded"] = "pending"
     last_error: str | None = None
     delivered_at: datetime | None = None

@@ -78,9 +78,20 @@ class AlertQueries:
     # --- outbox ----------------------------------------------------------------------
 
     def enqueue(self, items: list[OutboxItem]) -> None:
-        """Add messages to deliver; an idempotency key already queued is not queued twice."""
+        """Add messages to deliver; an idempotency key already queued is not queued twice.
+
+        A resolution supersedes the reminders of its alert still pending on its channel: a
+        reminder (an Alertmanager re-post) sent after the resolution would make the alert
+        fire again there.
+        """
         with self.db.atomic():
             for item in items:
+                if item.message.event == "resolved":
+                    self.db.execute(
+                        "UPDATE outbox SET state = 'superseded' WHERE alert_id = ? AND channel = ? AND state = 'pending'"
+                        " AND json_extract(message, '$.event') = 'reminder'",
+                        [item.alert_id, item.channel],
+                    )
                 self.db.execute(
                     "INSERT OR IGNORE INTO outbox (alert_id, channel, idempotency_key, message, created_at, next_attempt_at)"
                     " VALUES (?, ?, ?, ?, ?, ?)",

@@ -180,7 +180,7 @@ class StoreCollector(Collector):
         for key in sorted(keys):
             open_alerts.add_metric(list(key), counts.get(key, 0))
         backlog = GaugeMetricFamily(
-            "pillarwatch_outbox_messages", "Alert messages in the delivery outbox, by state (pending, delivered, dead, disabled).",
+            "pillarwatch_outbox_messages", "Alert messages in the delivery outbox, by state (pending, delivered, dead, disabled, superseded).",
             labels=["state"])
         by_state = self.store.outbox_backlog()
         for state in sorted(set(OUTBOX_STATES) | set(by_state)):
