@@ -168,6 +168,7 @@ def test_no_open_alert_after_the_history_and_its_messages_wait_in_the_outbox(his
     assert series(samples, "pillarwatch_outbox_messages") == {
         frozenset({("state", "pending")}): 8.0, frozenset({("state", "delivered")}): 0.0,
         frozenset({("state", "dead")}): 0.0, frozenset({("state", "disabled")}): 0.0,
+        frozenset({("state", "superseded")}): 0.0,
     }
     # The first message was queued at the first collection.
     assert value(samples, "pillarwatch_outbox_oldest_pending_age_seconds") == (SCRAPE - DAY0).total_seconds()
@@ -250,7 +251,7 @@ def test_outbox_backlog_by_state_and_oldest_pending(eventful):
     _, samples = scrape(eventful, now=LATER)
     backlog = {dict(k)["state"]: v for k, v in series(samples, "pillarwatch_outbox_messages").items()}
     # Eight messages of the history, two more for the regression; one delivered, one given up.
-    assert backlog == {"pending": 8.0, "delivered": 1.0, "dead": 1.0, "disabled": 0.0}
+    assert backlog == {"pending": 8.0, "delivered": 1.0, "dead": 1.0, "disabled": 0.0, "superseded": 0.0}
     with Store.open(eventful.db, readonly=True) as store:
         oldest = min(i.created_at for i in store.outbox_items(state="pending"))
     assert oldest == DAY0 + timedelta(days=3)  # the first two (days 0 and 1) left the backlog
