@@ -153,6 +153,11 @@ class RunQueries:
         ).fetchone()
         return parse_time(row[0]) if row and row[0] else None
 
+    def last_recorded_due(self, project: str, source: str) -> datetime | None:
+        """The latest due time with a row of any outcome: the due times after it have none yet."""
+        row = self.db.execute("SELECT max(due_at) FROM source_runs WHERE project = ? AND source = ?", [project, source]).fetchone()
+        return parse_time(row[0]) if row and row[0] else None
+
     def runs(self, project: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
         sql = "SELECT * FROM source_runs"
         params: list[Any] = []
