@@ -216,10 +216,16 @@ class Collections:
     def _missed(self, key: Key, schedule: Schedule, after: datetime, before: datetime, *, why: str,
                 outcome: str = "missed") -> None:
         dues, count = due_times_between(schedule, after, before)
-        if count > len(dues):
-            log.warning("%s/%s: %d due times %s before %s; the latest %d recorded", *key, count, outcome, rfc3339(dues[0]), len(dues))
-        for due in dues:
-            self._record(key, due, outcome, why)
+        if not dues:
+            return
+        kept = f"; the latest {len(dues)} recorded" if count > len(dues) else ""
+        log.warning("%s/%s: %d run(s) due from %s to %s %s: %s%s", *key, count, rfc3339(dues[0]), rfc3339(dues[-1]), outcome, why, kept)
+        try:
+            with self.db:
+                if not self.closed:
+                    self.store.record_not_run(*key, dues, outcome=outcome, now=utcnow(), error=why)
+        except DatabaseError as exc:
+            write_failed(f"{key[0]}/{key[1]}: {len(dues)} run(s) due from {rfc3339(dues[0])} not recorded", exc)
 
     def _record(self, key: Key, due: datetime, outcome: str, error: str) -> None:
         log.warning("%s/%s: run due %s %s: %s", *key, rfc3339(due), outcome, error)

@@ -112,6 +112,15 @@ class RunQueries:
             if result is not None:
                 self.save_result(project, result, now)
 
+    def record_not_run(self, project: str, source: str, dues: list[datetime], *, outcome: str, now: datetime, error: str) -> None:
+        """Record due times that were not run (``missed`` or ``skipped``) at once; one already recorded keeps its row."""
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO source_runs (project, source, due_at, started_at, finished_at, outcome, error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [[project, source, rfc3339(due), rfc3339(now), rfc3339(now), outcome, error] for due in dues],
+            )
+
     def save_result(self, project: str, result: CollectResult, now: datetime) -> None:
         """Keep a source's latest result, and since when it has been failing."""
         previous = self.db.execute(
