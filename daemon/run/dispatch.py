@@ -152,6 +152,11 @@ class Collections:
                 self._collect(*key, due)
         except DatabaseError as exc:  # a full disk: nothing of this run is stored, the next run tries again
             write_failed(f"{key[0]}/{key[1]}: run not recorded", exc)
+        except Exception as exc:  # a bug: the run is an error, the pool keeps its thread
+            log.exception("%s/%s: run due %s failed", *key, rfc3339(due))
+            with self.db:
+                if not self.closed:
+                    self.store.record_run(*key, due, outcome="error", now=utcnow(), error=f"{type(exc).__name__}: {exc}")
         finally:
             with self._lock:
                 self._pending.pop(key, None)
