@@ -197,8 +197,9 @@ class CeleryExecutor:
                 if self._closed.is_set():
                     raise Abandoned(f"{job.project}/{job.target.id}: no result yet from queue {queue!r}")
                 if not taken and time.monotonic() > deadline - wait + untaken:
-                    taken = _state(pending) != "PENDING"  # a worker took it (STARTED, RETRY, ...), or the backend is away
-                    if not taken:
+                    state = _state(pending)
+                    taken = state not in ("PENDING", "UNKNOWN")  # a worker took it: STARTED, RETRY, a result
+                    if state == "PENDING":
                         return job.failed(EvidenceError(kind="timeout", retryable=True,
                                                         message=f"no worker took the task on queue {queue!r} within {untaken:g}s"))
                 left = deadline - time.monotonic()
@@ -243,7 +244,7 @@ def _state(pending: Any) -> str:
     """The task's state in the result backend; ``UNKNOWN`` when the backend is away."""
     try:
         return str(pending.state)
-    except Exception:  # kombu/redis connection errors: not known, so not given up for it
+    except Exception:  # kombu/redis connection errors: not known, so not given up for it; asked again next time
         return "UNKNOWN"
 
 
