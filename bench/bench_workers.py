@@ -656,6 +656,8 @@ def render(body: dict[str, Any]) -> str:
         "A deployment whose remotes answer slower needs proportionally more worker processes, not more cores:",
         "the processes mostly wait.",
         "",
+        *FAILS_AND_RECOVERS.splitlines(),
+        "",
         *FAILING_AND_RECOVERING.splitlines(),
         "",
         "## Reproduce",
@@ -754,3 +756,16 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# Written by hand (issue 17), kept here so that a full run rewriting SCALING.md keeps it.
+FAILS_AND_RECOVERS = """## How the executor fails and recovers
+
+The daemon collects on exactly `concurrency` threads of its own: each collection (with `executor: celery`, one task in flight and the wait for its result) holds one slot, so `concurrency` bounds what runs and the tasks in flight, never more. Scoring, alert delivery and retention run on the scheduler's own threads, which no collection holds: a collection waiting however long delays no snapshot and no alert.
+
+- **Slots between queues.** A free slot goes to the queue holding the fewest, then to the one waiting longest. Each queue the sources use keeps one slot of its own: a queue takes a second slot only while one stays free for every other queue holding none. Give `concurrency` at least the number of queues (and of worker processes); with fewer, queues take turns.
+- **A queue no live worker serves.** A task no worker has taken (Celery's `STARTED`, which workers report) within the queue's `queue_timeout` (default 2 minutes, per queue in `queue_timeouts`) is given up: the run is a `timeout` error, "no worker took the task on queue 'qa' within 120s", and the sources' evidence turns stale as for any source fault. The queue then holds one slot at most, a probe, until one of its tasks is answered; the other queues have the rest. The given-up task stays in the broker until its expiry (the full result wait) and a worker that comes back drops it unrun. `python -m bench.run --only pool` measures it: queue qb's collections per second beside a dead queue qa, against qb alone (docs/BENCHMARKS.md).
+- **A task a worker took** is waited for up to `result_timeout` (by default every attempt's hard time limit, the retry delays, one `visibility_timeout` and 30 s), so that a task redelivered after its worker died is still read.
+- **Every due time is recorded once.** A run carries the due time it was fired for, however late it starts, and never takes the next one's. Each due time of each source gets exactly one row in `source_runs`: `ok` or `error` (its run), `skipped` (the source's previous run was still waiting for a slot or going), `missed` (never fired: the daemon was stopped, or the scheduler was late; or still waiting for a slot when the daemon stopped) or `interrupted` (the daemon died during it; collected again at the next start). At start the due times since a source's last row are recorded `missed` (the latest 1,000 at most), and its latest due time is collected at once if it was not.
+- **Scored once per set of results.** A project is scored after each recorded run, debounced; a score that finds no result recorded since the last one (under the same configuration) stores nothing.
+- **Stopping.** Runs still waiting for a slot are recorded `missed`; running ones get `daemon.shutdown_grace`, then are abandoned (left `running`, so `interrupted` and collected again at the next start). A send round cut at the deadline leaves its message pending in the outbox, sent at the next start; the database closes only after the scheduler's jobs have ended, so nothing writes to a closed database."""

@@ -36,7 +36,7 @@ from bench.report import render
 
 # Run in this order: the cheap ones first, the ones sharing generated repositories together.
 MODULES = ["bench_startup", "bench_scoring", "bench_scale", "bench_storage", "bench_status", "bench_collect", "bench_recollect",
-           "bench_backfill", "bench_memory", "bench_workers"]
+           "bench_backfill", "bench_memory", "bench_workers", "bench_pool"]
 
 
 def benchmarks() -> dict[str, ModuleType]:

@@ -1,11 +1,16 @@
 """The daemon: collects every source on its schedule, scores, records, delivers alerts.
 
-APScheduler (3.x) runs one job per source. Each run claims its due time in
-the database first, so a due time is never collected twice, even across a
-crash and restart; on start, a source whose latest due time was not claimed
-is collected at once (catch-up). After a source's run its project is
-re-scored, debounced, so that sources finishing together make one snapshot.
-The outbox sender runs as a job of its own. The read-only HTTP API
+APScheduler (3.x) fires one job per source, which only notes the due time
+and hands the run to the collection pool (:mod:`daemon.run.dispatch`,
+:mod:`daemon.run.pool`): exactly ``concurrency`` threads of its own, shared
+fairly between Celery queues. Each run claims its due time in the database
+first, so a due time is never collected twice, even across a crash and
+restart, and every due time gets one row, run or not; on start, a source
+whose latest due time was not claimed is collected at once (catch-up).
+After a source's run its project is re-scored, debounced, so that sources
+finishing together make one snapshot, and never twice for the same results.
+Scoring, the outbox sender and retention run on the scheduler's threads,
+which no collection holds. The read-only HTTP API
 (:mod:`daemon.web.api`) is served from a thread, reading the current
 configuration, so a reload reaches it too. The health file
 (:mod:`daemon.run.health`) is rewritten after every snapshot.
@@ -24,7 +29,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -32,10 +36,12 @@ from daemon.alerting.notify import SendControl
 from daemon.config.loading import load_config
 from daemon.config.model import Config
 from daemon.errors import PillarwatchError
+from daemon.run.dispatch import Collections, queues_of, write_failed
 from daemon.run.executor import Executor, make_executor
 from daemon.run.health import health, write_health
-from daemon.run.jobs import Abandoned, build_job, job_sources, requests_by_source
+from daemon.run.jobs import job_sources
 from daemon.run.lock import DaemonLock
+from daemon.run.pool import CollectionPool
 from daemon.run.record import deliver_pending, record
 from daemon.scoring.snapshot import rfc3339
 from daemon.store import DatabaseError, Store
@@ -66,14 +72,15 @@ class Daemon:
         self._sending = threading.Lock()
         self._sends = SendControl()  # shared by the send rounds: bounded at shutdown, items in flight
         self._health = threading.Lock()  # one writer of the health file's .tmp at a time
-        self._running = 0
-        self._running_changed = threading.Condition()
+        self._closed = False  # set, holding the locks, when the stores close: a late job writes nothing
         self._dirty: set[str] = set()
+        self._scored: dict[str, tuple[int, Config]] = {}  # per project: the results' generation and rules last scored
         self.started_at = utcnow()
         self.store: Store | None = None
         self.sender_store: Store | None = None  # its own connection: sending must not hold up scoring
         self.scheduler: BackgroundScheduler | None = None
         self.executor: Executor | None = None  # where collections run (daemon.run.executor), fixed at start
+        self.collections: Collections | None = None  # the due times and runs of the sources (daemon.run.dispatch)
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -100,8 +107,7 @@ class Daemon:
             finally:
                 if self.api is not None:
                     self.api.stop()
-                self.store.close()
-                self.sender_store.close()
+                self._close_stores()
         log.info("stopped")
         return 0
 
@@ -131,14 +137,18 @@ class Daemon:
         log.info("API on %s", self.api.url)
 
     def _start_scheduler(self) -> None:
+        assert self.store is not None and self.executor is not None
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=self.config.concurrency + 2)},
-            # coalesce: a backlog of missed runs is one run; no misfire limit: a busy
-            # pool runs a late job late instead of silently skipping it.
+            # The scheduler's threads never collect: "fire" notes due times, "default" scores, sends and prunes.
+            executors={"default": ThreadPoolExecutor(max_workers=3), "fire": ThreadPoolExecutor(max_workers=2)},
+            # coalesce: a backlog of fires is one (Collections records the due times in between); no misfire
+            # limit: a late fire still runs.
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=timezone.utc,
         )
-        self.scheduler.add_listener(self._on_job_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR)
+        pool = CollectionPool(self.config.concurrency, queues_of(self.config))
+        self.collections = Collections(store=self.store, db=self._db, config=lambda: self.config, executor=self.executor,
+                                       pool=pool, scored=self._request_score, stopping=self._stop)
         self._add_jobs()
         self.scheduler.add_job(self._send_job, "interval", seconds=self.config.daemon.send_interval.total_seconds(),
                                id="send", next_run_time=utcnow())
@@ -147,19 +157,13 @@ class Daemon:
         self.scheduler.start()
 
     def _add_jobs(self) -> None:
-        assert self.scheduler is not None and self.store is not None
-        now = utcnow()
+        assert self.scheduler is not None and self.collections is not None
+        self.collections.start(utcnow())  # what was missed while away, and the catch-up runs
         for project in self.config.projects:
             for source in job_sources(project):  # a document read through git is collected in its git source's job
-                schedule = project.schedule_of(source)
-                with self._db:
-                    last = self.store.last_due(project.id, source.id)
-                due = schedule.latest_due(now)
-                catch_up = last is None or last < due
                 self.scheduler.add_job(
-                    self._collect_job, schedule.trigger(), args=[project.id, source.id],
-                    id=_job_id(project.id, source.id), replace_existing=True,
-                    **({"next_run_time": now} if catch_up else {}),
+                    self.collections.fire, project.schedule_of(source).trigger(), args=[project.id, source.id],
+                    id=_job_id(project.id, source.id), replace_existing=True, executor="fire",
                 )
 
     def _do_reload(self) -> None:
@@ -179,6 +183,8 @@ class Daemon:
             log.warning("reload: the API address changed; it takes effect at the next start")
         if (new.executor, new.celery) != (self.config.executor, self.config.celery):
             log.warning("reload: the executor or its celery settings changed; they take effect at the next start")
+        if new.concurrency != self.config.concurrency:
+            log.warning("reload: concurrency changed; it takes effect at the next start")
         self.config = new
         assert self.scheduler is not None
         for job in self.scheduler.get_jobs():
@@ -189,81 +195,38 @@ class Daemon:
 
     def _shutdown(self) -> None:
         """Everything within ``shutdown_grace``: running collections, the snapshot flush, the send flush."""
-        assert self.scheduler is not None
+        assert self.scheduler is not None and self.collections is not None
         self.scheduler.pause()  # no new runs
         grace = self.config.daemon.shutdown_grace.total_seconds()
         deadline = time.monotonic() + grace
         self._sends.deadline = deadline  # a send round in flight returns by then, leaving unanswered items pending
-        with self._running_changed:
-            while self._running and time.monotonic() < deadline:
-                self._running_changed.wait(timeout=0.2)
-        if self._running:
-            log.warning("%d collection(s) still running after %gs; stopping without them", self._running, grace)
+        collections = self.collections
+        collections.close()  # runs still waiting for a slot are recorded missed
+        with collections.running_changed:
+            while collections.running and time.monotonic() < deadline:
+                collections.running_changed.wait(timeout=0.2)
+        if collections.running:
+            log.warning("%d collection(s) still running after %gs; stopping without them", collections.running, grace)
         if self.executor is not None:
             self.executor.close()  # threads still waiting for a worker's result give up
         for project_id in sorted(self._dirty):  # flush: score what was collected
             self._score_job(project_id)
-        self.scheduler.shutdown(wait=False)
         self._send_job(wait=max(0.0, deadline - time.monotonic()))
+        # The scheduler's own jobs (a send round cut at the deadline, a score) finish before the stores close.
+        self.scheduler.shutdown(wait=True)
         self._write_health()
 
+    def _close_stores(self) -> None:
+        """Close both connections; a collection still running past the grace finds them closed and writes nothing."""
+        assert self.store is not None and self.sender_store is not None
+        with self._db, self._sending:
+            self._closed = True
+            if self.collections is not None:
+                self.collections.closed = True
+            self.store.close()
+            self.sender_store.close()
+
     # --- jobs ----------------------------------------------------------------------
-
-    def _collect_job(self, project_id: str, source_id: str) -> None:
-        if self._stop.is_set():
-            return
-        with self._running_changed:
-            self._running += 1
-        try:
-            self._collect(project_id, source_id)
-        except DatabaseError as exc:  # a full disk: nothing of this run is stored, the next run tries again
-            _write_failed(f"{project_id}/{source_id}: run not recorded", exc)
-        finally:
-            with self._running_changed:
-                self._running -= 1
-                self._running_changed.notify_all()
-
-    def _collect(self, project_id: str, source_id: str) -> None:
-        assert self.store is not None
-        config = self.config
-        project = config.project(project_id)
-        source = project.source(source_id)
-        now = utcnow()
-        due = project.schedule_of(source).latest_due(now)
-        upstream = project.upstream(source)
-        with self._db:
-            latest = self.store.latest_results(project_id)
-            if upstream is not None and upstream.id not in latest:
-                # First start: the git source's own job, running now too, reads this source at the
-                # commit it sees. Collected here first, it would record "not collected yet" and could
-                # land after that good result.
-                log.info("%s/%s: git source %r not collected yet; its job reads this source", project_id, source_id, upstream.id)
-                return
-            if not self.store.claim_run(project_id, source_id, due, now=now):
-                log.info("%s/%s: due time %s already collected", project_id, source_id, rfc3339(due))
-                return
-        # Documents and reports inside a git source are read at the commit just seen, in the same job.
-        job = build_job(config, project, source, requests_by_source(project), due=due, now=now,
-                        upstream=latest.get(upstream.id) if upstream else None, previous=latest.get(source_id))
-        assert self.executor is not None
-        try:
-            collected = self.executor.collect(job)
-        except Abandoned:
-            log.warning("%s/%s: run due %s abandoned at shutdown; collected at the next start", project_id, source_id, rfc3339(due))
-            return
-        result = collected.result
-        with self._db:
-            # A due time is recorded once: a later result for one already recorded is dropped (a task
-            # delivered twice, or a document its git source's job read and recorded first).
-            if self.store.run_outcome(project_id, source_id, due) != "running":
-                log.info("%s/%s: due time %s already recorded; a later result is dropped", project_id, source_id, rfc3339(due))
-                return
-            for each in collected.results:
-                self.store.record_run(project_id, each.source, due, outcome="ok" if each.answered else "error", now=utcnow(),
-                                      result=each, error=each.error.message if each.error else None)
-        if result.error:
-            log.warning("%s/%s: %s: %s", project_id, source_id, result.error.kind, result.error.message)
-        self._request_score(project_id)
 
     def _request_score(self, project_id: str) -> None:
         """Score soon: another source finishing within the debounce joins the same snapshot."""
@@ -274,21 +237,29 @@ class Daemon:
                                id=f"score:{project_id}", replace_existing=True)
 
     def _score_job(self, project_id: str) -> None:
-        assert self.store is not None
+        assert self.store is not None and self.collections is not None
         self._dirty.discard(project_id)
+        config = self.config
         try:
-            project = self.config.project(project_id)
+            project = config.project(project_id)
         except PillarwatchError:
             return  # removed by a reload
-        now = utcnow()
         try:
             with self._db:
+                # Scored once per set of results (and rules): a run recorded just before a score already
+                # in progress took it in, so the score that run asked for would only repeat it.
+                generation = self.collections.generation.get(project_id, 0)
+                last = self._scored.get(project_id)
+                if self._closed or (last is not None and last[0] == generation and last[1] is config):
+                    return
+                now = utcnow()
                 results = self.store.latest_results(project_id)
                 ordered = [results[s.id] for s in project.sources if s.id in results]
-                recorded = record(self.store, self.config, project, ordered, now=now)
+                recorded = record(self.store, config, project, ordered, now=now)
+                self._scored[project_id] = (generation, config)
         except DatabaseError as exc:  # rolled back whole; scored again after the next run (or at shutdown)
             self._dirty.add(project_id)
-            _write_failed(f"{project_id}: snapshot not stored", exc)
+            write_failed(f"{project_id}: snapshot not stored", exc)
             return
         s = recorded.snapshot
         log.info("%s: snapshot #%s overall %s (%s)%s", project_id, s.id, _figure(s.overall),
@@ -307,9 +278,11 @@ class Daemon:
             log.warning("delivery: a send round is still running at the shutdown deadline; what it holds stays pending")
             return
         try:
+            if self._closed:
+                return
             report = deliver_pending(self.sender_store, self.config, now=utcnow(), control=self._sends)
         except DatabaseError as exc:  # the outbox keeps what is due: the next round sends it
-            _write_failed("delivery", exc)
+            write_failed("delivery", exc)
             return
         finally:
             self._sending.release()
@@ -325,6 +298,9 @@ class Daemon:
         started, evidence = time.monotonic(), 0
         removed: dict[str, int] = {}
         for project in self.config.projects:
+            if self._stop.is_set():
+                log.info("retention: stopped for shutdown; the rest is thinned at the next round")
+                return
             try:
                 with self._db:  # one project at a time: scoring may run in between
                     pruned = self.store.prune(project.id, policy, now=utcnow())
@@ -332,37 +308,13 @@ class Daemon:
                 log.error("retention: %s", exc)
                 continue
             except DatabaseError as exc:
-                _write_failed(f"retention of {project.id}", exc)
+                write_failed(f"retention of {project.id}", exc)
                 continue
             removed[project.id] = len(pruned.plan.remove)
             evidence += pruned.deleted.evidence if pruned.deleted else 0
         detail = ", ".join(f"{pid} {n}" for pid, n in removed.items())
         log.info("retention: removed %d snapshot(s) (%s) and %d evidence row(s) in %.1fs",
                  sum(removed.values()), detail, evidence, time.monotonic() - started)
-
-    def _on_job_event(self, event: JobEvent) -> None:
-        """Record the runs that did not happen (missed, skipped) or that raised."""
-        if not event.job_id.startswith("collect:") or self.store is None:
-            return
-        _, project_id, source_id = event.job_id.split(":", 2)
-        outcome = {EVENT_JOB_MISSED: "missed", EVENT_JOB_MAX_INSTANCES: "skipped", EVENT_JOB_ERROR: "error"}[event.code]
-        # A skipped submission carries a list of run times, an execution event one.
-        times = getattr(event, "scheduled_run_times", None) or [event.scheduled_run_time]
-        exception = getattr(event, "exception", None)
-        error = f"{type(exception).__name__}: {exception}" if exception else None
-        try:
-            project = self.config.project(project_id)
-            schedule = project.schedule_of(project.source(source_id))
-        except (PillarwatchError, StopIteration):
-            return  # removed by a reload
-        for run_time in times:
-            due = schedule.latest_due(run_time)  # the due time, without the jitter
-            log.warning("%s/%s: run due %s %s%s", project_id, source_id, rfc3339(due), outcome, f": {error}" if error else "")
-            try:
-                with self._db:
-                    self.store.record_run(project_id, source_id, due, outcome=outcome, now=utcnow(), error=error)
-            except DatabaseError as exc:
-                _write_failed(f"{project_id}/{source_id}: run due {rfc3339(due)} not recorded", exc)
 
     # --- health -----------------------------------------------------------------------
 
@@ -376,11 +328,6 @@ class Daemon:
             body = health(self.store, self.config.projects, started_at=self.started_at, now=utcnow())
         with self._health:  # the score jobs of two projects may finish together
             write_health(self.config.health_path, body)
-
-
-def _write_failed(what: str, exc: DatabaseError) -> None:
-    """One log line for a write the database refused (a full disk); the transaction was rolled back whole."""
-    log.error("%s: cannot write the database: %s", what, " ".join(str(exc).split()))
 
 
 def _job_id(project_id: str, source_id: str) -> str:

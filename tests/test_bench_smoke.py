@@ -13,8 +13,8 @@ from pathlib import Path
 
 from tests.support.paths import REPO_ROOT
 
-# The Celery benchmark needs redis-server and worker processes; it has its own smoke run.
-SKIPPED = ("workers",)
+# The Celery benchmarks need redis-server and worker processes; "workers" has its own smoke run, "pool" is run alone.
+SKIPPED = ("workers", "pool")
 
 
 def test_quick_run_of_every_benchmark(tmp_path: Path) -> None:

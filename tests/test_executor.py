@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,8 +23,11 @@ from daemon.config.settings import CelerySettings
 from daemon.errors import ConfigError
 from daemon.run import executor as executor_module
 from daemon.run.collect import run_collector
+from daemon.run.dispatch import Collections
 from daemon.run.executor import LocalExecutor, collect_all, make_executor
 from daemon.run.jobs import Collected, CollectJob, SourceJob, build_job, requests_by_source, run_job, source_model
+from daemon.run.pool import CollectionPool
+from daemon.scoring.snapshot import rfc3339
 from daemon.store import Store
 from tests.support.git import GitRepo
 
@@ -229,58 +233,63 @@ def test_worker_with_an_unknown_queue_is_one_line_and_exit_2(tmp_path):
     assert out.stderr.strip() == "--queues: no queue 'gti' in celery.queues (have: pillarwatch, git)"
 
 
-def test_a_result_for_a_due_time_already_recorded_is_dropped(tmp_path, repo):
-    from daemon.service import Daemon
+def _collections(tmp_path: Path, repo: Path, executor: Any = None) -> tuple[Collections, list[str]]:
+    """The daemon's collections (daemon.run.dispatch) on the store of ``_config``, with no pool thread used; the projects it asked to score."""
+    config = load_config(_config(tmp_path, repo))
+    asked: list[str] = []
+    collections = Collections(store=Store.open(config.store_path), db=threading.RLock(), config=lambda: config,
+                              executor=executor or LocalExecutor(config), pool=CollectionPool(1), scored=asked.append,
+                              stopping=threading.Event())
+    return collections, asked
 
-    daemon = Daemon(_config(tmp_path, repo.path), api=False)
-    daemon.store = Store.open(daemon.config.store_path)
+
+def _due(collections: Collections, source: str) -> datetime:
+    project = collections.config().project("svc")
+    return project.schedule_of(project.source(source)).latest_due(datetime.now(timezone.utc))
+
+
+def test_a_result_for_a_due_time_already_recorded_is_dropped(tmp_path, repo):
     first = CollectResult(source="repo", fingerprint="first")
 
     class DeliveredTwice:
         """While this delivery ran, another delivery of the same task was recorded."""
 
         def collect(self, job: CollectJob) -> Collected:
-            with daemon._db:
-                daemon.store.record_run("svc", "repo", job.due, outcome="ok", now=NOW, result=first)
+            with collections.db:
+                collections.store.record_run("svc", "repo", job.due, outcome="ok", now=NOW, result=first)
             return Collected(result=CollectResult(source="repo", fingerprint="second"))
 
         def close(self) -> None:
             pass
 
-    daemon.executor = DeliveredTwice()
+    collections, asked = _collections(tmp_path, repo.path, DeliveredTwice())
+    store = collections.store
     try:
-        daemon._collect("svc", "repo")
-        assert daemon.store.latest_results("svc")["repo"].fingerprint == "first"
-        assert [(r["source"], r["outcome"], r["fingerprint"]) for r in daemon.store.runs("svc")] == [("repo", "ok", "first")]
-        assert "svc" not in daemon._dirty  # nothing new to score
+        collections._collect("svc", "repo", _due(collections, "repo"))
+        assert store.latest_results("svc")["repo"].fingerprint == "first"
+        assert [(r["source"], r["outcome"], r["fingerprint"]) for r in store.runs("svc")] == [("repo", "ok", "first")]
+        assert asked == []  # nothing new to score
     finally:
-        daemon.store.close()
+        store.close()
+        collections.pool.close()
 
 
-def test_on_a_first_start_a_document_waits_for_its_git_sources_job(tmp_path, repo):
-    """Collected before its git source ever was, a document would record "not collected yet" over the good result."""
-    from apscheduler.schedulers.background import BackgroundScheduler
-
-    from daemon.service import Daemon
-
-    daemon = Daemon(_config(tmp_path, repo.path), api=False)
-    daemon.store = Store.open(daemon.config.store_path)
-    daemon.executor = LocalExecutor(daemon.config)
-    daemon.scheduler = BackgroundScheduler()  # not started: scoring is only asked for
+def test_a_document_read_through_git_is_collected_in_its_git_sources_job(tmp_path, repo):
+    """Not a job of its own (one task per git source): the git source's run reads it at the commit it saw,
+    and records its row under the same due time."""
+    collections, asked = _collections(tmp_path, repo.path)
+    store = collections.store
     try:
-        daemon._collect("svc", "status")
-        assert daemon.store.runs("svc") == [] and daemon.store.latest_results("svc") == {}
-        daemon._collect("svc", "repo")  # reads the document at the commit it saw
-        status = daemon.store.latest_results("svc")["status"]
+        due = _due(collections, "repo")
+        collections._collect("svc", "repo", due)
+        status = store.latest_results("svc")["status"]
         assert status.answered and status.evidence[0].value["score"] == 0.8
-        # Its own due time now runs as usual (or finds it already collected by the git source's job, when
-        # the two schedules share the due time: the repository's 5 minutes and the project's 15).
-        daemon._collect("svc", "status")
-        outcomes = {(r["source"], r["outcome"]) for r in daemon.store.runs("svc")}
-        assert outcomes == {("repo", "ok"), ("status", "ok")}
-        assert daemon.store.latest_results("svc")["status"].answered
+        assert sorted((r["source"], r["outcome"], r["due_at"]) for r in store.runs("svc")) == [
+            ("repo", "ok", rfc3339(due)), ("status", "ok", rfc3339(due))]
+        assert asked == ["svc"]
     finally:
-        daemon.store.close()
+        store.close()
+        collections.pool.close()
 
 
 class _Slow:

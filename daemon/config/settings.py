@@ -77,14 +77,21 @@ class CelerySettings(Strict):
     max_retries: int = Field(default=2, ge=0, le=10)
     retry_delay: Duration = timedelta(seconds=5)
     result_timeout: Duration | None = None
+    queue_timeout: Duration = timedelta(minutes=2)
+    queue_timeouts: dict[Annotated[str, Field(pattern=ID_PATTERN)], Duration] = Field(default_factory=dict)
 
     DEFAULT_BROKER: ClassVar[str] = "redis://127.0.0.1:6379/0"
     # A collection's soft limit is its sources' timeouts plus this; the hard limit (the worker
     # process is killed) this much later again.
     MARGIN_SECONDS: ClassVar[float] = 5.0
 
-    _parse = field_validator("visibility_timeout", "retry_delay", "result_timeout", mode="before")(
+    _parse = field_validator("visibility_timeout", "retry_delay", "result_timeout", "queue_timeout", mode="before")(
         lambda cls, v: parse_optional_duration(v))
+
+    @field_validator("queue_timeouts", mode="before")
+    @classmethod
+    def _queue_durations(cls, value: object) -> object:
+        return {k: parse_duration(v) for k, v in value.items()} if isinstance(value, dict) else value
 
     @model_validator(mode="after")
     def _one_way_each(self) -> CelerySettings:
@@ -94,6 +101,11 @@ class CelerySettings(Strict):
             raise ValueError("give result_backend or result_backend_env, not both")
         if self.retry_delay < timedelta(seconds=1):
             raise ValueError("retry_delay must be at least 1s")
+        unknown = sorted(set(self.queue_timeouts) - set(self.all_queues)) if self.queues else []
+        if unknown:
+            raise ValueError(f"queue_timeouts: unknown queue {unknown[0]!r} (not default_queue nor in queues)")
+        if min([self.queue_timeout, *self.queue_timeouts.values()]) < timedelta(seconds=1):
+            raise ValueError("a queue timeout must be at least 1s")
         return self
 
     @property
@@ -117,6 +129,10 @@ class CelerySettings(Strict):
             return self.result_timeout.total_seconds()
         _, hard = self.time_limits(timeout_seconds)
         return (self.max_retries + 1) * hard + sum(self.retry_countdowns()) + self.visibility_timeout.total_seconds() + 30
+
+    def queue_wait_seconds(self, queue: str) -> float:
+        """How long a task of ``queue`` may wait for a worker to take it before the daemon gives it up."""
+        return self.queue_timeouts.get(queue, self.queue_timeout).total_seconds()
 
     def broker(self) -> str:
         """The broker URL (it may hold a password: never log it)."""

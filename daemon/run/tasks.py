@@ -135,6 +135,7 @@ def celery_app(settings: CelerySettings) -> Celery:
         worker_prefetch_multiplier=1,
         worker_deduplicate_successful_tasks=True,  # a redelivered task whose result is already stored is not run again
         task_ignore_result=False,
+        task_track_started=True,  # STARTED: a worker took the task (the daemon's `queue_timeout` ends there)
         # The daemon deletes a result once read; one it gave up on goes after a while.
         result_expires=max(3600.0, visibility),
         broker_transport_options={
@@ -221,10 +222,17 @@ class CeleryExecutor:
             why = "the result backend does not answer" if "Retry limit exceeded" in str(exc) else _line(exc)
             return job.failed(EvidenceError(kind="unreachable", message=f"cannot send the task: {why}", retryable=True)), False
         watch = self._lost.task(pending.id, queue) if self._lost is not None else None
+        sent, untaken, taken = time.monotonic(), settings.queue_wait_seconds(queue), False
         try:
             while True:
                 if self._closed.is_set():
                     raise Abandoned(f"{job.project}/{job.target.id}: no result yet from queue {queue!r}")
+                if not taken and time.monotonic() > sent + untaken:
+                    state = _state(pending)
+                    taken = state not in ("PENDING", "UNKNOWN")  # a worker took it: STARTED, RETRY, a result
+                    if state == "PENDING":
+                        return job.failed(EvidenceError(kind="timeout", retryable=True,
+                                                        message=f"no worker took the task on queue {queue!r} within {untaken:g}s")), False
                 left = deadline - time.monotonic()
                 if left <= 0:
                     error = EvidenceError(kind="timeout", retryable=True,
@@ -272,11 +280,12 @@ class CeleryExecutor:
         self._closed.set()
 
 
-def _state(pending: Any) -> str | None:
+def _state(pending: Any) -> str:
+    """The task's state in the result backend; ``UNKNOWN`` when the backend is away."""
     try:
         return str(pending.state)
-    except Exception:  # the result backend is away: cannot tell
-        return None
+    except Exception:  # kombu/redis connection errors: not known, so not given up for it; asked again next time
+        return "UNKNOWN"
 
 
 def _forget(pending: Any) -> None:

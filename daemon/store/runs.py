@@ -112,6 +112,15 @@ class RunQueries:
             if result is not None:
                 self.save_result(project, result, now, due_at=due_at)
 
+    def record_not_run(self, project: str, source: str, dues: list[datetime], *, outcome: str, now: datetime, error: str) -> None:
+        """Record due times that were not run (``missed`` or ``skipped``) at once; one already recorded keeps its row."""
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "INSERT OR IGNORE INTO source_runs (project, source, due_at, started_at, finished_at, outcome, error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [[project, source, rfc3339(due), rfc3339(now), rfc3339(now), outcome, error] for due in dues],
+            )
+
     def save_result(self, project: str, result: CollectResult, now: datetime, *, due_at: datetime | None = None) -> bool:
         """Keep a source's latest result, and since when it has been failing; False when it was not kept.
 
@@ -161,6 +170,11 @@ class RunQueries:
             " AND outcome NOT IN ('missed', 'skipped', 'interrupted')",
             [project, source],
         ).fetchone()
+        return parse_time(row[0]) if row and row[0] else None
+
+    def last_recorded_due(self, project: str, source: str) -> datetime | None:
+        """The latest due time with a row of any outcome: the due times after it have none yet."""
+        row = self.db.execute("SELECT max(due_at) FROM source_runs WHERE project = ? AND source = ?", [project, source]).fetchone()
         return parse_time(row[0]) if row and row[0] else None
 
     def runs(self, project: str | None = None, *, limit: int = 100) -> list[dict[str, Any]]:
