@@ -315,7 +315,8 @@ def test_a_source_trickling_its_answer_ends_at_its_deadline_and_the_next_run_is_
     outcomes = [o for _, o in runs(tmp_path, "live")]
     # Only the due time right after the start's catch-up run may fall while that run is going.
     assert "skipped" not in outcomes[2:] and "running" not in outcomes[:-1]
-    assert set(finished()) <= {"error", "skipped"} and "error" in finished()
+    # "missed": on a loaded machine the scheduler may fire a due time late, after the next one (recorded so).
+    assert set(finished()) <= {"error", "skipped", "missed"} and "error" in finished()
     errors = query(tmp_path / "pw.db", "SELECT error FROM source_runs WHERE source = 'live' AND outcome = 'error'")
     assert all("no answer within 1s" in e for e, in errors)
     assert d.stop() == 0
