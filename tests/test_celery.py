@@ -22,7 +22,7 @@ import yaml
 from tests.support.brokers import BROKERS, PASSWORD
 from tests.support.database import query
 from tests.support.git import GitRepo
-from tests.support.processes import DaemonProcess, WorkerProcess, wait_for
+from tests.support.processes import DaemonProcess, wait_for
 
 
 @pytest.fixture(scope="module", params=sorted(BROKERS))
@@ -33,22 +33,6 @@ def broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     server = server_class(tmp_path_factory.mktemp(request.param))
     yield server
     server.stop()
-
-
-@pytest.fixture
-def workers():
-    started: list[WorkerProcess] = []
-
-    def start(workdir: Path, *names: str, queues: dict[str, str] | None = None) -> list[WorkerProcess]:
-        new = [WorkerProcess(workdir, name, queues=(queues or {}).get(name)) for name in names]
-        started.extend(new)
-        for w in new:
-            wait_for(w.ready, timeout=60, what=f"worker {w.name} ready", logs=w.logs)
-        return new
-
-    yield start
-    for w in started:
-        w.stop()
 
 
 def _write(folder: Path, body: dict[str, Any]) -> Path:

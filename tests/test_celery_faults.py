@@ -10,7 +10,6 @@ broker's queue and its unacknowledged tasks, which only Redis shows
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,34 +24,9 @@ from daemon.run.tasks import CeleryExecutor
 from tests.support.brokers import PASSWORD, RedisServer
 from tests.support.database import query
 from tests.support.git import GitRepo
-from tests.support.processes import DaemonProcess, WorkerProcess, wait_for
+from tests.support.processes import DaemonProcess, wait_for
 
 _DAEMON = {"debounce": "0.5s", "send_interval": "1s", "shutdown_grace": "5s"}
-
-
-@pytest.fixture(scope="module")
-def redis(tmp_path_factory: pytest.TempPathFactory):
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis is not installed (apt-get install redis-server)")
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def workers():
-    started: list[WorkerProcess] = []
-
-    def start(workdir: Path, *names: str, queues: str | None = None) -> list[WorkerProcess]:
-        new = [WorkerProcess(workdir, name, queues=queues) for name in names]
-        started.extend(new)
-        for w in new:
-            wait_for(w.ready, timeout=60, what=f"worker {w.name} ready", logs=w.logs)
-        return new
-
-    yield start
-    for w in started:
-        w.stop()
 
 
 def _write(folder: Path, body: dict[str, Any]) -> Path:
@@ -104,14 +78,18 @@ def test_one_task_per_git_source_and_the_documents_read_through_it(tmp_path, red
     finally:
         if d.proc and d.proc.poll() is None:
             d.proc.kill()
-    cycles = query(db, "SELECT due_at FROM source_runs WHERE source = 'repo' ORDER BY due_at")
+    # The cycles whose result came back; on a loaded machine a due time may also be skipped (its run still
+    # going) or missed, and the run going at the stop is left to the next start (its task may still have run).
+    cycles = query(db, "SELECT due_at FROM source_runs WHERE source = 'repo' AND outcome IN ('ok', 'error') ORDER BY due_at")
+    sent = query(db, "SELECT due_at FROM source_runs WHERE source = 'repo' AND outcome NOT IN ('skipped', 'missed')")
     tasks = worker.logs()
     # One task a cycle: the git source's, which reads both documents at the commit it saw.
-    assert tasks.count("svc/repo: collected in") == len(cycles) >= 3
+    assert len(cycles) <= tasks.count("svc/repo: collected in") <= len(sent) and len(cycles) >= 3
     assert "svc/status: collected in" not in tasks and "svc/plan: collected in" not in tasks
     for doc in ("status", "plan"):
         assert query(db, "SELECT due_at FROM source_runs WHERE source = ? ORDER BY due_at", doc) == cycles
-    assert query(db, "SELECT DISTINCT outcome FROM source_runs") == [("ok",)]
+    assert {o for o, in query(db, "SELECT DISTINCT outcome FROM source_runs")} <= {"ok", "skipped", "missed", "running"}
+    assert query(db, "SELECT DISTINCT outcome FROM source_runs WHERE source != 'repo'") == [("ok",)]
     assert query(db, "SELECT complete FROM snapshots ORDER BY id DESC LIMIT 1") == [(1,)]
     assert PASSWORD not in d.logs()
 

@@ -8,30 +8,17 @@ the daemon stops waiting for a task nobody took after the queue's
 
 from __future__ import annotations
 
-import shutil
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pytest
-
 from daemon.store import Store
 from tests.support.alerts import outbox_item
-from tests.support.brokers import RedisServer
 from tests.support.daemon_config import write_config
 from tests.support.database import query
 from tests.support.git import GitRepo
 from tests.support.processes import DaemonProcess, WorkerProcess, wait_for
 from tests.support.webhooks import Receiver
-
-
-@pytest.fixture(scope="module")
-def redis(tmp_path_factory: pytest.TempPathFactory):
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.stop()
 
 
 def _two_queues(tmp_path: Path, broker: str, hook: str) -> None:

@@ -41,7 +41,8 @@ def _rows(*specs: tuple[str, str, int, int, int]) -> list:
 
 HOOK = {"hook": WebhookChannel(id="hook", url="http://127.0.0.1:9/h"),
         "by-subject": WebhookChannel(id="by-subject", url="http://127.0.0.1:9/h", group_by=["project", "subject"]),
-        "am": AlertmanagerChannel(id="am", url="http://127.0.0.1:9")}
+        "am": AlertmanagerChannel(id="am", url="http://127.0.0.1:9"),
+        "alone": WebhookChannel(id="alone", url="http://127.0.0.1:9/h", group_by=[])}
 
 
 @pytest.mark.parametrize(("rows", "flush", "expected"), [
@@ -56,6 +57,8 @@ HOOK = {"hook": WebhookChannel(id="hook", url="http://127.0.0.1:9/h"),
     (_rows(("hook", "shop", 1, 0, 0), ("hook", "shop", 2, 20, 0), ("hook", "shop", 3, 20, 2)), False, [[1, 2]]),
     # Alertmanager groups by itself: each row alone.
     (_rows(("am", "shop", 1, 0, 0), ("am", "shop", 2, 0, 0)), False, [[1], [2]]),
+    # `group_by: []`: no grouping, each row alone.
+    (_rows(("alone", "shop", 1, 0, 0), ("alone", "shop", 2, 0, 0)), False, [[1], [2]]),
     # A channel no longer configured: alone, so the send stage reports it per row.
     (_rows(("gone", "shop", 1, 0, 0), ("gone", "shop", 2, 0, 0)), False, [[1], [2]]),
     # Channels apart: one group each.
