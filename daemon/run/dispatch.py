@@ -195,7 +195,7 @@ class Collections:
                 log.warning("%s/%s: run due %s ended after the store closed; not recorded", project_id, source_id, rfc3339(due))
                 return
             # A due time is recorded once: a later result for one already recorded is dropped (a task
-            # delivered twice, or a document its git source's job read and recorded first).
+            # delivered twice).
             if self.store.run_outcome(project_id, source_id, due) != "running":
                 log.info("%s/%s: due time %s already recorded; a later result is dropped", project_id, source_id, rfc3339(due))
                 return
